@@ -1,0 +1,350 @@
+"""Audio in: decode any file to 16 kHz mono float32, then cut it where nobody speaks.
+
+Every encoder Steno uses wants 16 kHz mono and at most ~30 s at a time, and a model fed
+long silences invents text. So a recording goes through two steps here:
+
+- `load_audio` decodes with soundfile (libsndfile: WAV, FLAC, OGG, MP3, ...) and falls
+  back to an `ffmpeg` process for everything else (AAC, video files), then mixes to mono
+  and resamples with soxr. Blocks are mixed and resampled as they are read, so a
+  two-hour file costs little more than the 16 kHz array itself.
+- `split_on_speech` runs silero-vad (its ONNX model, straight through onnxruntime, no
+  torch) and returns `AudioChunk`s of at most `max_seconds` that keep their times on
+  the original timeline.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import math
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from engine.errors import AudioError, StenoError
+
+SAMPLE_RATE = 16000
+
+_BLOCK_FRAMES = 1 << 18  # frames read per soundfile block (~6 s at 44.1 kHz)
+
+# silero-vad v5/v6 at 16 kHz: 512 new samples per call, preceded by the last 64 samples
+# of the previous window, with a (2, 1, 128) recurrent state carried between calls.
+VAD_WINDOW = 512
+VAD_CONTEXT = 64
+VAD_FRAME_S = VAD_WINDOW / SAMPLE_RATE  # 32 ms
+_VAD_MODEL = "silero_vad.onnx"
+_MIN_SPEECH_S = 0.1  # speech shorter than this is a click, not a word
+_NEG_THRESHOLD_GAP = 0.15  # hysteresis: speech ends below threshold - 0.15 (as silero does)
+
+
+# ----------------------------------------------------------------------------- decoding
+
+
+def _check_path(path: Path) -> None:
+    if not path.exists():
+        raise AudioError("file not found", path)
+    if path.is_dir():
+        raise AudioError("is a folder, not an audio file", path)
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as e:  # e.g. permission denied: say so, not "damaged file"
+        raise AudioError(f"cannot read file ({e.strerror or e})", path) from None
+
+
+def _sf_reason(err: Exception) -> str:
+    """libsndfile's own words ("Format not recognised."), without the repeated file name."""
+    reason = getattr(err, "error_string", None) or str(err)
+    return reason.strip().rstrip(".") or type(err).__name__
+
+
+def _read_soundfile(path: Path) -> np.ndarray:
+    """Decode block by block, mixing to mono and resampling as we go."""
+    with sf.SoundFile(path) as f:
+        rate, channels, frames = f.samplerate, f.channels, f.frames
+        if frames == 0:
+            raise AudioError("contains no audio (zero length)", path)
+        expected = frames if rate == SAMPLE_RATE else math.ceil(frames * SAMPLE_RATE / rate)
+        out = np.empty(expected + 64, dtype=np.float32)
+        n = 0
+        stream = None if rate == SAMPLE_RATE else soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32")
+
+        def put(block: np.ndarray) -> None:
+            nonlocal out, n
+            if n + len(block) > len(out):  # the header undercounted (some MP3s): grow
+                out = np.concatenate([out[:n], np.empty(max(len(block), len(out) // 8), np.float32)])
+            out[n : n + len(block)] = block
+            n += len(block)
+
+        while True:
+            block = f.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
+            if len(block) == 0:
+                break
+            mono = block[:, 0] if channels == 1 else block.mean(axis=1, dtype=np.float32)
+            put(mono if stream is None else stream.resample_chunk(mono, last=False))
+        if stream is not None:
+            put(stream.resample_chunk(np.zeros(0, np.float32), last=True))
+    if n == 0:
+        raise AudioError("contains no audio (zero length)", path)
+    return out[:n]  # a view: copying would double the peak memory of a long file
+
+
+def _read_ffmpeg(path: Path, ffmpeg: str) -> np.ndarray:
+    """Let ffmpeg decode, mix and resample; read raw float32 from its stdout."""
+    # "file:" keeps ffmpeg from reading a name like "http:..." or "pipe:0" as a protocol.
+    cmd = [ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-i", f"file:{path}",
+           "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "f32le", "-"]
+    buf = bytearray()
+    with tempfile.TemporaryFile() as err:  # a file, not a pipe: a chatty stderr cannot deadlock us
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
+        assert proc.stdout is not None
+        while chunk := proc.stdout.read(1 << 20):
+            buf += chunk
+        proc.stdout.close()
+        code = proc.wait()
+        err.seek(0)
+        lines = [ln.strip() for ln in err.read().decode("utf-8", "replace").splitlines() if ln.strip()]
+    if code != 0:
+        reason = lines[-1] if lines else f"ffmpeg exited with code {code}"
+        # ffmpeg prefixes the path to its message; the AudioError names the file already.
+        reason = reason.replace(f"file:{path}: ", "").replace(f"{path}: ", "")
+        raise AudioError(f"cannot decode audio: unknown format or damaged file (ffmpeg: {reason})", path)
+    if len(buf) % 4:
+        del buf[len(buf) - len(buf) % 4 :]  # in place: slicing would copy
+    if not buf:
+        raise AudioError("contains no audio (zero length)", path)
+    return np.frombuffer(buf, dtype=np.float32)
+
+
+def load_audio(path: str | Path) -> np.ndarray:
+    """Decode `path` to float32 mono at 16 kHz. Silence is returned, not refused.
+
+    Raises AudioError (naming the file, one line) for a missing file, a folder, audio
+    neither soundfile nor ffmpeg can decode, and zero-length audio.
+    """
+    path = Path(path)
+    _check_path(path)
+    try:
+        return _read_soundfile(path)
+    except AudioError:
+        raise
+    except (sf.SoundFileError, RuntimeError) as e:  # libsndfile cannot read it
+        reason = _sf_reason(e)
+    except OSError as e:
+        raise AudioError(f"cannot read file ({e.strerror or e})", path) from None
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise AudioError(
+            f"cannot decode audio: unknown format or damaged file (libsndfile: {reason}); "
+            "installing ffmpeg adds more formats", path)
+    return _read_ffmpeg(path, ffmpeg)
+
+
+def audio_duration(path: str | Path) -> float:
+    """Length in seconds from the file header (ffprobe for what soundfile cannot open)."""
+    path = Path(path)
+    _check_path(path)
+    try:
+        return float(sf.info(str(path)).duration)
+    except (sf.SoundFileError, RuntimeError) as e:
+        reason = _sf_reason(e)
+    ffprobe = shutil.which("ffprobe")
+    if ffprobe is None:
+        raise AudioError(f"cannot decode audio: unknown format or damaged file (libsndfile: {reason})", path)
+    cmd = [ffprobe, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", f"file:{path}"]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        return float(res.stdout.strip())
+    except ValueError:
+        lines = res.stderr.strip().splitlines()
+        why = lines[-1].replace(f"file:{path}: ", "").replace(f"{path}: ", "") if lines else "no duration in header"
+        raise AudioError(f"cannot decode audio: unknown format or damaged file (ffprobe: {why})", path) from None
+
+
+# ------------------------------------------------------------------ voice activity (VAD)
+
+
+@dataclass
+class AudioChunk:
+    """A stretch of the 16 kHz signal; start/end are seconds on the original timeline."""
+
+    start: float
+    end: float
+    audio: np.ndarray
+
+
+def _vad_model_path() -> Path:
+    """The ONNX file inside the installed silero-vad wheel.
+
+    Found with find_spec rather than importlib.resources.files("silero_vad.data"): that
+    would run silero_vad/__init__.py, which imports torch (seconds, ~250 MB) for nothing.
+    """
+    spec = importlib.util.find_spec("silero_vad")
+    if spec is None or not spec.submodule_search_locations:
+        raise StenoError("the silero-vad package is not installed (pip install silero-vad)")
+    for folder in spec.submodule_search_locations:
+        path = Path(folder) / "data" / _VAD_MODEL
+        if path.is_file():
+            return path
+    raise StenoError(f"silero-vad is installed but has no data/{_VAD_MODEL}")
+
+
+@functools.lru_cache(maxsize=1)
+def _vad_session():
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1  # one small window at a time: threads only add overhead
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(_vad_model_path()), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def speech_probabilities(
+    audio: np.ndarray, progress: Callable[[float], None] | None = None
+) -> np.ndarray:
+    """Silero's speech probability for each 32 ms window (512 samples) of 16 kHz audio.
+
+    Window i covers samples [512 i, 512 i + 512); the last one is zero-padded. The model
+    is streaming: it sees the window plus the 64 samples before it, and carries an LSTM
+    state, so windows must be fed in order (as silero's own OnnxWrapper does).
+    """
+    audio = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
+    n = -(-len(audio) // VAD_WINDOW)
+    probs = np.zeros(n, dtype=np.float32)
+    if n == 0:
+        return probs
+    session = _vad_session()
+    state = np.zeros((2, 1, 128), dtype=np.float32)
+    sr = np.array(SAMPLE_RATE, dtype=np.int64)
+    width = VAD_CONTEXT + VAD_WINDOW
+    report_every = max(1, n // 100)
+    for i in range(n):
+        lo = i * VAD_WINDOW - VAD_CONTEXT
+        if lo >= 0 and lo + width <= len(audio):
+            x = audio[lo : lo + width]  # a view: no copy of the long signal
+        else:  # first window (zero context) or last window (zero tail)
+            x = np.zeros(width, dtype=np.float32)
+            seg = audio[max(lo, 0) : lo + width]
+            start = max(-lo, 0)
+            x[start : start + len(seg)] = seg
+        out, state = session.run(None, {"input": x[None, :], "state": state, "sr": sr})
+        probs[i] = out[0, 0]
+        if progress is not None and (i + 1) % report_every == 0:
+            progress((i + 1) / n)
+    return probs
+
+
+def _speech_regions(probs: np.ndarray, threshold: float, min_silence_s: float) -> list[tuple[int, int]]:
+    """Runs of speech windows as [first, last+1) window indices, with short pauses bridged."""
+    neg = max(threshold - _NEG_THRESHOLD_GAP, 0.01)
+    regions: list[tuple[int, int]] = []
+    start = None
+    for i, p in enumerate(probs):
+        if start is None and p >= threshold:
+            start = i
+        elif start is not None and p < neg:
+            regions.append((start, i))
+            start = None
+    if start is not None:
+        regions.append((start, len(probs)))
+    merged: list[tuple[int, int]] = []
+    min_gap = min_silence_s / VAD_FRAME_S
+    for a, b in regions:
+        if merged and a - merged[-1][1] < min_gap:
+            merged[-1] = (merged[-1][0], b)
+        else:
+            merged.append((a, b))
+    return [(a, b) for a, b in merged if (b - a) * VAD_FRAME_S >= _MIN_SPEECH_S]
+
+
+def _cut_long(start: float, end: float, probs: np.ndarray, max_seconds: float) -> list[tuple[float, float]]:
+    """Cut a region longer than max_seconds at its least speech-like window.
+
+    The cut is searched in the second half of each max_seconds span so no piece gets
+    tiny; if that span holds no whole window, cut hard at max_seconds.
+    """
+    pieces = []
+    while end - start > max_seconds:
+        lo = math.ceil((start + max_seconds / 2) / VAD_FRAME_S)
+        hi = min(math.floor((start + max_seconds) / VAD_FRAME_S), len(probs))  # windows [lo, hi)
+        if hi > lo:
+            window = probs[lo:hi]
+            i = lo + int(len(window) - 1 - np.argmin(window[::-1]))  # latest minimum: longer pieces
+            cut = min((i + 0.5) * VAD_FRAME_S, start + max_seconds)
+        else:
+            cut = start + max_seconds
+        pieces.append((start, cut))
+        start = cut
+    pieces.append((start, end))
+    return pieces
+
+
+def _plan_chunks(
+    probs: np.ndarray,
+    duration: float,
+    max_seconds: float,
+    *,
+    min_silence_s: float,
+    pad_s: float,
+    threshold: float,
+    max_gap_s: float,
+) -> list[tuple[float, float]]:
+    """Chunk (start, end) times in seconds from per-window speech probabilities."""
+    padded: list[list[float]] = []
+    for a, b in _speech_regions(probs, threshold, min_silence_s):
+        s, e = max(a * VAD_FRAME_S - pad_s, 0.0), min(b * VAD_FRAME_S + pad_s, duration)
+        if padded and s <= padded[-1][1]:  # padding made neighbours touch
+            padded[-1][1] = e
+        else:
+            padded.append([s, e])
+    pieces = [p for s, e in padded for p in _cut_long(s, e, probs, max_seconds)]
+    chunks: list[tuple[float, float]] = []
+    for s, e in pieces:
+        if chunks and e - chunks[-1][0] <= max_seconds and s - chunks[-1][1] <= max_gap_s:
+            chunks[-1] = (chunks[-1][0], e)
+        else:
+            chunks.append((s, e))
+    return chunks
+
+
+def split_on_speech(
+    audio: np.ndarray,
+    max_seconds: float = 30.0,
+    *,
+    min_silence_s: float = 0.3,
+    pad_s: float = 0.2,
+    threshold: float = 0.5,
+    max_gap_s: float = 2.0,
+    progress: Callable[[float], None] | None = None,
+) -> list[AudioChunk]:
+    """Speech in `audio` (16 kHz) as chunks of at most `max_seconds`; [] if nobody speaks.
+
+    Speech regions closer than `min_silence_s` are merged, padded by `pad_s` each side,
+    and cut at the least speech-like point when longer than `max_seconds`. Neighbouring
+    regions are then packed into one chunk while it stays within `max_seconds` and the
+    pause between them is at most `max_gap_s`: a long silence inside a chunk is where
+    models hallucinate, and a long pause is also where a new paragraph starts.
+    Chunk audio is a view into `audio`, not a copy.
+    """
+    if max_seconds <= VAD_FRAME_S:
+        raise ValueError(f"max_seconds must exceed one VAD window ({VAD_FRAME_S} s)")
+    audio = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
+    probs = speech_probabilities(audio, progress)
+    duration = len(audio) / SAMPLE_RATE
+    times = _plan_chunks(probs, duration, max_seconds, min_silence_s=min_silence_s,
+                         pad_s=pad_s, threshold=threshold, max_gap_s=max_gap_s)
+    chunks = []
+    for s, e in times:
+        a, b = round(s * SAMPLE_RATE), min(round(e * SAMPLE_RATE), len(audio))
+        if b > a:
+            chunks.append(AudioChunk(a / SAMPLE_RATE, b / SAMPLE_RATE, audio[a:b]))
+    if progress is not None:
+        progress(1.0)
+    return chunks

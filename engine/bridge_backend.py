@@ -1,0 +1,91 @@
+"""Runs a bridge model: encoder+bridge in ONNX Runtime, the LM in torch."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.config import ModelConfig
+from engine.decode import beam_search, greedy
+from engine.encoder import encoder_inputs, min_input_samples
+from engine.export import ensure_onnx
+from engine.folder import load_model
+from engine.runtime import create_session, run_session, torch_device
+
+
+class BridgeBackend:
+    def __init__(self, folder: Path, config: ModelConfig, device: str = "auto"):
+        self.folder = folder
+        self.config = config
+        self.device = torch_device(device)
+        self.model = load_model(folder)  # on CPU first: the ONNX export reads CPU tensors
+        self.requested_device = device
+        self._open_session(ensure_onnx(self.model, folder))
+        self.model.lm.to(self.device)
+        self.base_bridge = {k: v.clone() for k, v in self.model.bridge.state_dict().items()}
+        self._bridge_swapped = False
+
+    def _open_session(self, onnx_path: Path) -> None:
+        self.session, self.onnx_device = create_session(onnx_path, self.requested_device)
+        self.device_text = (f"encoder+bridge on {self.onnx_device.upper()} (ONNX Runtime), "
+                            f"LM on {self.device.upper()} (torch)")
+
+    def set_adapter(self, adapter: str | Path | None, base_model_id: str) -> dict | None:
+        """Swap the LoRA adapter (and its bridge, if it has one) in place; None restores the base."""
+        from peft import PeftModel
+
+        from engine.adapters import ADAPTER_BRIDGE, apply_adapter
+
+        if isinstance(self.model.lm, PeftModel):
+            self.model.lm = self.model.lm.unload()  # removes the LoRA layers, base weights untouched
+        if self._bridge_swapped:
+            self.model.bridge.load_state_dict(self.base_bridge)
+            self._open_session(ensure_onnx(self.model, self.folder))
+            self._bridge_swapped = False
+        if adapter is None:
+            return None
+        meta = apply_adapter(self.model, adapter, base_model_id)
+        self.model.lm.to(self.device)
+        if (Path(adapter) / ADAPTER_BRIDGE).is_file():  # its own graph, beside its bridge
+            self._bridge_swapped = True
+            self._open_session(ensure_onnx(self.model, adapter))
+        return meta
+
+    def speech(self, audio: np.ndarray) -> np.ndarray:
+        audio = np.asarray(audio, dtype=np.float32)
+        if len(audio) < min_input_samples(self.config.encoder):
+            audio = np.pad(audio, (0, min_input_samples(self.config.encoder) - len(audio)))
+        return run_session(self.session, encoder_inputs(self.config.encoder, audio))[0]
+
+    def max_new_tokens(self, seconds: float) -> int:
+        d = self.config.decode
+        return int(d.tokens_per_second * seconds + d.extra_tokens + 0.5)
+
+    @torch.no_grad()
+    def transcribe_batch(self, clips: list[np.ndarray], *, hints: list[str] | None, beam_size: int, timing):
+        from engine.transcriber import ChunkResult
+
+        t0 = time.perf_counter()
+        speech = [torch.from_numpy(self.speech(c)).to(self.device) for c in clips]
+        t1 = time.perf_counter()
+        hint_text = ", ".join(hints) if hints else None
+        lm_in, _ = self.model.lm_inputs(speech, hints=[hint_text] * len(clips) if hint_text else None)
+        limits = [self.max_new_tokens(len(c) / 16000) for c in clips]
+        eos = self.model.tokenizer.eos_token_id
+        d = self.config.decode
+        if beam_size > 1:
+            decoded = [beam_search(self.model.lm, lm_in, limits[0], eos, beam_size, d.min_new_tokens,
+                                   d.length_penalty, d.max_repeats)]
+        else:
+            decoded = greedy(self.model.lm, lm_in, limits, eos, d.min_new_tokens, d.max_repeats)
+        t2 = time.perf_counter()
+        timing.encoder_seconds += t1 - t0
+        timing.decoder_seconds += t2 - t1
+        timing.tokens += sum(len(x.tokens) for x in decoded)
+        tok = self.model.tokenizer
+        return [ChunkResult(text=tok.decode(x.tokens, skip_special_tokens=True), tokens=x.tokens,
+                            token_texts=[tok.decode([t], skip_special_tokens=True) for t in x.tokens],
+                            logprobs=x.logprobs, flags=x.flags) for x in decoded]

@@ -1,0 +1,158 @@
+"""Autoregressive decoding of the LM from input embeddings, with a KV cache.
+
+Greedy decoding steps a whole left-padded batch at once (segments of one file decode
+together); beam search runs one segment at a time with its beams as the batch. Both stop
+at eos, at `max_new_tokens`, or when the output starts looping (an n-gram repeated
+`max_repeats` times in a row), in which case the loop is cut and the result flagged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from engine.model import LMInputs
+
+
+@dataclass
+class Decoded:
+    tokens: list[int]
+    logprobs: list[float]  # per emitted token, for confidence
+    flags: list[str] = field(default_factory=list)
+
+    @property
+    def confidence(self) -> float | None:
+        if not self.logprobs:
+            return None
+        return float(torch.tensor(self.logprobs).mean().exp())
+
+
+def find_loop(tokens: list[int], max_repeats: int, max_ngram: int = 16) -> int | None:
+    """If `tokens` ends in an n-gram repeated `max_repeats` times in a row, where that run began."""
+    for n in range(1, max_ngram + 1):
+        span = n * max_repeats
+        if len(tokens) < span:
+            break
+        tail = tokens[-span:]
+        gram = tail[-n:]
+        if all(tail[i:i + n] == gram for i in range(0, span, n)):
+            start = len(tokens) - span
+            while start >= n and tokens[start - n:start] == gram:
+                start -= n
+            return start
+    return None
+
+
+def _cut_loop(d: Decoded, max_repeats: int) -> bool:
+    start = find_loop(d.tokens, max_repeats)
+    if start is None:
+        return False
+    gram_len = next(n for n in range(1, 17) if find_loop(d.tokens[: start + n * max_repeats], max_repeats) == start)
+    keep = start + gram_len  # keep one copy of the repeated phrase
+    del d.tokens[keep:]
+    del d.logprobs[keep:]
+    d.flags.append("dropped-repetition")
+    return True
+
+
+def _step(lm, embeds, mask, positions, cache):
+    out = lm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
+    return out.logits[:, -1].float().log_softmax(-1), out.cache
+
+
+@torch.no_grad()
+def greedy(lm, inputs: LMInputs, max_new_tokens: list[int], eos_id: int, min_new_tokens: int = 1,
+           max_repeats: int = 4) -> list[Decoded]:
+    batch = inputs.embeds.shape[0]
+    results = [Decoded([], []) for _ in range(batch)]
+    done = [False] * batch
+    mask, positions = inputs.attention_mask, inputs.position_ids
+    logp, cache = _step(lm, inputs.embeds, mask, positions, None)
+    next_pos = positions[:, -1:] + 1
+    embed = lm.get_input_embeddings()
+    for step in range(max(max_new_tokens)):
+        if step < min_new_tokens:
+            logp[:, eos_id] = -float("inf")
+        best = logp.argmax(-1)
+        for i in range(batch):
+            if done[i]:
+                continue
+            tok = int(best[i])
+            if tok == eos_id:
+                done[i] = True
+                continue
+            results[i].tokens.append(tok)
+            results[i].logprobs.append(float(logp[i, tok]))
+            if len(results[i].tokens) >= max_new_tokens[i]:
+                done[i] = True
+                results[i].flags.append("max-length")
+            elif _cut_loop(results[i], max_repeats):
+                done[i] = True
+        if all(done):
+            break
+        mask = torch.cat([mask, mask.new_ones(batch, 1)], dim=1)
+        logp, cache = _step(lm, embed(best[:, None]), mask, next_pos, cache)
+        next_pos = next_pos + 1
+    return results
+
+
+@torch.no_grad()
+def beam_search(lm, inputs: LMInputs, max_new_tokens: int, eos_id: int, beam_size: int = 4,
+                min_new_tokens: int = 1, length_penalty: float = 1.0, max_repeats: int = 4) -> Decoded:
+    """Beam search for one segment (batch of 1). With beam_size=1 it equals `greedy`."""
+    assert inputs.embeds.shape[0] == 1, "beam search decodes one segment at a time"
+    logp, cache = _step(lm, inputs.embeds, inputs.attention_mask, inputs.position_ids, None)
+    embed = lm.get_input_embeddings()
+    beams: list[tuple[list[int], list[float]]] = [([], [])]
+    scores = torch.zeros(1)
+    finished: list[tuple[float, Decoded]] = []
+    mask = inputs.attention_mask
+    pos = inputs.position_ids[:, -1:] + 1
+    for step in range(max_new_tokens):
+        if step < min_new_tokens:
+            logp[:, eos_id] = -float("inf")
+        total = scores[:, None] + logp  # (beams, vocab)
+        top_scores, top_idx = total.flatten().topk(min(2 * beam_size, total.numel()))
+        vocab = logp.shape[-1]
+        new_beams, new_scores, sources, tokens = [], [], [], []
+        for score, idx in zip(top_scores.tolist(), top_idx.tolist()):
+            src, tok = divmod(idx, vocab)
+            toks, lps = beams[src]
+            if tok == eos_id:
+                length = max(1, len(toks))
+                finished.append((score / length ** length_penalty, Decoded(list(toks), list(lps))))
+                continue
+            cand = Decoded(toks + [tok], lps + [float(logp[src, tok])])
+            if _cut_loop(cand, max_repeats):
+                length = max(1, len(cand.tokens))
+                finished.append((score / length ** length_penalty, cand))
+                continue
+            new_beams.append((cand.tokens, cand.logprobs))
+            new_scores.append(score)
+            sources.append(src)
+            tokens.append(tok)
+            if len(new_beams) == beam_size:
+                break
+        if len(finished) >= beam_size or not new_beams:
+            break  # early stopping: as many finished hypotheses as beams
+        beams, scores = new_beams, torch.tensor(new_scores)
+        src_idx = torch.tensor(sources)
+        if step == 0:
+            cache.batch_repeat_interleave(len(sources))
+            mask = mask.expand(len(sources), -1)
+            pos = pos.expand(len(sources), -1)
+        else:
+            cache.reorder_cache(src_idx)
+        mask = torch.cat([mask[: len(sources)], mask.new_ones(len(sources), 1)], dim=1)
+        pos = pos[: len(sources)]
+        logp, cache = _step(lm, embed(torch.tensor(tokens)[:, None]), mask, pos, cache)
+        pos = pos + 1
+    else:
+        for (toks, lps), score in zip(beams, scores.tolist()):
+            d = Decoded(toks, lps, ["max-length"])
+            finished.append((score / max(1, len(toks)) ** length_penalty, d))
+    if not finished:
+        toks, lps = beams[0]
+        return Decoded(toks, lps)
+    return max(finished, key=lambda x: x[0])[1]

@@ -1,0 +1,113 @@
+"""Pretrained speech encoders: the HuBERT family (raw waveform in) and Whisper's (log-mel in).
+
+Both become one `SpeechEncoder` that maps a batch of inputs to frame vectors (B, T, D) at
+about 50 frames per second, so the bridge never needs to know which one it reads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, PreTrainedModel, WhisperFeatureExtractor
+from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+from engine.config import EncoderConfig
+
+WHISPER_MAX_FRAMES = 3000  # 30 s of 10 ms mel frames
+SAMPLES_PER_FRAME = 320  # both families give one output frame per 20 ms at 16 kHz
+
+
+class SpeechEncoder(nn.Module):
+    def __init__(self, config: EncoderConfig, model: PreTrainedModel):
+        super().__init__()
+        self.config = config
+        self.model = model
+
+    @property
+    def hidden_size(self) -> int:
+        return self.model.config.d_model if self.config.kind == "whisper" else self.model.config.hidden_size
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """inputs: waveform (B, samples) for HuBERT-like encoders, log-mel (B, n_mels, frames) for Whisper."""
+        if self.config.kind == "whisper":
+            return _whisper_forward(self.model, inputs, self.config.layer)
+        out = self.model(inputs, output_hidden_states=self.config.layer is not None)
+        return out.last_hidden_state if self.config.layer is None else out.hidden_states[self.config.layer]
+
+    def frozen_front_end(self) -> list[nn.Parameter]:
+        """The convolutional front end, which the paper keeps frozen in every recipe."""
+        if self.config.kind == "whisper":
+            mods = [self.model.conv1, self.model.conv2]
+        else:
+            mods = [self.model.feature_extractor]
+        return [p for m in mods for p in m.parameters()]
+
+    def save(self, folder: Path) -> None:
+        self.model.save_pretrained(folder)
+
+    @classmethod
+    def load(cls, config: EncoderConfig, folder: Path) -> "SpeechEncoder":
+        if config.kind == "whisper":
+            model = WhisperEncoder.from_pretrained(folder)
+        else:
+            model = AutoModel.from_pretrained(folder)
+        return cls(config, model.eval())
+
+    @classmethod
+    def from_config(cls, config: EncoderConfig, hf_config) -> "SpeechEncoder":
+        """A randomly initialised encoder (tests, and the paper's training from a config)."""
+        if config.kind == "whisper":
+            return cls(config, WhisperEncoder(hf_config).eval())
+        return cls(config, AutoModel.from_config(hf_config).eval())
+
+
+def _whisper_forward(encoder: WhisperEncoder, mel: torch.Tensor, layer: int | None) -> torch.Tensor:
+    """Whisper's encoder on only the frames given (up to 30 s), not a padded 30 s window.
+
+    transformers insists on exactly 3000 frames; the weights don't: the positional table is
+    simply cut to the length we have, which keeps short clips cheap.
+    """
+    x = nn.functional.gelu(encoder.conv1(mel))
+    x = nn.functional.gelu(encoder.conv2(x)).permute(0, 2, 1)
+    x = x + encoder.embed_positions.weight[: x.shape[1]]
+    stop = len(encoder.layers) if layer is None else layer
+    for block in encoder.layers[:stop]:
+        x = block(x, None)
+    return encoder.layer_norm(x) if layer is None else x
+
+
+_feature_extractors: dict[int, WhisperFeatureExtractor] = {}
+
+
+def whisper_log_mel(audio: np.ndarray, n_mels: int = 80) -> np.ndarray:
+    """Log-mel features (n_mels, frames) of 16 kHz audio, without padding to 30 s."""
+    if n_mels not in _feature_extractors:
+        _feature_extractors[n_mels] = WhisperFeatureExtractor(feature_size=n_mels)
+    fe = _feature_extractors[n_mels]
+    audio = np.asarray(audio, dtype=np.float32)
+    frames = max(2, len(audio) // fe.hop_length)
+    mel = fe(audio, sampling_rate=16000, return_tensors="np", padding="max_length",
+             max_length=max(len(audio), WHISPER_MAX_FRAMES * fe.hop_length), truncation=False).input_features[0]
+    return mel[:, : min(frames, WHISPER_MAX_FRAMES)].astype(np.float32)
+
+
+def encoder_inputs(config: EncoderConfig, audio: np.ndarray) -> np.ndarray:
+    """What the encoder (and its ONNX graph) takes for one clip, with a batch axis of 1."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if config.kind == "whisper":
+        return whisper_log_mel(audio, config.n_mels)[None]
+    if config.normalize_waveform:
+        audio = (audio - audio.mean()) / np.sqrt(audio.var() + 1e-7)
+    return audio[None]
+
+
+def min_input_samples(config: EncoderConfig) -> int:
+    """Shortest clip the encoder accepts: HuBERT's conv stack needs 400 samples for one frame."""
+    return 400 if config.kind != "whisper" else 320
+
+
+def load_hf_config(folder: Path):
+    return AutoConfig.from_pretrained(folder)

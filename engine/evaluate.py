@@ -1,0 +1,94 @@
+"""`steno eval`: error rates and speed of a model on a manifest of audio + reference text."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from engine.audio import SAMPLE_RATE, load_audio
+from engine.errors import StenoError
+from engine.metrics import error_rates
+
+
+@dataclass
+class ManifestItem:
+    audio: Path
+    text: str
+
+
+def read_manifest(path: str | Path) -> list[ManifestItem]:
+    """`audio_path<TAB>reference text` per line; relative paths are relative to the manifest."""
+    path = Path(path)
+    if not path.is_file():
+        raise StenoError("manifest not found", path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise StenoError("manifest is not UTF-8 text", path) from None
+    items = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        if "\t" not in line:
+            raise StenoError(f"line {n}: expected audio_path<TAB>reference text", path)
+        audio, text = line.split("\t", 1)
+        audio_path = Path(audio.strip())
+        if not audio_path.is_absolute():
+            audio_path = path.parent / audio_path
+        items.append(ManifestItem(audio_path, text.strip()))
+    if not items:
+        raise StenoError("manifest has no entries", path)
+    return items
+
+
+@dataclass
+class EvalReport:
+    model: str
+    device: str
+    utterances: int
+    audio_seconds: float
+    wer: float
+    cer: float
+    rtf: float
+    encoder_rtf: float
+    decoder_rtf: float
+    rows: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def table(self) -> str:
+        return (f"model        {self.model}\n"
+                f"device       {self.device}\n"
+                f"utterances   {self.utterances} ({self.audio_seconds:.1f} s of audio)\n"
+                f"WER          {100 * self.wer:.2f}%\n"
+                f"CER          {100 * self.cer:.2f}%\n"
+                f"RTF          {self.rtf:.3f} (encoder+bridge {self.encoder_rtf:.3f}, decoding {self.decoder_rtf:.3f})")
+
+
+def evaluate(items: list[ManifestItem], model=None, adapter=None, device="auto", beam_size=None,
+             progress=None, transcriber=None) -> EvalReport:
+    """Transcribe every item the way `steno transcribe` would and score it (see engine.metrics.normalize)."""
+    from engine.transcriber import Transcriber
+
+    progress = progress or (lambda f, m: None)
+    tr = transcriber or Transcriber(model, adapter=adapter, device=device, beam_size=beam_size)
+    refs, hyps, rows = [], [], []
+    total_audio, wall = 0.0, 0.0
+    for i, item in enumerate(items):
+        audio = load_audio(item.audio)
+        start = time.perf_counter()
+        transcript = tr.transcribe(audio)
+        wall += time.perf_counter() - start
+        total_audio += len(audio) / SAMPLE_RATE
+        refs.append(item.text)
+        hyps.append(transcript.text)
+        rows.append({"audio": str(item.audio), "reference": item.text, "hypothesis": transcript.text})
+        progress((i + 1) / len(items), item.audio.name)
+    rates = error_rates(refs, hyps)
+    timing = tr.timing
+    return EvalReport(model=tr.name, device=tr.device_text, utterances=len(items), audio_seconds=total_audio,
+                      wer=rates.wer, cer=rates.cer, rtf=wall / max(total_audio, 1e-9),
+                      encoder_rtf=timing.encoder_seconds / max(timing.audio_seconds, 1e-9),
+                      decoder_rtf=timing.decoder_seconds / max(timing.audio_seconds, 1e-9), rows=rows)

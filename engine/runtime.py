@@ -1,0 +1,70 @@
+"""Where the work runs: ONNX Runtime for encoder+bridge, torch for the LM.
+
+onnxruntime-gpu lists CUDAExecutionProvider even on machines with no GPU or CUDA
+libraries, so the device is decided by the providers a created session actually got.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DeviceInfo:
+    onnx_device: str  # "cuda" or "cpu": what the encoder+bridge session really runs on
+    torch_device: str  # where the LM decodes
+    onnx_available: list[str]  # providers ONNX Runtime lists
+    torch_cuda: bool
+
+    def describe(self) -> str:
+        return f"encoder+bridge on {self.onnx_device.upper()} (ONNX Runtime), LM on {self.torch_device.upper()} (torch)"
+
+
+def cpu_threads() -> int:
+    """Physical cores are what matter for matmuls; leave hyper-threads alone."""
+    n = os.cpu_count() or 1
+    return max(1, n // 2) if n > 4 else n
+
+
+def torch_device(device: str = "auto") -> str:
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for, but torch finds no CUDA GPU")
+    if device in ("auto", "cuda") and torch.cuda.is_available():
+        return "cuda"
+    return "cpu"
+
+
+def create_session(onnx_path: str | Path, device: str = "auto") -> tuple[ort.InferenceSession, str]:
+    """An optimised session on CUDA when it really works, else CPU (said in one log line)."""
+    ort.set_default_logger_severity(4)  # a failed CUDA provider is reported by us, in one line
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = cpu_threads()
+    options.inter_op_num_threads = 1
+    want_cuda = device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers()
+    providers = (["CUDAExecutionProvider"] if want_cuda else []) + ["CPUExecutionProvider"]
+    session = ort.InferenceSession(str(onnx_path), sess_options=options, providers=providers)
+    got_cuda = session.get_providers()[0] == "CUDAExecutionProvider"
+    if want_cuda and not got_cuda:
+        log.warning("ONNX Runtime could not start CUDA (no GPU or CUDA libraries): running on CPU")
+    if device == "cuda" and not got_cuda:
+        raise RuntimeError("--device cuda was asked for, but ONNX Runtime could not start CUDA here")
+    return session, "cuda" if got_cuda else "cpu"
+
+
+def run_session(session: ort.InferenceSession, inputs: np.ndarray) -> np.ndarray:
+    return session.run(None, {"inputs": np.ascontiguousarray(inputs, dtype=np.float32)})[0]
+
+
+def device_info(device: str = "auto", onnx_device: str | None = None) -> DeviceInfo:
+    return DeviceInfo(onnx_device=onnx_device or "cpu", torch_device=torch_device(device),
+                      onnx_available=ort.get_available_providers(), torch_cuda=torch.cuda.is_available())

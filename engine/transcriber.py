@@ -1,0 +1,167 @@
+"""Audio in, Transcript out: the one entry point the CLI, the app and the trainer use.
+
+    audio -> VAD chunks (<= ~30 s) -> encoder+bridge (ONNX Runtime) -> LM decoding (torch)
+
+Long work reports `progress(fraction, message)` and checks `cancel()` between chunks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from engine.audio import SAMPLE_RATE, AudioChunk, load_audio, split_on_speech
+from engine.config import ModelConfig
+from engine.errors import StenoError
+from engine.transcript import Segment, Transcript, Word
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[float, str], None]
+CancelFn = Callable[[], bool]
+
+
+class Cancelled(StenoError):
+    """The user stopped the job; nothing was written."""
+
+
+@dataclass
+class ChunkResult:
+    text: str
+    tokens: list[int]
+    token_texts: list[str]
+    logprobs: list[float]
+    flags: list[str]
+
+
+@dataclass
+class Timing:
+    audio_seconds: float = 0.0
+    encoder_seconds: float = 0.0
+    decoder_seconds: float = 0.0
+    tokens: int = 0
+
+    @property
+    def rtf(self) -> float:
+        return (self.encoder_seconds + self.decoder_seconds) / max(self.audio_seconds, 1e-9)
+
+
+class Transcriber:
+    """A loaded model (bridge or Whisper family) ready to transcribe files or arrays."""
+
+    def __init__(self, model: str | Path | None = None, adapter: str | Path | None = None, device: str = "auto",
+                 beam_size: int | None = None, batch_size: int = 8):
+        from engine.models import model_id, resolve_model
+
+        self.folder = resolve_model(model)
+        self.config = ModelConfig.load(self.folder) if self.folder.is_dir() else None
+        if self.config is None:
+            from engine.folder import check_folder
+
+            self.config = check_folder(self.folder)  # raises the clear error
+        self.model_id = model_id(self.folder)
+        self.beam_size = beam_size or self.config.decode.beam_size
+        self.batch_size = batch_size
+        self.timing = Timing()
+        if self.config.family == "whisper":
+            from engine.whisper_backend import WhisperBackend
+
+            self.backend = WhisperBackend(self.folder, self.config, device)
+        else:
+            from engine.bridge_backend import BridgeBackend
+
+            self.backend = BridgeBackend(self.folder, self.config, device)
+        self.adapter_meta = None
+        if adapter is not None:
+            self.set_adapter(adapter)
+        self.device_text = self.backend.device_text
+
+    @property
+    def name(self) -> str:
+        return self.config.name or self.folder.name
+
+    def set_adapter(self, adapter: str | Path | None) -> None:
+        """Switch adapters without reloading the base model (None = no adapter)."""
+        self.adapter_meta = self.backend.set_adapter(adapter, self.model_id)
+
+    def transcribe(self, source: str | Path | np.ndarray, *, hints: list[str] | None = None,
+                   beam_size: int | None = None, progress: ProgressFn | None = None,
+                   cancel: CancelFn | None = None) -> Transcript:
+        progress = progress or (lambda f, m: None)
+        cancel = cancel or (lambda: False)
+        if isinstance(source, np.ndarray):
+            audio, name = np.asarray(source, dtype=np.float32), None
+        else:
+            progress(0.0, f"reading {Path(source).name}")
+            audio, name = load_audio(source), str(source)
+        duration = len(audio) / SAMPLE_RATE
+        progress(0.0, "finding speech")
+        chunks = split_on_speech(audio, max_seconds=self.config.max_segment_seconds,
+                                 progress=lambda f: progress(0.1 * f, "finding speech"))
+        if cancel():
+            raise Cancelled("transcription cancelled", name)
+        segments = self.transcribe_chunks(chunks, hints=hints, beam_size=beam_size,
+                                          progress=lambda f, m: progress(0.1 + 0.9 * f, m), cancel=cancel)
+        progress(1.0, "done")
+        return Transcript(segments=segments, source=name, model=self.name, duration=duration,
+                          meta={"model_id": self.model_id, "device": self.device_text,
+                                "adapter": (self.adapter_meta or {}).get("name"),
+                                "word_times": "estimated" if self.config.family == "bridge" else "decoder"})
+
+    def transcribe_chunks(self, chunks: list[AudioChunk], *, hints: list[str] | None = None,
+                          beam_size: int | None = None, progress: ProgressFn | None = None,
+                          cancel: CancelFn | None = None) -> list[Segment]:
+        progress = progress or (lambda f, m: None)
+        cancel = cancel or (lambda: False)
+        beam = beam_size or self.beam_size
+        results: list[ChunkResult | None] = [None] * len(chunks)
+        order = sorted(range(len(chunks)), key=lambda i: len(chunks[i].audio))  # similar lengths batch well
+        batch = self.batch_size if beam == 1 else 1
+        done = 0
+        started = time.perf_counter()
+        for b in range(0, len(order), batch):
+            if cancel():
+                raise Cancelled("transcription cancelled")
+            idx = order[b:b + batch]
+            outs = self.backend.transcribe_batch([chunks[i].audio for i in idx], hints=hints, beam_size=beam,
+                                                 timing=self.timing)
+            for i, r in zip(idx, outs):
+                results[i] = r
+            done += len(idx)
+            elapsed = time.perf_counter() - started
+            eta = elapsed / done * (len(chunks) - done)
+            progress(done / len(chunks), f"segment {done}/{len(chunks)}, about {eta:.0f} s left")
+        self.timing.audio_seconds += sum(len(c.audio) for c in chunks) / SAMPLE_RATE
+        return [_segment(c, r) for c, r in zip(chunks, results)]
+
+
+def _segment(chunk: AudioChunk, r: ChunkResult) -> Segment:
+    conf = float(np.exp(np.mean(r.logprobs))) if r.logprobs else None
+    return Segment(start=chunk.start, end=chunk.end, text=r.text.strip(),
+                   words=_estimated_words(chunk, r), confidence=conf, flags=list(r.flags))
+
+
+def _estimated_words(chunk: AudioChunk, r: ChunkResult) -> list[Word]:
+    """Words with a confidence from their tokens' probabilities, timed in proportion to their
+    characters across the segment (the bridge model has no word timing of its own)."""
+    words: list[tuple[str, list[float]]] = []
+    for piece, lp in zip(r.token_texts, r.logprobs):
+        if not words or piece[:1].isspace():
+            words.append((piece.strip(), [lp]))
+        else:
+            words[-1] = (words[-1][0] + piece, words[-1][1] + [lp])
+    words = [(w, lps) for w, lps in words if w]
+    total = sum(len(w) for w, _ in words) or 1
+    out, t = [], chunk.start
+    span = chunk.end - chunk.start
+    for w, lps in words:
+        dur = span * len(w) / total
+        out.append(Word(w, round(t, 3), round(t + dur, 3), float(np.exp(min(lps)))))
+        t += dur
+    return out

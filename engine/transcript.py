@@ -1,0 +1,172 @@
+"""What a transcription produces: timed segments of text, with words where the model knows them.
+
+One `Transcript` flows from the decoder to the editor, the exporters and the trainer, and
+is saved as JSON (`to_dict`/`from_dict`). The JSON carries a format name and version so
+a file from a newer Steno is refused with a clear message instead of misread.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.errors import StenoError
+
+FORMAT = "steno-transcript"
+VERSION = 1
+PARAGRAPH_PAUSE_S = 2.0  # a pause longer than this starts a new paragraph in .text
+
+
+@dataclass
+class Word:
+    text: str
+    start: float
+    end: float
+    confidence: float | None = None
+
+
+@dataclass
+class Segment:
+    """A stretch of speech. `flags` mark doubts for the editor, e.g. "dropped-repetition"
+    (the decoder cut a loop) or "no-speech" (text where the VAD heard silence)."""
+
+    start: float
+    end: float
+    text: str
+    words: list[Word] = field(default_factory=list)
+    confidence: float | None = None
+    flags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Transcript:
+    segments: list[Segment] = field(default_factory=list)
+    source: str | None = None  # the audio file it came from
+    model: str | None = None  # the model (folder name or id) that produced it
+    duration: float | None = None  # seconds of audio
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        """Plain text: segments joined by a space, or by a blank line after a long pause."""
+        out: list[str] = []
+        prev_end = None
+        for seg in self.segments:
+            t = seg.text.strip()
+            if not t:
+                continue
+            if out:
+                out.append("\n\n" if seg.start - prev_end > PARAGRAPH_PAUSE_S else " ")
+            out.append(t)
+            prev_end = seg.end
+        return "".join(out)
+
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "source": self.source,
+            "model": self.model,
+            "duration": self.duration,
+            "meta": self.meta,
+            "segments": [
+                {
+                    "start": s.start,
+                    "end": s.end,
+                    "text": s.text,
+                    "confidence": s.confidence,
+                    "flags": list(s.flags),
+                    "words": [
+                        {"text": w.text, "start": w.start, "end": w.end, "confidence": w.confidence}
+                        for w in s.words
+                    ],
+                }
+                for s in self.segments
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "Transcript":
+        """Rebuild from `to_dict` output; StenoError says what is wrong with anything else."""
+        if not isinstance(data, dict):
+            raise StenoError("not a Steno transcript (expected a JSON object)")
+        if data.get("format") != FORMAT:
+            raise StenoError(f"not a Steno transcript (format is {data.get('format')!r}, expected {FORMAT!r})")
+        version = data.get("version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise StenoError(f"transcript has no valid version (got {version!r})")
+        if version > VERSION:
+            raise StenoError(f"transcript format version {version} is newer than this Steno reads ({VERSION}); update Steno")
+        if version < 1:
+            raise StenoError(f"transcript format version {version} is not valid")
+        segments = data.get("segments")
+        if not isinstance(segments, list):
+            raise StenoError("transcript 'segments' must be a list")
+        meta = data.get("meta", {})
+        if not isinstance(meta, dict):
+            raise StenoError("transcript 'meta' must be an object")
+        return cls(
+            segments=[_segment(s, i) for i, s in enumerate(segments)],
+            source=_opt_str(data.get("source"), "source"),
+            model=_opt_str(data.get("model"), "model"),
+            duration=_opt_num(data.get("duration"), "duration"),
+            meta=meta,
+        )
+
+
+def _num(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise StenoError(f"transcript {where} must be a finite number (got {value!r})")
+    return float(value)
+
+
+def _opt_num(value: Any, where: str) -> float | None:
+    return None if value is None else _num(value, where)
+
+
+def _opt_str(value: Any, where: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise StenoError(f"transcript {where} must be text (got {value!r})")
+    return value
+
+
+def _times(d: dict, where: str) -> tuple[float, float]:
+    start, end = _num(d.get("start"), f"{where} start"), _num(d.get("end"), f"{where} end")
+    if end < start:
+        raise StenoError(f"transcript {where} ends ({end}) before it starts ({start})")
+    return start, end
+
+
+def _segment(d: Any, i: int) -> Segment:
+    where = f"segment {i}"
+    if not isinstance(d, dict):
+        raise StenoError(f"transcript {where} must be an object")
+    start, end = _times(d, where)
+    text = d.get("text")
+    if not isinstance(text, str):
+        raise StenoError(f"transcript {where} text must be text (got {text!r})")
+    flags = d.get("flags", [])
+    if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
+        raise StenoError(f"transcript {where} flags must be a list of text")
+    words = d.get("words", [])
+    if not isinstance(words, list):
+        raise StenoError(f"transcript {where} words must be a list")
+    return Segment(
+        start=start,
+        end=end,
+        text=text,
+        words=[_word(w, f"{where} word {j}") for j, w in enumerate(words)],
+        confidence=_opt_num(d.get("confidence"), f"{where} confidence"),
+        flags=list(flags),
+    )
+
+
+def _word(d: Any, where: str) -> Word:
+    if not isinstance(d, dict):
+        raise StenoError(f"transcript {where} must be an object")
+    text = d.get("text")
+    if not isinstance(text, str):
+        raise StenoError(f"transcript {where} text must be text (got {text!r})")
+    start, end = _times(d, where)
+    return Word(text, start, end, _opt_num(d.get("confidence"), f"{where} confidence"))
