@@ -171,12 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="steno: %(message)s")
-    for noisy in ("transformers", "torch", "peft"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-    from transformers.utils import logging as hf_logging
+    from engine.runtime import quiet_libraries
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()  # "Loading weights" bars would bury our own progress
+    quiet_libraries()
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

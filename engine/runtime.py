@@ -15,6 +15,8 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from engine.errors import StenoError
+
 log = logging.getLogger(__name__)
 
 
@@ -29,6 +31,16 @@ class DeviceInfo:
         return f"encoder+bridge on {self.onnx_device.upper()} (ONNX Runtime), LM on {self.torch_device.upper()} (torch)"
 
 
+def quiet_libraries() -> None:
+    """Silence transformers' info logs and "Loading weights" bars: our own progress is what users read."""
+    from transformers.utils import logging as hf_logging
+
+    for noisy in ("transformers", "torch", "peft"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 def cpu_threads() -> int:
     """Physical cores are what matter for matmuls; leave hyper-threads alone."""
     n = os.cpu_count() or 1
@@ -37,7 +49,7 @@ def cpu_threads() -> int:
 
 def torch_device(device: str = "auto") -> str:
     if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for, but torch finds no CUDA GPU")
+        raise StenoError("--device cuda was asked for, but torch finds no CUDA GPU here (use --device auto or cpu)")
     if device in ("auto", "cuda") and torch.cuda.is_available():
         return "cuda"
     return "cpu"
@@ -57,7 +69,7 @@ def create_session(onnx_path: str | Path, device: str = "auto") -> tuple[ort.Inf
     if want_cuda and not got_cuda:
         log.warning("ONNX Runtime could not start CUDA (no GPU or CUDA libraries): running on CPU")
     if device == "cuda" and not got_cuda:
-        raise RuntimeError("--device cuda was asked for, but ONNX Runtime could not start CUDA here")
+        raise StenoError("--device cuda was asked for, but ONNX Runtime could not start CUDA here (use --device auto or cpu)")
     return session, "cuda" if got_cuda else "cpu"
 
 

@@ -130,3 +130,45 @@ def test_real_process_prints_no_traceback(tmp_path):
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("steno: error:")
+
+
+def test_two_hour_file_is_transcribed_with_times_on_the_original_timeline(tiny_model_dir, tmp_path, capsys):
+    """A 2-hour recording (mostly quiet) streams through: segments land where the speech is."""
+    from tests.conftest import espeak
+
+    speech, sr = sf.read(espeak("hello world this is a test", tmp_path / "s.wav"), dtype="float32")
+    assert sr == 22050
+    import soxr
+
+    speech = soxr.resample(speech, sr, 16000)
+    long_path = tmp_path / "interview.flac"
+    places = [10.0, 2 * 3600 - 60.0]
+    block = 16000 * 600
+    rng = np.random.default_rng(0)
+    with sf.SoundFile(long_path, "w", samplerate=16000, channels=1, format="FLAC", subtype="PCM_16") as f:
+        for start in range(0, 2 * 3600 * 16000, block):
+            chunk = (rng.standard_normal(block) * 1e-4).astype(np.float32)
+            for p in places:
+                i = int(p * 16000) - start
+                if 0 <= i < block - len(speech):
+                    chunk[i:i + len(speech)] += speech
+            f.write(chunk)
+    rc, out, err = _run(["transcribe", str(long_path), "--model", str(tiny_model_dir), "--format", "json", "-q"],
+                        capsys)
+    assert rc == 0, err
+    data = json.loads(out)
+    assert abs(data["duration"] - 7200) < 1
+    starts = [s["start"] for s in data["segments"]]
+    assert len(starts) == 2
+    for s, p in zip(starts, places):
+        assert abs(s - p) < 0.5
+
+
+def test_device_cuda_without_a_gpu_is_a_clear_error(tiny_model_dir, speech_wav, capsys):
+    import torch
+
+    rc, _, err = _run(["transcribe", speech_wav, "--model", str(tiny_model_dir), "--device", "cuda"], capsys)
+    if torch.cuda.is_available():
+        assert rc == 0
+    else:
+        assert rc == 1 and "CUDA" in err and "Traceback" not in err
