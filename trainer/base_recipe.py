@@ -1,0 +1,225 @@
+"""Training the default bridge model, in resumable stages (see DESIGN.md, "A recipe to try first").
+
+    .venv/bin/python -m trainer.base_recipe features --corpus data/corpus --work data/base
+    .venv/bin/python -m trainer.base_recipe ctc --work data/base [--minutes 60]
+
+1. features: the frozen Whisper encoder runs once over every corpus clip (unpadded log-mel,
+   fp32) and its frames are stored as fp16 shards. Bridge training then never pays for the
+   encoder again. Shards already written are skipped, so a killed run resumes.
+2. ctc: a CTC head over the LM's own tokens (restricted to the tokens the corpus uses)
+   learns on those frames without the LM in the loop: minutes per epoch on a CPU. It
+   becomes the ctc bridge, whose posterior-weighted LM embeddings give the LM near-text
+   inputs from the first step of stage 3 (bridge + LoRA with the LM).
+Every stage checkpoints often (`ckpt.pt`) and logs loss and dev WER to `log.jsonl`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.audio import load_audio
+from engine.config import BridgeConfig
+from engine.encoder import whisper_log_mel
+
+SHARD = 256
+
+
+def read_split(corpus: Path, split: str) -> list[tuple[Path, str]]:
+    rows = []
+    for line in (corpus / f"{split}.tsv").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            rel, text = line.split("\t")[:2]
+            rows.append((corpus / rel, text))
+    return rows
+
+
+def load_whisper_encoder(name: str, cache: Path):
+    """The frozen encoder from the pinned package (converted once into `cache`)."""
+    from transformers import WhisperForConditionalGeneration
+
+    from engine.importers.whisper import import_whisper
+
+    folder = cache / name
+    if not (folder / "config.json").is_file():
+        import_whisper(name, folder)
+    return WhisperForConditionalGeneration.from_pretrained(folder).model.encoder.eval()
+
+
+def extract_features(corpus: Path, work: Path, encoder_name: str = "whisper-base", progress=None) -> None:
+    from engine.encoder import _whisper_forward
+
+    encoder = load_whisper_encoder(encoder_name, work / "pretrained")
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    for split in ("test", "train"):
+        rows = read_split(corpus, split)
+        out = work / "features" / split
+        out.mkdir(parents=True, exist_ok=True)
+        for s in range(0, len(rows), SHARD):
+            shard = out / f"{s // SHARD:05d}.npz"
+            if shard.exists():
+                continue
+            frames, lengths, texts = [], [], []
+            for path, text in rows[s:s + SHARD]:
+                mel = torch.from_numpy(whisper_log_mel(load_audio(path)))[None]
+                with torch.no_grad():
+                    h = _whisper_forward(encoder, mel, None)[0]
+                frames.append(h.numpy().astype(np.float16))
+                lengths.append(h.shape[0])
+                texts.append(text)
+            tmp = shard.with_suffix(".tmp.npz")
+            np.savez(tmp, frames=np.concatenate(frames), lengths=np.array(lengths), texts=np.array(texts))
+            tmp.rename(shard)
+            if progress:
+                progress(split, min(s + SHARD, len(rows)), len(rows))
+
+
+def load_features(work: Path, split: str) -> list[tuple[torch.Tensor, str]]:
+    items = []
+    for shard in sorted((work / "features" / split).glob("[0-9]*.npz")):
+        if ".tmp" in shard.name:
+            continue
+        data = np.load(shard)
+        offsets = np.concatenate([[0], np.cumsum(data["lengths"])])
+        for i, text in enumerate(data["texts"]):
+            items.append((torch.from_numpy(data["frames"][offsets[i]:offsets[i + 1]]), str(text)))
+    return items
+
+
+def ctc_vocabulary(tokenizer, texts: list[str]) -> list[int]:
+    ids = set()
+    for t in texts:
+        ids.update(tokenizer.encode(t, add_special_tokens=False))
+    return sorted(ids)
+
+
+def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, batch_size: int = 16,
+                   lr: float = 1e-3, eval_every: int = 500, log=print) -> None:
+    """Stage 2: CTC over LM tokens on precomputed frames; resumes from `work/ctc/ckpt.pt`."""
+    from transformers import AutoTokenizer
+
+    from engine.bridge import CTCBridge
+    from engine.importers.smollm2 import import_smollm2
+    from engine.metrics import error_rates
+
+    lm_dir = work / "pretrained" / lm_name
+    if not (lm_dir / "config.json").is_file():
+        import_smollm2(lm_dir)
+    tokenizer = AutoTokenizer.from_pretrained(lm_dir)
+    train = load_features(work, "train")
+    dev = load_features(work, "test")[:200]
+    stage = work / "ctc"
+    stage.mkdir(parents=True, exist_ok=True)
+    vocab_file = stage / "vocab.json"
+    if vocab_file.is_file():
+        token_ids = json.loads(vocab_file.read_text())
+    else:
+        token_ids = ctc_vocabulary(tokenizer, [t for _, t in train])
+        vocab_file.write_text(json.dumps(token_ids))
+    from transformers import AutoConfig
+
+    lm_config = AutoConfig.from_pretrained(lm_dir)
+    config = BridgeConfig(kind="ctc", kernel_sizes=[3, 3], strides=[2, 2], ctc_dim=256, ctc_layers=3, ctc_heads=4,
+                          ctc_token_ids=token_ids, ctc_projection="posterior")
+    head = CTCBridge(config, train[0][0].shape[1], lm_config.hidden_size, lm_config.vocab_size)
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.01)
+    step, rng_state = 0, None
+    ckpt = stage / "ckpt.pt"
+    if ckpt.is_file():
+        state = torch.load(ckpt, weights_only=False)
+        head.load_state_dict(state["head"])
+        opt.load_state_dict(state["opt"])
+        step, rng_state = state["step"], state["rng"]
+        log(f"resumed stage ctc at step {step}")
+    rng = random.Random(0)
+    if rng_state is not None:
+        rng.setstate(rng_state)
+    total_steps = 200_000
+    warmup = 500
+    sched = lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total_steps)))  # noqa
+    deadline = time.time() + 60 * minutes
+    labels_of = [head.labels_for(torch.as_tensor(tokenizer.encode(t, add_special_tokens=False))) for _, t in train]
+    head.train()
+    losses = []
+    while time.time() < deadline:
+        idx = [rng.randrange(len(train)) for _ in range(batch_size)]
+        frames = [train[i][0].float() for i in idx]
+        lengths = [f.shape[0] for f in frames]
+        padded = torch.nn.utils.rnn.pad_sequence(frames, batch_first=True)
+        _, logits = head.frame_states(padded)
+        out_lengths = torch.as_tensor([head.output_length(n) for n in lengths])
+        targets = [labels_of[i] for i in idx]
+        loss = torch.nn.functional.ctc_loss(logits.float().log_softmax(-1).transpose(0, 1), torch.cat(targets),
+                                            out_lengths, torch.as_tensor([len(t) for t in targets]),
+                                            blank=0, zero_infinity=True)
+        for g in opt.param_groups:
+            g["lr"] = lr * sched(step)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
+        opt.step()
+        step += 1
+        losses.append(loss.item())
+        if step % eval_every == 0:
+            wer = _ctc_dev_wer(head, tokenizer, token_ids, dev, error_rates)
+            entry = {"stage": "ctc", "step": step, "loss": float(np.mean(losses)), "dev_wer": wer.wer,
+                     "dev_cer": wer.cer, "time": time.time()}
+            losses = []
+            with open(stage / "log.jsonl", "a") as f:
+                f.write(json.dumps(entry) + "\n")
+            log(json.dumps(entry))
+            _save(ckpt, head, opt, step, rng)
+            head.train()
+    _save(ckpt, head, opt, step, rng)
+
+
+def _save(path: Path, head, opt, step: int, rng: random.Random) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"head": head.state_dict(), "opt": opt.state_dict(), "step": step, "rng": rng.getstate()}, tmp)
+    tmp.rename(path)
+
+
+@torch.no_grad()
+def _ctc_dev_wer(head, tokenizer, token_ids, dev, error_rates):
+    head.eval()
+    refs, hyps = [], []
+    for frames, text in dev:
+        _, logits = head.frame_states(frames.float()[None])
+        labels = logits[0].argmax(-1).tolist()
+        out, prev = [], 0
+        for lab in labels:
+            if lab != 0 and lab != prev:
+                out.append(token_ids[lab - 1])
+            prev = lab
+        refs.append(text)
+        hyps.append(tokenizer.decode(out))
+    return error_rates(refs, hyps)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("stage", choices=("features", "ctc"))
+    p.add_argument("--corpus", type=Path, default=Path("data/corpus"))
+    p.add_argument("--work", type=Path, default=Path("data/base"))
+    p.add_argument("--encoder", default="whisper-base")
+    p.add_argument("--minutes", type=float, default=60.0)
+    args = p.parse_args()
+    from engine.runtime import quiet_libraries
+
+    quiet_libraries()
+    if args.stage == "features":
+        extract_features(args.corpus, args.work, args.encoder,
+                         progress=lambda split, n, total: print(f"{split}: {n}/{total}", flush=True))
+    else:
+        train_ctc_head(args.work, minutes=args.minutes, log=lambda m: print(m, flush=True))
+
+
+if __name__ == "__main__":
+    main()
