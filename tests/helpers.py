@@ -58,6 +58,14 @@ def tiny_encoder_config(kind: str):
                             conv_dim=(32,) * 7, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2),
                             num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, do_stable_layer_norm=False,
                             feat_extract_norm="group")
+    if kind in ("wav2vec2", "wavlm"):
+        from transformers import Wav2Vec2Config, WavLMConfig
+
+        cls = Wav2Vec2Config if kind == "wav2vec2" else WavLMConfig
+        return cls(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                   conv_dim=(32,) * 7, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2),
+                   num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, feat_extract_norm="group",
+                   do_stable_layer_norm=False, vocab_size=32)
     if kind == "whisper":
         return WhisperConfig(d_model=32, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=64,
                              decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=64, num_mel_bins=80,

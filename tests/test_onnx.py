@@ -60,3 +60,16 @@ def test_auto_device_falls_back_to_cpu_and_says_so(tmp_path, caplog):
     assert device == ("cuda" if session.get_providers()[0] == "CUDAExecutionProvider" else "cpu")
     if device == "cpu" and "CUDAExecutionProvider" in ort.get_available_providers():
         assert any("running on CPU" in r.message for r in caplog.records)
+
+
+@pytest.mark.parametrize("enc", ["wav2vec2", "wavlm"])
+def test_other_hubert_family_encoders_export_and_round_trip(tmp_path, enc):
+    m = tiny_model(enc, "conv", "gpt2")
+    folder = save_model(m, tmp_path / "m")
+    loaded = load_model(folder)
+    session, _ = create_session(ensure_onnx(loaded, folder), "cpu")
+    audio = (np.random.default_rng(2).standard_normal(16000 * 2) * 0.1).astype(np.float32)
+    x = encoder_inputs(loaded.config.encoder, audio)
+    with torch.no_grad():
+        expected = m.speech_embeddings(torch.from_numpy(x)).numpy()
+    assert np.abs(run_session(session, x) - expected).max() < 1e-3
