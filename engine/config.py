@@ -81,6 +81,8 @@ class ModelConfig:
     name: str = ""
     language: str = "en"
     metrics: dict[str, Any] = field(default_factory=dict)  # measured dev WER/RTF, for `steno models`
+    tokenizer_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. nue-asr's use_fast=False, legacy=True
+    source: dict[str, Any] = field(default_factory=dict)  # where the weights came from (importer, versions)
     format_version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -108,6 +110,8 @@ class ModelConfig:
                 name=data.get("name", ""),
                 language=data.get("language", "en"),
                 metrics=data.get("metrics", {}),
+                tokenizer_kwargs=data.get("tokenizer_kwargs", {}),
+                source=data.get("source", {}),
                 format_version=version,
             )
         except TypeError as e:

@@ -77,7 +77,7 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> Speech
     try:
         encoder = SpeechEncoder.load(config.encoder, folder / "encoder")
         lm = AutoModelForCausalLM.from_pretrained(folder / "lm").eval()
-        tokenizer = AutoTokenizer.from_pretrained(folder / "lm")
+        tokenizer = AutoTokenizer.from_pretrained(folder / "lm", **config.tokenizer_kwargs)
     except (OSError, ValueError) as e:
         raise ModelFolderError(f"cannot load model parts ({_first_line(e)})", folder) from None
     bridge = build_bridge(config.bridge, encoder.hidden_size, lm.get_input_embeddings().embedding_dim,
