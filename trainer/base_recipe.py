@@ -86,10 +86,11 @@ def load_features(work: Path, split: str) -> list[tuple[torch.Tensor, str]]:
     for shard in sorted((work / "features" / split).glob("[0-9]*.npz")):
         if ".tmp" in shard.name:
             continue
-        data = np.load(shard)
-        offsets = np.concatenate([[0], np.cumsum(data["lengths"])])
-        for i, text in enumerate(data["texts"]):
-            items.append((torch.from_numpy(data["frames"][offsets[i]:offsets[i + 1]]), str(text)))
+        with np.load(shard) as data:  # each data[...] access decodes the array again: read once
+            frames, lengths, texts = data["frames"], data["lengths"], data["texts"]
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        for i, text in enumerate(texts):
+            items.append((torch.from_numpy(frames[offsets[i]:offsets[i + 1]]), str(text)))
     return items
 
 
