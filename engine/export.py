@@ -1,7 +1,8 @@
-"""Export encoder+bridge to one ONNX graph, cached in the model folder.
+"""Export encoder+bridge (or, for the Whisper family, the encoder alone) to one ONNX graph,
+cached in the model folder.
 
 The graph takes one clip's encoder input (waveform or log-mel, any length up to 30 s) and
-returns the LM input vectors. It is rebuilt whenever the weights it was made from change
+returns the vectors the decoder reads. It is rebuilt whenever the weights it was made from change
 (a fingerprint of them is stored beside it), so a retrained bridge never runs stale.
 """
 
@@ -32,40 +33,61 @@ class EncoderBridgeGraph(nn.Module):
         return self.model.speech_embeddings(inputs)
 
 
-def export_onnx(model: SpeechLM, path: str | Path, example: torch.Tensor | None = None) -> Path:
-    """Write the encoder+bridge graph with a dynamic time axis (atomically)."""
+def export_graph(module: nn.Module, example: torch.Tensor, path: str | Path, time_axis: int) -> Path:
+    """Write any one-input graph (inputs -> embeddings) with a dynamic time axis, atomically."""
     path = Path(path)
-    if example is None:
-        example = _example_input(model)
-    graph = EncoderBridgeGraph(model).eval().cpu()
-    time_axis = 2 if model.config.encoder.kind == "whisper" else 1
+    module = module.eval().cpu()
     fastpath = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)  # the fused kernel has no ONNX form
-    with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(graph, (example.cpu(),), str(tmp), input_names=["inputs"], output_names=["embeddings"],
-                          dynamic_axes={"inputs": {time_axis: "time"}, "embeddings": {1: "tokens"}},
-                          opset_version=OPSET, dynamo=False)
-    torch.backends.mha.set_fastpath_enabled(fastpath)
+    try:
+        with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, (example.cpu(),), str(tmp), input_names=["inputs"],
+                              output_names=["embeddings"],
+                              dynamic_axes={"inputs": {time_axis: "time"}, "embeddings": {1: "tokens"}},
+                              opset_version=OPSET, dynamo=False)
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
     return path
 
 
-def ensure_onnx(model: SpeechLM, folder: str | Path) -> Path:
-    """The folder's ONNX graph, exported again if missing or made from other weights."""
+def ensure_graph(module: nn.Module, folder: str | Path, fingerprint: str, example: torch.Tensor,
+                 time_axis: int) -> Path:
+    """The folder's ONNX graph of `module`, exported again if missing or made from other weights.
+
+    `fingerprint` identifies what the graph was made from (a hash of its weights); it is
+    stored beside the graph so a changed model is never run through a stale one.
+    """
     folder = Path(folder)
     onnx_path, meta_path = folder / ONNX_NAME, folder / ONNX_META
-    fingerprint = graph_fingerprint(model)
     if onnx_path.is_file() and meta_path.is_file():
         try:
             if json.loads(meta_path.read_text()).get("fingerprint") == fingerprint:
                 return onnx_path
         except (json.JSONDecodeError, OSError):
             pass
-        log.info("encoder+bridge weights changed: exporting the ONNX graph again")
-    export_onnx(model, onnx_path)
+        log.info("encoder weights changed: exporting the ONNX graph again")
+    export_graph(module, example, onnx_path, time_axis)
     atomic_write_text(meta_path, json.dumps({"fingerprint": fingerprint, "opset": OPSET,
                                              "torch": torch.__version__}, indent=2))
     return onnx_path
+
+
+def export_onnx(model: SpeechLM, path: str | Path, example: torch.Tensor | None = None) -> Path:
+    """Write the encoder+bridge graph with a dynamic time axis (atomically)."""
+    if example is None:
+        example = _example_input(model)
+    return export_graph(EncoderBridgeGraph(model), example, path, _time_axis(model))
+
+
+def ensure_onnx(model: SpeechLM, folder: str | Path) -> Path:
+    """The folder's encoder+bridge graph, exported again if missing or made from other weights."""
+    return ensure_graph(EncoderBridgeGraph(model), folder, graph_fingerprint(model), _example_input(model),
+                        _time_axis(model))
+
+
+def _time_axis(model: SpeechLM) -> int:
+    return 2 if model.config.encoder.kind == "whisper" else 1
 
 
 def _example_input(model: SpeechLM) -> torch.Tensor:

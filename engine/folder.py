@@ -44,6 +44,10 @@ def check_folder(folder: str | Path) -> ModelConfig:
     if not folder.is_dir():
         raise ModelFolderError("not a folder (a model is a folder with steno.json inside)", folder)
     config = ModelConfig.load(folder)
+    if config.family == "whisper":
+        from engine.whisper_backend import check_whisper_folder
+
+        check_whisper_folder(folder)
     if config.family != "bridge":
         return config
     for rel, what in _REQUIRED.items():

@@ -8,6 +8,7 @@ value that is an existing folder is used as is; otherwise it is looked up by nam
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,8 @@ def model_id(folder: str | Path) -> str:
 
     Small files are hashed whole; large weight files by size plus their first and last MiB,
     which changes whenever the weights are rewritten without reading gigabytes each time.
+    The config's `metrics` (dev WER/RTF, recorded after measuring) are left out, so
+    recording them does not orphan the model's adapters.
     """
     folder = Path(folder)
     h = hashlib.sha256()
@@ -85,6 +88,9 @@ def model_id(folder: str | Path) -> str:
         if not path.is_file() or rel.startswith("encoder_bridge") or "/." in f"/{rel}":
             continue
         h.update(rel.encode())
+        if rel == CONFIG_NAME:  # measured figures are written later: they do not change the model
+            h.update(_config_identity(path))
+            continue
         size = path.stat().st_size
         h.update(str(size).encode())
         with open(path, "rb") as f:
@@ -95,3 +101,13 @@ def model_id(folder: str | Path) -> str:
                 f.seek(-(1 << 20), os.SEEK_END)
                 h.update(f.read())
     return h.hexdigest()[:16]
+
+
+def _config_identity(path: Path) -> bytes:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return path.read_bytes()
+    if isinstance(data, dict):
+        data.pop("metrics", None)
+    return json.dumps(data, sort_keys=True).encode()

