@@ -107,7 +107,7 @@ class TrainSettings:
     seed: int = 0
     device: str = "auto"
     text_weight: float = 0.5
-    anchor: float = 0.0  # Whisper family: weight of a KL term keeping the decoder near the base model
+    anchor: float = 1.0  # Whisper family: weight of a KL term keeping the decoder near the base model
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     checkpoint_every: int = 50  # optimizer steps between checkpoints (also at each epoch end and on cancel)

@@ -36,7 +36,7 @@ def add_train_arguments(p) -> None:
     p.add_argument("--cross-attention", action="store_true",
                    help="Whisper-family models: LoRA on the decoder's cross-attention too")
     p.add_argument("--text-weight", type=float, default=0.5)
-    p.add_argument("--anchor", type=float, default=0.0,
+    p.add_argument("--anchor", type=float, default=1.0,
                    help="Whisper-family models: KL weight keeping the decoder near the base model "
                         "(guards accuracy on general speech)")
     p.add_argument("--seed", type=int, default=0)

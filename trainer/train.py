@@ -1,14 +1,16 @@
-"""LoRA training of a bridge model's LM (and optionally its bridge) on a user's data.
+"""LoRA training on a user's data, for both model families.
 
-    frozen encoder -> frames, computed once per clip and cached in the work folder
-    frames -> bridge (frozen | LoRA | full) -> LM with LoRA -> next-token loss on the transcript
-    text-only sentences -> LM with LoRA -> causal LM loss, weighted by text_weight
+    bridge:  frozen encoder -> frames (computed once, cached) -> bridge (frozen | LoRA | full)
+             -> LM with LoRA -> next-token loss on the transcript;
+             text-only sentences -> LM with LoRA -> causal-LM loss, weighted by text_weight
+    whisper: frozen encoder -> frames (cached) -> decoder with LoRA (trainer/whisper.py)
 
-The state of a run (trainable weights, AdamW moments, RNG, position in the epoch, best
-held-out loss) is checkpointed into `.NAME.work/` beside the adapter, so a cancelled or
-crashed run resumes exactly: the batch order is a pure function of (seed, epoch) and the
-RNG state is restored, which makes the result bit-identical to an uninterrupted run on
-the same device.
+A family is a small object (`BridgeTrainee`, `WhisperTrainee`) with the same few methods;
+the loop, checkpoints, evaluation and saving here are shared. The state of a run
+(trainable weights, AdamW moments, RNG, position in the epoch, best held-out loss) is
+checkpointed into `.NAME.work/` beside the adapter, so a cancelled or crashed run resumes
+exactly: the batch order is a pure function of (seed, epoch) and the RNG state is
+restored, which makes the result bit-identical to an uninterrupted run on the same device.
 """
 
 from __future__ import annotations

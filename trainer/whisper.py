@@ -115,14 +115,16 @@ class WhisperTrainee:
         targets = labels[:, 1:].flatten()
         loss = nn.functional.cross_entropy(logits, targets, ignore_index=-100)
         if self.anchor and torch.is_grad_enabled():
-            # keep the next-token distribution near the base model's where the transcript
-            # is ordinary text: what stops the decoder from spelling new words everywhere
+            # keep the next-token distribution near the base model's wherever the base model
+            # already reads the transcript right (ordinary words): what stops the decoder from
+            # spelling new words everywhere, while the words it got wrong are free to change
             with torch.no_grad(), self.whisper.disable_adapter():
                 base = self._logits(model, ids, enc, enc_mask)[:, :-1].flatten(0, 1).float()
-            keep = targets != -100
-            kl = nn.functional.kl_div(logits[keep].log_softmax(-1), base[keep].log_softmax(-1), log_target=True,
-                                      reduction="batchmean")
-            loss = loss + self.anchor * kl
+            keep = (targets != -100) & (base.argmax(-1) == targets)
+            if keep.any():
+                kl = nn.functional.kl_div(logits[keep].log_softmax(-1), base[keep].log_softmax(-1),
+                                          log_target=True, reduction="batchmean")
+                loss = loss + self.anchor * kl
         return loss
 
     @staticmethod
