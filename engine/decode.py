@@ -30,30 +30,35 @@ class Decoded:
         return float(torch.tensor(self.logprobs).mean().exp())
 
 
-def find_loop(tokens: list[int], max_repeats: int, max_ngram: int = 16) -> int | None:
-    """If `tokens` ends in an n-gram repeated `max_repeats` times in a row, where that run began."""
-    for n in range(1, max_ngram + 1):
-        span = n * max_repeats
+def find_repeat(tokens: list[int], repeats: int, min_ngram: int = 1, max_ngram: int = 16) -> tuple[int, int] | None:
+    """(where the run began, n) if `tokens` ends in an n-gram repeated `repeats` times in a
+    row, min_ngram <= n <= max_ngram; the smallest such n wins."""
+    for n in range(min_ngram, max_ngram + 1):
+        span = n * repeats
         if len(tokens) < span:
             break
-        tail = tokens[-span:]
-        gram = tail[-n:]
-        if all(tail[i:i + n] == gram for i in range(0, span, n)):
+        gram = tokens[-n:]
+        if all(tokens[len(tokens) - span + i:len(tokens) - span + i + n] == gram for i in range(0, span, n)):
             start = len(tokens) - span
             while start >= n and tokens[start - n:start] == gram:
                 start -= n
-            return start
+            return start, n
     return None
 
 
+def find_loop(tokens: list[int], max_repeats: int, max_ngram: int = 16) -> int | None:
+    """If `tokens` ends in an n-gram repeated `max_repeats` times in a row, where that run began."""
+    found = find_repeat(tokens, max_repeats, 1, max_ngram)
+    return None if found is None else found[0]
+
+
 def _cut_loop(d: Decoded, max_repeats: int) -> bool:
-    start = find_loop(d.tokens, max_repeats)
-    if start is None:
+    found = find_repeat(d.tokens, max_repeats)
+    if found is None:
         return False
-    gram_len = next(n for n in range(1, 17) if find_loop(d.tokens[: start + n * max_repeats], max_repeats) == start)
-    keep = start + gram_len  # keep one copy of the repeated phrase
-    del d.tokens[keep:]
-    del d.logprobs[keep:]
+    start, n = found
+    del d.tokens[start + n:]  # keep one copy of the repeated phrase
+    del d.logprobs[start + n:]
     d.flags.append("dropped-repetition")
     return True
 

@@ -11,13 +11,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, PreTrainedModel, WhisperFeatureExtractor
+from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from engine.config import EncoderConfig
-
-WHISPER_MAX_FRAMES = 3000  # 30 s of 10 ms mel frames
-SAMPLES_PER_FRAME = 320  # both families give one output frame per 20 ms at 16 kHz
+from engine.features import SAMPLES_PER_FRAME, WHISPER_MAX_FRAMES, whisper_log_mel  # noqa: F401 (re-exported)
 
 
 class SpeechEncoder(nn.Module):
@@ -77,21 +75,6 @@ def _whisper_forward(encoder: WhisperEncoder, mel: torch.Tensor, layer: int | No
     for block in encoder.layers[:stop]:
         x = block(x, None)
     return encoder.layer_norm(x) if layer is None else x
-
-
-_feature_extractors: dict[int, WhisperFeatureExtractor] = {}
-
-
-def whisper_log_mel(audio: np.ndarray, n_mels: int = 80) -> np.ndarray:
-    """Log-mel features (n_mels, frames) of 16 kHz audio, without padding to 30 s."""
-    if n_mels not in _feature_extractors:
-        _feature_extractors[n_mels] = WhisperFeatureExtractor(feature_size=n_mels)
-    fe = _feature_extractors[n_mels]
-    audio = np.asarray(audio, dtype=np.float32)
-    frames = max(2, len(audio) // fe.hop_length)
-    mel = fe(audio, sampling_rate=16000, return_tensors="np", padding="max_length",
-             max_length=max(len(audio), WHISPER_MAX_FRAMES * fe.hop_length), truncation=False).input_features[0]
-    return mel[:, : min(frames, WHISPER_MAX_FRAMES)].astype(np.float32)
 
 
 def encoder_inputs(config: EncoderConfig, audio: np.ndarray) -> np.ndarray:

@@ -87,7 +87,7 @@ class SpeechLM(nn.Module):
         rows, labels = [], []
         for i, s in enumerate(speech):
             before, after = self.prompt_ids(hints[i] if hints else None)
-            parts = [self.embed_tokens(before), s.to(self.embed_tokens([0]).dtype), self.embed_tokens(after)]
+            parts = [self.embed_tokens(before), s.to(self.lm.get_input_embeddings().weight.dtype), self.embed_tokens(after)]
             n_prompt = len(before) + s.shape[0] + len(after)
             if targets is not None:
                 parts.append(self.embed_tokens(targets[i]))

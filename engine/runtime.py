@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,17 +18,6 @@ import torch
 from engine.errors import StenoError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class DeviceInfo:
-    onnx_device: str  # "cuda" or "cpu": what the encoder+bridge session really runs on
-    torch_device: str  # where the LM decodes
-    onnx_available: list[str]  # providers ONNX Runtime lists
-    torch_cuda: bool
-
-    def describe(self) -> str:
-        return f"encoder+bridge on {self.onnx_device.upper()} (ONNX Runtime), LM on {self.torch_device.upper()} (torch)"
 
 
 def quiet_libraries() -> None:
@@ -89,8 +77,3 @@ def _run_options() -> ort.RunOptions:
     options = ort.RunOptions()
     options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
     return options
-
-
-def device_info(device: str = "auto", onnx_device: str | None = None) -> DeviceInfo:
-    return DeviceInfo(onnx_device=onnx_device or "cpu", torch_device=torch_device(device),
-                      onnx_available=ort.get_available_providers(), torch_cuda=torch.cuda.is_available())

@@ -7,21 +7,16 @@ Long work reports `progress(fraction, message)` and checks `cancel()` between ch
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 
 from engine.audio import SAMPLE_RATE, AudioChunk, load_audio, split_on_speech
-from engine.config import ModelConfig
 from engine.errors import StenoError
 from engine.transcript import Segment, Transcript, Word
-
-log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
@@ -72,12 +67,10 @@ class Transcriber:
                  beam_size: int | None = None, batch_size: int = 8):
         from engine.models import model_id, resolve_model
 
-        self.folder = resolve_model(model)
-        self.config = ModelConfig.load(self.folder) if self.folder.is_dir() else None
-        if self.config is None:
-            from engine.folder import check_folder
+        from engine.folder import check_folder
 
-            self.config = check_folder(self.folder)  # raises the clear error
+        self.folder = resolve_model(model)
+        self.config = check_folder(self.folder)  # one clear line if anything is missing
         self.model_id = model_id(self.folder)
         self.beam_size = beam_size or self.config.decode.beam_size
         self.batch_size = batch_size
@@ -93,7 +86,11 @@ class Transcriber:
         self.adapter_meta = None
         if adapter is not None:
             self.set_adapter(adapter)
-        self.device_text = self.backend.device_text
+
+    @property
+    def device_text(self) -> str:
+        """What runs where, in words (an adapter with its own bridge reopens the session)."""
+        return self.backend.device_text
 
     @property
     def name(self) -> str:

@@ -22,7 +22,6 @@ export that graph.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import logging
@@ -34,8 +33,9 @@ import numpy as np
 import torch
 
 from engine.config import ModelConfig
-from engine.decode import find_loop
+from engine.decode import find_repeat
 from engine.errors import ModelFolderError, StenoError
+from engine.features import whisper_log_mel
 from engine.runtime import create_session, run_session, torch_device
 from engine.whisper_model import Cache, load_decoder
 
@@ -299,40 +299,12 @@ def _safetensors_header(path: Path) -> tuple[dict, int]:
 
 def log_mel(audio: np.ndarray, n_mels: int, window: str = WINDOW) -> np.ndarray:
     """(1, n_mels, frames): the encoder's input for one clip (see WINDOWS)."""
-    audio = np.asarray(audio, dtype=np.float32)[:N_SAMPLES_30S]
-    if len(audio) < 320:  # shorter than one encoder frame
-        audio = np.pad(audio, (0, 320 - len(audio)))
-    if window == "30s":
-        return _silence_padded_mel(audio, n_mels)[None]
     if window not in WINDOWS:
         raise ValueError(f"window must be one of {WINDOWS}, not {window!r}")
-    mel = _silence_padded_mel(audio, n_mels)[:, : min(len(audio) // 160, N_FRAMES_30S)]
+    mel = whisper_log_mel(audio, n_mels, pad_to_30s=window == "30s")
     if window == "30s-zeros":
         mel = np.pad(mel, ((0, 0), (0, N_FRAMES_30S - mel.shape[1])))
     return mel[None]
-
-
-@functools.lru_cache(maxsize=2)
-def _extractor(n_mels: int):
-    from transformers import WhisperFeatureExtractor
-
-    return WhisperFeatureExtractor(feature_size=n_mels)
-
-
-def _silence_padded_mel(audio: np.ndarray, n_mels: int) -> np.ndarray:
-    """Log-mel of the clip padded with silence to 30 s, computing only the frames near audio.
-
-    Every frame whose window lies wholly in the silence has the same value (the floor of
-    Whisper's log-mel, set by the clip's loudest frame), so the STFT of the rest of the
-    30 s is skipped and that value repeated: the same features at a fraction of the cost.
-    """
-    tail = np.pad(audio, (0, min(8000, N_SAMPLES_30S - len(audio))))
-    mel = _extractor(n_mels)(tail, sampling_rate=SAMPLE_RATE, return_tensors="np",
-                             padding="longest").input_features[0]
-    mel = mel[:, :N_FRAMES_30S].astype(np.float32)
-    if mel.shape[1] < N_FRAMES_30S:
-        mel = np.concatenate([mel, np.repeat(mel[:, -1:], N_FRAMES_30S - mel.shape[1], axis=1)], axis=1)
-    return mel
 
 
 # ---------------------------------------------------------------------- the backend
@@ -445,7 +417,7 @@ class WhisperBackend:
         """
         text_pos = [i for i, t in enumerate(h.tokens) if t < self.vocab.eot]
         text = [h.tokens[i] for i in text_pos]
-        loop = _repeated_tail(text, self.config.decode.max_repeats, 1, 16) or _repeated_tail(
+        loop = find_repeat(text, self.config.decode.max_repeats, 1, 16) or find_repeat(
             text, PHRASE_REPEATS, PHRASE_MIN, PHRASE_MAX)
         if loop is None:
             return False
@@ -645,29 +617,6 @@ def _torch_threads(n: int | None):
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
-
-
-def _repeated_tail(tokens: list[int], repeats: int, min_n: int, max_n: int) -> tuple[int, int] | None:
-    """(where the run began, n) if `tokens` ends in an n-gram, min_n <= n <= max_n, said
-    `repeats` times in a row; the smallest such n. Short n-grams go through
-    engine.decode.find_loop, the bridge models' test."""
-    if min_n == 1:
-        start = find_loop(tokens, repeats, max_n)
-        if start is None:
-            return None
-        gram = next(n for n in range(1, max_n + 1) if find_loop(tokens[: start + n * repeats], repeats, n) == start)
-        return start, gram
-    for n in range(min_n, max_n + 1):
-        span = n * repeats
-        if len(tokens) < span:
-            break
-        gram = tokens[-n:]
-        if all(tokens[len(tokens) - span + i:len(tokens) - span + i + n] == gram for i in range(0, span, n)):
-            start = len(tokens) - span
-            while start >= n and tokens[start - n:start] == gram:
-                start -= n
-            return start, n
-    return None
 
 
 def _pad_batch(encoded: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -139,3 +139,20 @@ def test_corrupt_bridge_weights_are_a_clear_error(tiny_model_dir, tmp_path):
 def test_config_round_trips_through_json():
     c = ModelConfig()
     assert ModelConfig.from_dict(json.loads(json.dumps(c.to_dict()))) == c
+
+
+def test_whisper_log_mel_equals_the_full_30s_computation():
+    """Computing only the frames near the audio must give Whisper's own padded features."""
+    from transformers import WhisperFeatureExtractor
+
+    from engine.features import whisper_log_mel
+
+    audio = _clip(4.3, seed=5)
+    full = WhisperFeatureExtractor(feature_size=80)(audio, sampling_rate=16000, return_tensors="np",
+                                                   padding="max_length").input_features[0]
+    padded = whisper_log_mel(audio, pad_to_30s=True)
+    assert padded.shape == full.shape == (80, 3000)
+    assert np.abs(padded - full).max() < 1e-5
+    clip = whisper_log_mel(audio)
+    assert clip.shape == (80, len(audio) // 160)
+    assert np.array_equal(clip, padded[:, : clip.shape[1]])

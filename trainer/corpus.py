@@ -65,13 +65,17 @@ TEST_VOICES = {"espeak:en-gb-scotland+f2", "espeak:en-029+m3", "espeak:en-us-nyc
 ENGINE_SHARE = {"espeak": 0.3, "mbrola": 0.1, "flite": 0.15, "festival": 0.15, "pico": 0.1, "rhvoice": 0.2}
 
 
-def pick_voice(voices: list[str], rng: random.Random) -> str:
-    by_engine: dict[str, list[str]] = {}
+def by_engine(voices: list[str]) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
     for v in voices:
-        by_engine.setdefault(v.split(":")[0], []).append(v)
-    engines = sorted(by_engine)
-    engine = rng.choices(engines, weights=[ENGINE_SHARE.get(e, 0.1) for e in engines])[0]
-    return rng.choice(by_engine[engine])
+        groups.setdefault(v.split(":")[0], []).append(v)
+    return dict(sorted(groups.items()))
+
+
+def pick_voice(groups: dict[str, list[str]], rng: random.Random) -> str:
+    """An engine by ENGINE_SHARE, then one of its voices."""
+    engine = rng.choices(list(groups), weights=[ENGINE_SHARE.get(e, 0.1) for e in groups])[0]
+    return rng.choice(groups[engine])
 
 
 def available(voice: Voice) -> bool:
@@ -112,8 +116,6 @@ def synthesize(voice: Voice, text: str, rng: random.Random, tmp: Path) -> np.nda
     audio = audio.mean(axis=1)
     if sr != SR:
         audio = soxr.resample(audio, sr, SR)
-    if e in ("pico", "festival", "rhvoice") and abs(rate - 1) > 0.05:
-        pass  # rate handled by the engine where it can; others keep their natural pace
     return audio.astype(np.float32)
 
 
@@ -198,8 +200,9 @@ def build(out: Path, n_train: int, n_test: int, jobs: int = 2, seed: int = 0, pr
     test_sents, train_sents = sentences[:n_test], sentences[n_test:]
     plan = []
     for split, sents, vs in (("test", test_sents, test_voices), ("train", train_sents, train_voices)):
+        groups = by_engine(vs)
         for i, text in enumerate(sents):
-            voice = pick_voice(vs, rng)
+            voice = pick_voice(groups, rng)
             key = hashlib.sha1(f"{split}{i}{text}{voice}".encode()).hexdigest()[:12]
             plan.append((split, (str(out / split / key[:2] / f"{key}.flac"), text, voice, seed * 1_000_003 + i,
                                  split == "train" or rng.random() < 0.5)))
