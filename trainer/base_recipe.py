@@ -30,6 +30,7 @@ from engine.config import BridgeConfig
 from engine.encoder import whisper_log_mel
 
 SHARD = 256
+SHIPPED = Path(__file__).resolve().parent.parent / "resources" / "default"  # what we trained, in git
 
 
 def read_split(corpus: Path, split: str) -> list[tuple[Path, str]]:
@@ -57,7 +58,6 @@ def extract_features(corpus: Path, work: Path, encoder_name: str = "whisper-base
     from engine.encoder import _whisper_forward
 
     encoder = load_whisper_encoder(encoder_name, work / "pretrained")
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     for split in ("test", "train"):
         rows = read_split(corpus, split)
         out = work / "features" / split
@@ -139,10 +139,14 @@ def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, 
         opt.load_state_dict(state["opt"])
         step, rng_state = state["step"], state["rng"]
         log(f"resumed stage ctc at step {step}")
+    elif (SHIPPED / "ctc_head.safetensors").is_file():
+        step = _load_shipped(head, token_ids)
+        log(f"warm start from {SHIPPED} (step {step}; optimizer state starts afresh)")
     rng = random.Random(0)
     if rng_state is not None:
         rng.setstate(rng_state)
     total_steps = 200_000
+    dev_eval = lambda: _log_eval(stage, head, tokenizer, token_ids, dev, error_rates, step, losses, log)  # noqa
     warmup = 500
     sched = lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total_steps)))  # noqa
     deadline = time.time() + 60 * minutes
@@ -169,16 +173,51 @@ def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, 
         step += 1
         losses.append(loss.item())
         if step % eval_every == 0:
-            wer = _ctc_dev_wer(head, tokenizer, token_ids, dev, error_rates)
-            entry = {"stage": "ctc", "step": step, "loss": float(np.mean(losses)), "dev_wer": wer.wer,
-                     "dev_cer": wer.cer, "time": time.time()}
+            dev_eval()
             losses = []
-            with open(stage / "log.jsonl", "a") as f:
-                f.write(json.dumps(entry) + "\n")
-            log(json.dumps(entry))
             _save(ckpt, head, opt, step, rng)
             head.train()
+    logged = [json.loads(line)["step"] for line in (stage / "log.jsonl").read_text().splitlines()] \
+        if (stage / "log.jsonl").is_file() else []
+    if step not in logged:  # every stopping point gets its dev WER
+        dev_eval()
     _save(ckpt, head, opt, step, rng)
+    ship_ctc_head(stage, head, step)
+
+
+def _log_eval(stage, head, tokenizer, token_ids, dev, error_rates, step, losses, log) -> None:
+    rates = _ctc_dev_wer(head, tokenizer, token_ids, dev, error_rates)
+    entry = {"stage": "ctc", "step": step, "loss": float(np.mean(losses)) if losses else None,
+             "dev_wer": rates.wer, "dev_cer": rates.cer, "time": time.time()}
+    with open(stage / "log.jsonl", "a") as f:
+        f.write(json.dumps(entry) + "\n")
+    log(json.dumps(entry))
+
+
+def ship_ctc_head(stage: Path, head, step: int) -> None:
+    """Copy the head's weights (fp16, no optimizer state), vocabulary and log into resources/,
+    where git keeps them: data/ is rebuilt by scripts, but trained weights are not."""
+    from safetensors.torch import save_file
+
+    SHIPPED.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().half().contiguous() for k, v in head.state_dict().items()},
+              SHIPPED / "ctc_head.safetensors", metadata={"step": str(step)})
+    (SHIPPED / "ctc_vocab.json").write_bytes((stage / "vocab.json").read_bytes())
+    shipped_log = SHIPPED / "ctc_log.jsonl"  # the history of every session, not only this one
+    lines = shipped_log.read_text().splitlines() if shipped_log.is_file() else []
+    lines += [line for line in (stage / "log.jsonl").read_text().splitlines() if line not in lines]
+    shipped_log.write_text("\n".join(lines) + "\n")
+
+
+def _load_shipped(head, token_ids: list[int]) -> int:
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    if json.loads((SHIPPED / "ctc_vocab.json").read_text()) != token_ids:
+        raise SystemExit(f"{SHIPPED}: the shipped CTC head was trained on another token vocabulary")
+    head.load_state_dict({k: v.float() for k, v in load_file(SHIPPED / "ctc_head.safetensors").items()})
+    with safe_open(SHIPPED / "ctc_head.safetensors", "pt") as f:
+        return int(f.metadata().get("step", 0))
 
 
 def _save(path: Path, head, opt, step: int, rng: random.Random) -> None:
