@@ -12,10 +12,19 @@
 Every JSON is written atomically. Statuses: "recording" (audio still being written),
 "transcribing", "ready". A project left "recording" or "transcribing" after the app
 stopped without closing properly is what crash recovery offers back.
+
+When the library is encrypted (`app/vault.py`, `docs/privacy.md`) every file here is read
+and written through the vault: encrypted on disk, plain in memory. The one exception is a
+recording while it is being made: the recorder writes a plain WAV (flushed every 50 ms, so
+a crash loses nothing and the header can be repaired), which is encrypted in place as soon
+as the project leaves "recording" (stopped, or recovered after a crash). Code that needs a
+file name for audio or training clips (decoders, the trainer) gets a decrypted copy in a
+private RAM folder from `audio_path` / `training_dir()`.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -29,8 +38,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from app import vault
 from engine.errors import StenoError
-from engine.files import atomic_path, atomic_write_text
+from engine.files import atomic_write_text
 from engine.models import steno_home
 from engine.transcript import Transcript
 
@@ -48,6 +58,22 @@ LOCK_FILE = "app.lock"
 
 def projects_root() -> Path:
     return steno_home() / "projects"
+
+
+def _read_text(path: Path) -> str:
+    """A project file's text; its library is the folder above the project folder."""
+    return vault.read_bytes(path, _library_of(path)).decode("utf-8")
+
+
+def _write_text(path: Path, text: str) -> None:
+    vault.write_bytes(path, text.encode("utf-8"), _library_of(path))
+
+
+def _library_of(path: Path) -> Path:
+    """project/file -> library; project/training/file (and its temp folder) -> library."""
+    path = Path(path)
+    return path.parent.parent.parent if path.parent.name.startswith((TRAINING_DIR, f".{TRAINING_DIR}")) \
+        else path.parent.parent
 
 
 def _slug(name: str) -> str:
@@ -76,10 +102,14 @@ class Project:
         stamp = time.strftime("%Y-%m-%d_%H%M%S", time.localtime(now))
         root = projects_root()
         root.mkdir(parents=True, exist_ok=True)
-        folder = root / f"{stamp}_{_slug(name)}"
+        if vault.status(root) != "plain":
+            name_part = "project"  # folder names are not encrypted: keep the user's name inside
+        else:
+            name_part = _slug(name)
+        folder = root / f"{stamp}_{name_part}"
         n = 2
         while folder.exists():
-            folder = root / f"{stamp}_{_slug(name)}-{n}"
+            folder = root / f"{stamp}_{name_part}-{n}"
             n += 1
         folder.mkdir()
         project = cls(folder, name, now, now, status=status, source=source)
@@ -90,7 +120,7 @@ class Project:
     def load(cls, folder: Path) -> "Project":
         path = Path(folder) / PROJECT_FILE
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(_read_text(path))
         except FileNotFoundError:
             raise StenoError("not a Steno project (project.json is missing)", folder) from None
         except (OSError, ValueError) as e:
@@ -108,18 +138,39 @@ class Project:
 
     @property
     def audio_path(self) -> Path | None:
+        """The audio as a readable file: the stored one, or (encrypted library) a decrypted copy
+        in a private RAM folder. A recording in progress is plain, so this is its real path."""
+        path = self.stored_audio_path
+        if path is None or not path.is_file():
+            return path
+        return vault.plain_view(path, self.folder.parent)
+
+    @property
+    def stored_audio_path(self) -> Path | None:
+        """Where the audio lies in the project folder (encrypted when the library is)."""
         return self.folder / self.audio if self.audio else None
+
+    def seal_audio(self) -> bool:
+        """Encrypt a finished recording in place (a no-op in a plain library or when already done)."""
+        path = self.stored_audio_path
+        if path is None or not path.is_file():
+            return False
+        return vault.seal_file(path, self.folder.parent)
 
     def save_meta(self) -> None:
         data = {"name": self.name, "created": self.created, "modified": self.modified, "status": self.status,
                 "audio": self.audio, "source": self.source, "duration": self.duration, "revision": self.revision,
                 "preview": self.preview}
-        atomic_write_text(self.folder / PROJECT_FILE, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        _write_text(self.folder / PROJECT_FILE, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
     def set_status(self, status: str) -> None:
+        """Save the new status; a recording that is no longer being written is then encrypted
+        (status first: a crash in between leaves a plain file that the next unlock seals)."""
         self.status = status
         self.modified = time.time()
         self.save_meta()
+        if status != "recording":
+            self.seal_audio()
 
     # -------------------------------------------------------------------- transcript
 
@@ -132,11 +183,9 @@ class Project:
         data["meta"] = {**data.get("meta", {}), "revision": self.revision}
         text = json.dumps(data, ensure_ascii=False, indent=1) + "\n"
         if original and not (self.folder / ORIGINAL_FILE).exists():
-            atomic_write_text(self.folder / ORIGINAL_FILE, text)
-        atomic_write_text(self.folder / TRANSCRIPT_FILE, text)
-        journal = self.folder / JOURNAL_FILE
-        if journal.exists():
-            journal.unlink()
+            _write_text(self.folder / ORIGINAL_FILE, text)
+        _write_text(self.folder / TRANSCRIPT_FILE, text)
+        vault.remove_file(self.folder / JOURNAL_FILE)
         self.modified = time.time()
         self.preview = transcript.text[:200]
         if transcript.duration:
@@ -149,7 +198,7 @@ class Project:
         if not path.is_file():
             return None
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(_read_text(path))
         except (OSError, ValueError) as e:
             raise StenoError(f"transcript is unreadable ({e})", path) from None
         transcript = Transcript.from_dict(data)
@@ -164,16 +213,13 @@ class Project:
         path = self.folder / ORIGINAL_FILE
         if not path.is_file():
             return None
-        return Transcript.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        return Transcript.from_dict(json.loads(_read_text(path)))
 
     def journal_edit(self, row: int, text: str) -> int:
         """Append one edit to the journal, on disk before this returns; gives its revision."""
         self.revision += 1
-        line = json.dumps({"rev": self.revision, "row": row, "text": text}, ensure_ascii=False) + "\n"
-        with open(self.folder / JOURNAL_FILE, "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+        line = json.dumps({"rev": self.revision, "row": row, "text": text}, ensure_ascii=False)
+        vault.append_line(self.folder / JOURNAL_FILE, line, self.folder.parent)
         return self.revision
 
     def read_journal(self) -> list[tuple[int, int, str]]:
@@ -181,7 +227,7 @@ class Project:
         if not path.is_file():
             return []
         out = []
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        for line in vault.read_lines(path, self.folder.parent):
             try:  # a line cut by a crash is skipped, the ones before it still count
                 d = json.loads(line)
                 out.append((int(d["rev"]), int(d["row"]), str(d["text"])))
@@ -206,23 +252,29 @@ class Project:
         if self.audio_path is None or not self.audio_path.is_file():
             raise StenoError("project has no audio to pair with its transcript", self.folder)
         audio = load_audio(self.audio_path)
+        root = self.folder.parent
         written = 0
-        with atomic_dir(self.folder / TRAINING_DIR) as tmp:
+        with vault.io_lock, atomic_dir(self.folder / TRAINING_DIR) as tmp:  # one lock: not converted halfway
             for i, seg in enumerate(transcript.segments, 1):
                 text = " ".join(seg.text.split())
                 a, b = int(seg.start * SAMPLE_RATE), int(seg.end * SAMPLE_RATE)
                 if not text or b - a < SAMPLE_RATE // 4 or "no-speech" in seg.flags:
                     continue
-                sf.write(tmp / f"seg-{i:04d}.wav", audio[a:b], SAMPLE_RATE, subtype="PCM_16")
-                (tmp / f"seg-{i:04d}.txt").write_text(text + "\n", encoding="utf-8")
+                buf = io.BytesIO()
+                sf.write(buf, audio[a:b], SAMPLE_RATE, subtype="PCM_16", format="WAV")
+                vault.write_bytes(tmp / f"seg-{i:04d}.wav", buf.getvalue(), root)
+                vault.write_bytes(tmp / f"seg-{i:04d}.txt", (text + "\n").encode("utf-8"), root)
                 written += 1
             if not written:
                 raise StenoError("transcript has no segments with text to train on", self.folder)
         return self.folder / TRAINING_DIR
 
     def training_dir(self) -> Path | None:
+        """The trainer's folder of pairs (a decrypted copy in a private RAM folder when encrypted)."""
         d = self.folder / TRAINING_DIR
-        return d if d.is_dir() and any(d.glob("*.txt")) else None
+        if not (d.is_dir() and any(d.glob("*.txt"))):
+            return None
+        return vault.plain_view_dir(d, self.folder.parent)
 
     # ------------------------------------------------------------------------- other
 
@@ -233,6 +285,7 @@ class Project:
 
     def delete(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+        vault.drop_views(self.folder)
 
     def matches(self, query: str) -> bool:
         """Search by name, then by the transcript text (read from disk only when needed)."""
@@ -241,8 +294,8 @@ class Project:
             return True
         path = self.folder / TRANSCRIPT_FILE
         try:
-            return q in path.read_text(encoding="utf-8").lower() if path.is_file() else False
-        except OSError:
+            return q in _read_text(path).lower() if path.is_file() else False
+        except (OSError, StenoError, ValueError):
             return False
 
 
@@ -276,9 +329,11 @@ def list_projects(query: str = "") -> list[Project]:
 
 
 def write_audio_flac(path: Path, audio: np.ndarray, rate: int) -> None:
-    """The project's copy of opened audio: 16 kHz mono FLAC, written atomically."""
-    with atomic_path(path) as tmp:
-        sf.write(tmp, audio, rate, format="FLAC", subtype="PCM_16")
+    """The project's copy of opened audio: 16 kHz mono FLAC, written atomically (and encrypted
+    in memory first when the library is, so no plain copy ever reaches the disk)."""
+    buf = io.BytesIO()
+    sf.write(buf, audio, rate, format="FLAC", subtype="PCM_16")
+    vault.write_bytes(Path(path), buf.getvalue(), _library_of(Path(path)))
 
 
 def repair_wav_header(path: Path) -> float:
@@ -330,7 +385,7 @@ def claim_session() -> dict | None:
         except (OSError, ValueError):
             previous = {}
         pid = previous.get("pid") if isinstance(previous, dict) else None
-        if isinstance(pid, int) and pid != os.getpid() and _alive(pid):
+        if isinstance(pid, int) and pid != os.getpid() and vault.pid_alive(pid):
             previous = None  # another Steno is running: not a crash
     update_session(None)
     return previous
@@ -347,17 +402,62 @@ def release_session() -> None:
         path.unlink()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def unfinished_projects() -> list[Project]:
     """Projects a crash left behind: a recording never stopped, a transcription never done,
     or edits journaled but not yet folded into transcript.json."""
     return [p for p in list_projects() if p.status in ("recording", "transcribing") or p.has_unsaved_edits()]
+
+
+# -------------------------------------------------------------------- encryption at rest
+
+
+def library_status() -> str:
+    """plain | encrypted | encrypting | decrypting (see app/vault.py)."""
+    return vault.status(projects_root())
+
+
+def library_needs_passphrase() -> bool:
+    return vault.needs_passphrase(projects_root())
+
+
+def unlock_library(passphrase: str) -> None:
+    """Raises vault.WrongPassphrase, touching nothing, when the passphrase does not fit."""
+    vault.unlock(projects_root(), passphrase)
+
+
+def _in_use(path: Path, statuses: tuple[str, ...] = ("recording", "transcribing")) -> bool:
+    """A project's audio that a recording may still be writing, or a transcription reading by
+    its plain name: left plain by a conversion; sealed when the project's status moves on."""
+    if path.parent.name == TRAINING_DIR or path.name == PROJECT_FILE or path.suffix in (".json", ".jsonl"):
+        return False
+    try:
+        project = Project.load(path.parent)
+    except StenoError:
+        return False
+    return project.status in statuses and path.name in (project.audio, RECORDING_FILE)
+
+
+def _unrepaired_recording(path: Path) -> bool:
+    """At start-up nothing is being written, but a killed recording's WAV header is repaired
+    in place by recovery, so it stays plain until then."""
+    return _in_use(path, ("recording",))
+
+
+def encrypt_library(passphrase: str, progress: vault.Progress | None = None) -> int:
+    """Turn encryption on and encrypt every project file in place; returns the files converted."""
+    return vault.enable(projects_root(), passphrase, skip=_in_use, progress=progress)
+
+
+def decrypt_library(passphrase: str, progress: vault.Progress | None = None) -> int:
+    """Turn encryption off: every project file back to plain, then the key file removed."""
+    return vault.disable(projects_root(), passphrase, progress=progress)
+
+
+def change_library_passphrase(old: str, new: str) -> None:
+    vault.change_passphrase(projects_root(), old, new)
+
+
+def finish_library_conversion(progress: vault.Progress | None = None, at_start: bool = True) -> int:
+    """Finish a conversion a crash (or closing the app) interrupted, and seal stray plain files.
+    At start-up nothing is recording or transcribing; later (at_start=False) their audio waits."""
+    return vault.finish(projects_root(), skip=_unrepaired_recording if at_start else _in_use, progress=progress)

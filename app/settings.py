@@ -53,3 +53,40 @@ class AppSettings:
 
 def settings_path() -> Path:
     return steno_home() / SETTINGS_NAME
+
+
+def privacy_statement() -> str:
+    """What Steno keeps, where, and what encryption covers: shown in the Settings tab (the
+    longer version is docs/privacy.md). Built from the real paths so it is never stale."""
+    from app.projects import library_status, projects_root
+    from engine.models import models_dir
+
+    home = steno_home()
+    try:
+        state = library_status()
+    except Exception as e:  # noqa: BLE001 - a damaged key file must not hide the statement
+        state = f"unknown ({e})"
+    encrypted = {"plain": "not encrypted", "encrypted": "encrypted with your passphrase"}.get(
+        state, f"encryption state: {state} (finished after the next unlock)")
+    return "\n".join([
+        "Nothing leaves this computer. Steno opens no network connection while it runs: models are read "
+        "from local folders, and the microphone, your files and your text are processed here.",
+        "",
+        f"Everything Steno keeps is under {home}:",
+        f"• projects: {projects_root()} — each recording's or opened file's audio, transcript, the model's "
+        f"original transcript, the edit journal and training clips ({encrypted}).",
+        f"• models: {models_dir()} — speech models (not personal data, never encrypted).",
+        f"• adapters: {home / 'adapters'} — vocabulary adapters you trained; they can hold words, example "
+        "sentences and audio features from your training data, and are not encrypted.",
+        f"• settings: {settings_path()} — including your vocabulary hints (not encrypted).",
+        f"• logs: {home / 'logs'} — errors and file paths, which may show project folder names (not encrypted).",
+        f"• {home / 'app.lock'} — which project is open, for crash recovery.",
+        "",
+        "Encryption (Settings → Privacy) covers every file in the projects folder: AES-256-GCM with a key "
+        "unlocked by your passphrase (scrypt). A recording is written plain while it is being made, so a "
+        "crash cannot lose it, and is encrypted when it stops. While Steno runs, audio being played, "
+        "transcribed or trained on is decrypted into a private folder in memory that is deleted on exit. "
+        "Not covered: exported files and copied text (they go where you put them), models, adapters, "
+        "settings and logs, and the folder names of projects made before encryption was turned on.",
+        "If you forget the passphrase, the projects cannot be recovered.",
+    ])

@@ -1,8 +1,14 @@
-"""The Settings tab: model, adapter, device, vocabulary hints, beam size, theme.
+"""The Settings tab: model, adapter, device, vocabulary hints, beam size, theme, privacy.
 
 "Apply" saves the settings and asks the window to switch the model now (in the
 background); no restart. The device line says what ONNX Runtime and torch actually
 found, probed off the GUI thread because importing torch takes seconds.
+
+Privacy: encrypt the project library with a passphrase, turn it off, change the
+passphrase (each takes effect at once, converting files in the background), and the
+statement of what is stored where. `unlock_at_start` asks for the passphrase when the
+window opens on an encrypted library. Passphrases are asked through `ask_passphrase`
+(a password QInputDialog) so tests can put their own answers in.
 """
 
 from __future__ import annotations
@@ -10,12 +16,18 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QPlainTextEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from typing import Callable
 
-from app.settings import AppSettings
-from app.workers import Job, JobRunner, show_error
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QInputDialog, QLabel,
+                               QLineEdit, QMessageBox, QPlainTextEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+from app import projects as P
+from app import vault
+from app.settings import AppSettings, privacy_statement
+from app.workers import Job, JobCancelled, JobRunner, show_error
+
+from engine.errors import StenoError
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +56,59 @@ def probe_devices() -> str:
     return "\n".join(lines)
 
 
+PassphrasePrompt = Callable[[QWidget | None, str, str], "str | None"]  # (parent, title, label) -> text or None
+
+
+def ask_passphrase(parent: QWidget | None, title: str, label: str) -> str | None:
+    """A password field in a dialog; None when cancelled."""
+    text, ok = QInputDialog.getText(parent, title, label, QLineEdit.EchoMode.Password)
+    return text if ok else None
+
+
+def unlock_at_start(parent: QWidget | None = None, ask: PassphrasePrompt | None = None) -> bool:
+    """Ask for the passphrase of an encrypted library until it fits or the user cancels.
+
+    A wrong one is said so in the next prompt; the library is not touched until the key is
+    verified. After unlocking, a conversion a crash interrupted is finished. False: cancelled
+    (or the key file is damaged), and the library stays locked.
+    """
+    ask = ask or ask_passphrase
+    try:
+        if not P.library_needs_passphrase():
+            return True
+        state = P.library_status()
+    except vault.VaultError as e:
+        show_error(parent, "Encrypted library", str(e))
+        return False
+    label = "Steno's project library is encrypted. Passphrase:"
+    if state == "decrypting":
+        label = "Steno was turning encryption off when it stopped; the passphrase finishes it. Passphrase:"
+    while True:
+        passphrase = ask(parent, "Unlock Steno", label)
+        if passphrase is None:
+            return False
+        try:
+            P.unlock_library(passphrase)
+            break
+        except vault.WrongPassphrase as e:
+            label = f"{str(e)[0].upper()}{str(e)[1:]}. Try again. Passphrase:"
+    try:
+        n = P.finish_library_conversion()
+        if n:
+            log.info("finished an interrupted library conversion: %d files", n)
+    except (OSError, StenoError) as e:
+        show_error(parent, "Encrypted library", f"cannot finish converting the library ({e}); it is unlocked and "
+                                                "every file can still be read")
+    return True
+
+
 class SettingsTab(QWidget):
     applied = Signal()  # the settings object was updated and saved
 
     def __init__(self, settings: AppSettings, runner: JobRunner, trainer_api=None, parent=None):
         super().__init__(parent)
         self.settings = settings
+        self._runner = runner
         self.trainer_api = trainer_api
         self.model = QComboBox()
         self.model.setToolTip("The speech model that transcribes")
@@ -100,12 +159,14 @@ class SettingsTab(QWidget):
         form.addRow("Vocabulary hints", hints_row)
         look = QGroupBox("Appearance")
         QFormLayout(look).addRow("Theme", self.theme)
+        privacy = self._build_privacy()
         buttons = QHBoxLayout()
         buttons.addWidget(apply)
         buttons.addWidget(self.loaded, 1)
         lay = QVBoxLayout(self)
         lay.addWidget(box)
         lay.addWidget(look)
+        lay.addWidget(privacy)
         lay.addLayout(buttons)
         lay.addStretch(1)
         self.load()
@@ -113,6 +174,153 @@ class SettingsTab(QWidget):
         job.done.connect(self.device_info.setText)
         job.failed.connect(self.device_info.setText)
         runner.submit(job)
+
+    # --------------------------------------------------------------------- privacy
+
+    def _build_privacy(self) -> QGroupBox:
+        self.runner = self._runner
+        self.ask_passphrase: PassphrasePrompt = ask_passphrase
+        self.privacy_state = QLabel()
+        self.privacy_state.setObjectName("privacyState")
+        self.privacy_state.setWordWrap(True)
+        self.privacy_result = QLabel()
+        self.privacy_result.setObjectName("privacyResult")
+        self.privacy_result.hide()
+        self.encrypt_btn = QPushButton("Encrypt the project library…")
+        self.encrypt_btn.setToolTip("Keep every project file encrypted on disk, unlocked by a passphrase at start")
+        self.encrypt_btn.clicked.connect(self.encrypt_library)
+        self.decrypt_btn = QPushButton("Turn encryption off…")
+        self.decrypt_btn.clicked.connect(self.decrypt_library)
+        self.passphrase_btn = QPushButton("Change passphrase…")
+        self.passphrase_btn.clicked.connect(self.change_passphrase)
+        self.finish_btn = QPushButton("Finish converting")
+        self.finish_btn.setToolTip("A conversion was interrupted: every file is readable; this converts the rest")
+        self.finish_btn.clicked.connect(self.finish_conversion)
+        self.privacy_btn = QPushButton("What is stored where…")
+        self.privacy_btn.setObjectName("privacyStatement")
+        self.privacy_btn.clicked.connect(self.show_privacy)
+        note = QLabel("Nothing leaves this computer: Steno uses no network while it runs.")
+        note.setWordWrap(True)
+        row = QHBoxLayout()
+        for b in (self.encrypt_btn, self.finish_btn, self.decrypt_btn, self.passphrase_btn, self.privacy_btn):
+            row.addWidget(b)
+        row.addStretch(1)
+        box = QGroupBox("Privacy")
+        lay = QVBoxLayout(box)
+        lay.addWidget(note)
+        lay.addWidget(self.privacy_state)
+        lay.addWidget(self.privacy_result)
+        lay.addLayout(row)
+        self._privacy_job: Job | None = None
+        self.refresh_privacy()
+        return box
+
+    def refresh_privacy(self) -> None:
+        """Show the library's state and only the buttons that apply to it."""
+        try:
+            state = P.library_status()
+        except vault.VaultError as e:
+            state, text = "damaged", str(e)
+        else:
+            text = {"plain": "Project library: not encrypted.",
+                    "encrypted": "Project library: encrypted (AES-256-GCM, unlocked with your passphrase).",
+                    "encrypting": "Project library: encryption was turned on but not every file is encrypted yet.",
+                    "decrypting": "Project library: encryption is being turned off; some files are still "
+                                  "encrypted."}[state]
+        busy = self._privacy_job is not None and self._privacy_job.state in ("waiting", "running")
+        self.privacy_state.setText(text)
+        self.finish_btn.setVisible(state in ("encrypting", "decrypting") and vault.is_unlocked(P.projects_root()))
+        self.encrypt_btn.setVisible(state == "plain")
+        self.decrypt_btn.setVisible(state in ("encrypted", "encrypting"))
+        self.passphrase_btn.setVisible(state in ("encrypted", "encrypting"))
+        for b in (self.encrypt_btn, self.finish_btn, self.decrypt_btn, self.passphrase_btn):
+            b.setEnabled(not busy and state != "damaged")
+
+    def _ask(self, title: str, label: str) -> str | None:
+        return self.ask_passphrase(self, title, label)
+
+    def _new_passphrase(self, title: str, first: str) -> str | None:
+        """A new passphrase typed twice; None (after saying why) when cancelled, short or different."""
+        p1 = self._ask(title, first)
+        if p1 is None:
+            return None
+        try:
+            vault.check_new_passphrase(p1)
+        except vault.VaultError as e:
+            show_error(self, title, f"{e}; nothing was changed")
+            return None
+        p2 = self._ask(title, "Type the same passphrase again:")
+        if p2 is None:
+            return None
+        if p1 != p2:
+            show_error(self, title, "the two passphrases differ; nothing was changed")
+            return None
+        return p1
+
+    def _run_privacy_job(self, title: str, fn, done_text: str) -> Job:
+        """Convert in the background; closing the app stops it between two files, and the
+        next start finishes it (every file is converted atomically)."""
+
+        def work(progress, cancel):
+            def each(i, n, path):
+                if cancel():
+                    raise JobCancelled()
+                progress(i / max(n, 1), f"{title}: {i}/{n} files")
+
+            return fn(each)
+
+        job = Job(work, name=title)
+        job.progress.connect(lambda f, m: self.privacy_state.setText(m))
+        job.done.connect(lambda n: (self.privacy_result.setText(done_text[0].upper() + done_text[1:] + "."),
+                                    self.privacy_result.show()))
+        job.failed.connect(lambda m: (self.privacy_result.hide(), show_error(self, title, m)))
+        job.finished.connect(self.refresh_privacy)
+        self._privacy_job = job
+        self.refresh_privacy()
+        return self.runner.submit(job)
+
+    def encrypt_library(self) -> Job | None:
+        title = "Encrypt the project library"
+        passphrase = self._new_passphrase(title, "Choose a passphrase (at least 8 characters). Without it the "
+                                                 "projects cannot be opened: it cannot be recovered.")
+        if passphrase is None:
+            return None
+        return self._run_privacy_job(title, lambda progress: P.encrypt_library(passphrase, progress),
+                                     "the project library is now encrypted")
+
+    def decrypt_library(self) -> Job | None:
+        title = "Turn encryption off"
+        passphrase = self._ask(title, "The passphrase, to store every project file unencrypted again:")
+        if passphrase is None:
+            return None
+        return self._run_privacy_job(title, lambda progress: P.decrypt_library(passphrase, progress),
+                                     "the project library is no longer encrypted")
+
+    def change_passphrase(self) -> Job | None:
+        title = "Change passphrase"
+        old = self._ask(title, "The current passphrase:")
+        if old is None:
+            return None
+        new = self._new_passphrase(title, "The new passphrase (at least 8 characters):")
+        if new is None:
+            return None
+        return self._run_privacy_job(title, lambda progress: P.change_library_passphrase(old, new),
+                                     "the passphrase is changed")
+
+    def finish_conversion(self) -> Job:
+        return self._run_privacy_job("Finish converting",
+                                     lambda progress: P.finish_library_conversion(progress, at_start=False),
+                                     "the conversion is finished")
+
+    def show_privacy(self) -> QMessageBox:
+        box = QMessageBox(QMessageBox.Icon.Information, "Privacy: what is stored where", privacy_statement(),
+                          QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("privacyDialog")
+        box.setStyleSheet("QLabel { min-width: 640px; }")
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        return box
 
     # --------------------------------------------------------------------- values
 
