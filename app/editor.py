@@ -6,6 +6,11 @@ stream of "row N now reads X" changes. Words the model was unsure of are underli
 orange while the words still spell the segment (once the user rewrites a segment, it has
 been checked). A pause longer than the engine's paragraph rule starts a new paragraph:
 the row gets a rule above it and a pilcrow, exactly where TXT/DOCX exports break.
+
+A transcript started from a template (app/templates.py) has fields: Tab / Shift+Tab (or
+the spoken "next field" / "previous field") move between them, and dictated text fills
+the current one. Fields are found in the row text each time, so they need no state that
+undo or autosave could get out of step with.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QHeade
                                QPlainTextEdit, QPushButton, QStyle, QStyledItemDelegate, QStyleOptionViewItem,
                                QTableView, QToolButton, QVBoxLayout, QWidget)
 
+from app.templates import FieldSpot, fill, find_fields, template_rows
+from engine.commands import FieldMove, split_fields
 from engine.exporters import LOW_CONFIDENCE
 from engine.transcript import PARAGRAPH_PAUSE_S, Segment, Transcript
 
@@ -60,12 +67,31 @@ class TranscriptModel(QAbstractTableModel):
         self.transcript = Transcript()
         self.playing_row = -1
         self.find_pattern: re.Pattern | None = None
+        self.template: list = []  # each row's parsed template line, when made from a template
+        self.field_key: tuple[int, int] | None = None  # the current field (row, index), highlighted
 
     def set_transcript(self, transcript: Transcript) -> None:
         self.beginResetModel()
         self.transcript = transcript
         self.playing_row = -1
+        self.template = template_rows(transcript)
+        self.field_key = None
         self.endResetModel()
+
+    def row_fields(self, row: int) -> list[FieldSpot]:
+        if not 0 <= row < min(len(self.template), len(self.segments)):
+            return []
+        return find_fields(row, self.template[row], self.segments[row].text)
+
+    def fields(self) -> list[FieldSpot]:
+        """Every field still in the text, in reading order."""
+        return [f for row in range(min(len(self.template), len(self.segments))) for f in self.row_fields(row)]
+
+    def set_field(self, key: tuple[int, int] | None) -> None:
+        old, self.field_key = self.field_key, key
+        for k in {old, key} - {None}:
+            if 0 <= k[0] < len(self.segments):
+                self.dataChanged.emit(self.index(k[0], 0), self.index(k[0], 1))
 
     @property
     def segments(self) -> list[Segment]:
@@ -92,10 +118,13 @@ class TranscriptModel(QAbstractTableModel):
             return None
         seg = self.segments[index.row()]
         if index.column() == TIME_COL:
+            template_row = index.row() < len(self.template)  # its times are made up: do not show them
             if role == Qt.ItemDataRole.DisplayRole:
                 mark = "¶ " if self.paragraph_start(index.row()) else "  "
-                return f"{mark}{clock(seg.start)}"
+                return mark if template_row else f"{mark}{clock(seg.start)}"
             if role == Qt.ItemDataRole.ToolTipRole:
+                if template_row:
+                    return "A template line. Tab / Shift+Tab or “next field” / “previous field” move between fields."
                 return f"{seg.start:.2f}–{seg.end:.2f} s. Click to play from here."
         else:
             if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
@@ -173,21 +202,30 @@ class TranscriptModel(QAbstractTableModel):
         """The segment as HTML: unsure words underlined (and orange, unless the row is
         selected: orange on the selection colour is hard to read), find matches highlighted."""
         seg = self.segments[row]
-        pieces: list[tuple[str, bool]] = []
-        if words_spell(seg):
+        pieces: list[tuple[str, str]] = []  # text, CSS style
+        spots = self.row_fields(row)
+        if spots:  # placeholders greyed, the current field shaded
+            pos = 0
+            for f in spots:
+                style = "" if f.filled or selected else "color: #888888; font-style: italic;"
+                if (f.row, f.index) == self.field_key:
+                    style += " background-color: #cfe3ff; color: #000;"
+                pieces += [(seg.text[pos:f.start], ""), (seg.text[f.start:f.end] or " ", style)]
+                pos = f.end
+            pieces.append((seg.text[pos:], ""))
+        elif words_spell(seg):
+            unsure = "text-decoration: underline;" + ("" if selected else " color: #c45a00;")
             for i, w in enumerate(seg.words):
                 if i:
-                    pieces.append((" ", False))
-                pieces.append((w.text.strip(), w.confidence is not None and w.confidence < LOW_CONFIDENCE))
+                    pieces.append((" ", ""))
+                low = w.confidence is not None and w.confidence < LOW_CONFIDENCE
+                pieces.append((w.text.strip(), unsure if low else ""))
         else:
-            pieces.append((seg.text, False))
+            pieces.append((seg.text, ""))
         out = []
-        for text, unsure in pieces:
+        for text, style in pieces:
             s = self._highlight(text)
-            if unsure:
-                color = "" if selected else " color: #c45a00;"
-                s = f'<span style="text-decoration: underline;{color}">{s}</span>'
-            out.append(s)
+            out.append(f'<span style="{style}">{s}</span>' if style else s)
         return "".join(out)
 
     def _highlight(self, text: str) -> str:
@@ -205,9 +243,12 @@ class TranscriptModel(QAbstractTableModel):
 class SegmentDelegate(QStyledItemDelegate):
     """Paints text rows as wrapped rich text and edits them in a multi-line box."""
 
+    field_jump = Signal(int)  # Tab (1) / Shift+Tab (-1) in a template row's editor, after saving it
+
     def __init__(self, model: TranscriptModel, parent=None):
         super().__init__(parent)
         self.model = model
+        self.open_editor: QPlainTextEdit | None = None
 
     def _doc(self, option, row: int, width: int, selected: bool = False) -> QTextDocument:
         doc = QTextDocument()
@@ -262,7 +303,13 @@ class SegmentDelegate(QStyledItemDelegate):
         editor = QPlainTextEdit(parent)
         editor.setFrameStyle(0)
         editor.setTabChangesFocus(True)
+        self.open_editor = editor
         return editor
+
+    def destroyEditor(self, editor, index):
+        if editor is self.open_editor:
+            self.open_editor = None
+        super().destroyEditor(editor, index)
 
     def setEditorData(self, editor, index):
         editor.setPlainText(index.data(Qt.ItemDataRole.EditRole))
@@ -282,6 +329,12 @@ class SegmentDelegate(QStyledItemDelegate):
         if event.type() == QEvent.Type.KeyPress and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
             self.commitData.emit(editor)
             self.closeEditor.emit(editor, QStyledItemDelegate.EndEditHint.NoHint)
+            return True
+        if (event.type() == QEvent.Type.KeyPress and event.key() in (Qt.Key.Key_Tab, Qt.Key.Key_Backtab)
+                and self.model.fields()):
+            self.commitData.emit(editor)
+            self.closeEditor.emit(editor, QStyledItemDelegate.EndEditHint.NoHint)
+            self.field_jump.emit(-1 if event.key() == Qt.Key.Key_Backtab else 1)
             return True
         return super().eventFilter(editor, event)
 
@@ -371,6 +424,8 @@ class TranscriptEditor(QWidget):
         header.setSectionResizeMode(TEXT_COL, QHeaderView.ResizeMode.Stretch)
         header.sectionResized.connect(lambda *_: self.table.resizeRowsToContents())
         self.table.clicked.connect(self._clicked)
+        self.table.installEventFilter(self)
+        self.delegate.field_jump.connect(lambda step: self.next_field(step))
         self.find_bar = FindBar(self)
         self.placeholder = QLabel("No transcript yet. Record, or open an audio file (Ctrl+O), "
                                   "or drop files on this window.")
@@ -401,6 +456,12 @@ class TranscriptEditor(QWidget):
         self.model.set_transcript(transcript or Transcript())
 
     def append_segments(self, segments: list[Segment]) -> None:
+        """New dictated text: into the current field of a template, else as new rows."""
+        if self.model.fields():
+            for seg in segments:
+                if seg.text.strip():
+                    self.dictate(seg.text)
+            return
         at_end = self.table.verticalScrollBar().value() >= self.table.verticalScrollBar().maximum() - 4
         self.model.append(segments)
         if at_end:
@@ -425,10 +486,100 @@ class TranscriptEditor(QWidget):
             self.table.setCurrentIndex(self.model.index(row, TEXT_COL))
             self.table.scrollTo(self.model.index(row, TEXT_COL))
 
+    # ------------------------------------------------------------------ template fields
+
+    def current_field(self) -> FieldSpot | None:
+        key = self.model.field_key
+        return next((f for f in self.model.row_fields(key[0]) if f.index == key[1]), None) if key else None
+
+    def next_field(self, step: int = 1, edit: bool = True) -> bool:
+        """Move to the next (step 1) or previous (-1) field; False at either end, where it stays.
+
+        With `edit`, the field opens for typing with its text selected (the keyboard way);
+        a spoken move only selects it, since more dictation is on its way.
+        """
+        self._close_cell_editor()
+        spots = self.model.fields()
+        if not spots:
+            return False
+        keys = [f.key for f in spots]
+        key = self.model.field_key
+        if key in keys:
+            i = keys.index(key) + step
+        else:  # none yet (or it was edited away): the first, or the last going back
+            i = 0 if step > 0 else len(keys) - 1
+        if not 0 <= i < len(keys):
+            return False
+        self.model.set_field(keys[i])
+        self._show_field(spots[i], edit)
+        return True
+
+    def fill_field(self, text: str) -> bool:
+        """Write dictated `text` into the current field: it replaces a placeholder and goes
+        after text already there. With no current field, the first empty one is used."""
+        self._close_cell_editor()
+        spot = self.current_field()
+        if spot is None:
+            spots = self.model.fields()
+            if not spots:
+                return False
+            spot = next((f for f in spots if not f.filled), spots[0])
+            self.model.set_field(spot.key)
+        new = fill(self.model.template[spot.row], self.model.segments[spot.row].text, spot.index, text)
+        if new is None:
+            return False
+        self.edit_row(spot.row, new)
+        self._show_field(self.current_field(), edit=False)
+        return True
+
+    def dictate(self, text: str) -> None:
+        """Recognised speech for a template: spoken commands carried out, field moves followed."""
+        for step in split_fields(text):
+            if isinstance(step, FieldMove):
+                self.next_field(step.step, edit=False)
+            else:
+                self.fill_field(step)
+
+    def _show_field(self, spot: FieldSpot | None, edit: bool) -> None:
+        if spot is None:
+            return
+        index = self.model.index(spot.row, TEXT_COL)
+        self.table.setCurrentIndex(index)
+        self.table.scrollTo(index)
+        if not edit:
+            return
+        self.table.edit(index)
+        editor = self.delegate.open_editor
+        if editor is not None:
+            cursor = editor.textCursor()
+            cursor.setPosition(spot.start)
+            cursor.setPosition(spot.end, cursor.MoveMode.KeepAnchor)
+            editor.setTextCursor(cursor)
+
+    def _close_cell_editor(self) -> None:
+        """Save and close an open cell editor: text written behind its back would be overwritten
+        by it on closing."""
+        editor = self.delegate.open_editor
+        if editor is not None and self.table.state() == QAbstractItemView.State.EditingState:
+            self.delegate.commitData.emit(editor)
+            self.delegate.closeEditor.emit(editor, QStyledItemDelegate.EndEditHint.NoHint)
+
+    def eventFilter(self, obj, event):
+        """Tab / Shift+Tab in a transcript with fields go to the next / previous field."""
+        if (obj is self.table and event.type() == QEvent.Type.KeyPress
+                and event.key() in (Qt.Key.Key_Tab, Qt.Key.Key_Backtab) and self.model.fields()):
+            self.next_field(-1 if event.key() == Qt.Key.Key_Backtab else 1)
+            return True
+        return super().eventFilter(obj, event)
+
     # -------------------------------------------------------------------- playback
 
     def _clicked(self, index) -> None:
-        """Click the time to play from there; click the text to put the playhead there."""
+        """Click the time to play from there; click the text to put the playhead there (and,
+        in a template, make the row's first field the current one)."""
+        spots = self.model.row_fields(index.row())
+        if spots and self.model.field_key not in [f.key for f in spots]:
+            self.model.set_field(spots[0].key)
         seg = self.model.segments[index.row()]
         self.seek_requested.emit(seg.start, index.column() == TIME_COL)
 

@@ -8,11 +8,12 @@ nothing of each other.
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, Qt, QTimer
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, QUrl
+from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QApplication, QFileDialog, QFrame, QGroupBox, QHBoxLayout, QLabel, QMainWindow,
                                QProgressDialog, QPushButton, QSplitter, QTabWidget, QToolButton, QMenu,
                                QVBoxLayout, QWidget)
@@ -28,7 +29,8 @@ from app.projects_tab import ProjectsTab
 from app.recorder import Recorder, input_devices
 from app.service import TranscriptionService
 from app.settings import AppSettings
-from app.settings_tab import SettingsTab
+from app.settings_tab import SettingsTab, unlock_at_start
+from app.templates import Template, list_templates, new_transcript, user_dir
 from app.theme import apply_theme
 from app.trainer_tab import TrainerTab
 from app.workers import Job, JobRunner, setup_logging, show_error
@@ -72,19 +74,21 @@ class Banner(QFrame):
 
 class MainWindow(QMainWindow):
     def __init__(self, settings: AppSettings | None = None, input_stream=None, output_stream=None,
-                 trainer_api=None, check_startup: bool = True):
+                 trainer_api=None, check_startup: bool = True, passphrase_prompt=None):
         super().__init__()
         setup_logging()
         self.setWindowTitle("Steno")
         self.setAcceptDrops(True)
         self.settings = settings or AppSettings.load()
+        # An encrypted project library is unlocked before anything reads it; cancelled: the window closes.
+        self.library_locked = not unlock_at_start(None, passphrase_prompt)
         self.service = TranscriptionService()
         self.engine = JobRunner(1, self)  # the model: one job at a time
         self.io = JobRunner(1, self)  # audio loading, training data, device probing
         self.training = JobRunner(1, self)
         self.project: Project | None = None
         self._trainer_api = trainer_api
-        self.previous_session = P.claim_session()
+        self.previous_session = None if self.library_locked else P.claim_session()
         self._configure_service()
 
         self.recorder = Recorder(input_stream, self)
@@ -94,12 +98,16 @@ class MainWindow(QMainWindow):
         self._autosave_timer.timeout.connect(self.autosave)
 
         self._build()
+        if passphrase_prompt is not None:
+            self.settings_tab.ask_passphrase = passphrase_prompt
         self._actions()
         self._wire()
         self.refresh_devices(input_stream is not None)
         self.projects_tab.refresh()
         QApplication.instance().installEventFilter(self)
-        if check_startup:
+        if self.library_locked:
+            QTimer.singleShot(0, self.close)
+        elif check_startup:
             QTimer.singleShot(0, self.startup_checks)
 
     # ------------------------------------------------------------------ building
@@ -196,6 +204,8 @@ class MainWindow(QMainWindow):
         file = bar.addMenu("&File")
         act("&Open audio or video…", self.choose_files, QKeySequence.StandardKey.Open, file)
         act("&Record / stop", self.toggle_recording, "Ctrl+R", file)
+        self.template_menu = file.addMenu("New from &template")
+        self.template_menu.aboutToShow.connect(self._fill_template_menu)
         self.export_menu = QMenu("&Export", self)
         for fmt in FORMATS:
             act(fmt.upper() + "…", lambda checked=False, f=fmt: self.export_dialog(f), None, self.export_menu)
@@ -318,6 +328,41 @@ class MainWindow(QMainWindow):
             return
         devices, reason = input_devices()
         self.record_panel.set_devices(devices, self.settings.input_device, reason)
+
+    # ------------------------------------------------------------------ templates
+
+    def _fill_template_menu(self) -> None:
+        """Read the templates each time the menu opens: a new or fixed file shows at once, a
+        broken one is listed with the reason instead of hiding the rest."""
+        menu = self.template_menu
+        menu.clear()
+        templates, errors = list_templates()
+        for t in templates:
+            menu.addAction(t.name, lambda checked=False, t=t: self.new_from_template(t))
+        for e in errors:
+            name = e.path.name if e.path else "template"
+            menu.addAction(f"{name} (cannot be used)", lambda checked=False, e=e: show_error(self, "Template", str(e)))
+        menu.addSeparator()
+        menu.addAction("Open my templates folder", self._open_template_folder)
+
+    def _open_template_folder(self) -> None:
+        folder = user_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+        self.statusBar().showMessage(f"your templates: {folder} (UTF-8 .txt or .md files)", 10000)
+
+    def new_from_template(self, template: Template) -> Project | None:
+        """A new project holding the template, with the cursor in its first field."""
+        if self.recorder.state != "idle":
+            self.statusBar().showMessage("stop the recording before starting a new document", 8000)
+            return None
+        project = Project.create(template.name)
+        project.save_transcript(new_transcript(template), original=True)
+        if not self.open_project(project):
+            return None
+        self.projects_tab.refresh()
+        self.editor.next_field()
+        return self.project
 
     # ------------------------------------------------------------------ projects
 
@@ -500,17 +545,32 @@ class MainWindow(QMainWindow):
         if self.record_panel.unavailable or self.recorder.state != "idle":
             return False
         self.flush_autosave()
-        project = Project.create("Dictation", status="recording")
-        project.audio = P.RECORDING_FILE
+        # Dictating into a template fills its fields (live text), in its own project while
+        # that has no audio yet; a second recording continues in a copy, keeping the first.
+        template = self.project is not None and bool(self.editor.model.fields())
+        reuse = template and self.project.audio is None
+        project = self.project if reuse else Project.create(
+            self.project.name if template else "Dictation", status="recording")
+        project.status, project.audio = "recording", P.RECORDING_FILE
         project.save_meta()
         self.recorder.start(project.audio_path, self.record_panel.current_device())
         if self.recorder.state == "idle":  # failed to start: said so already
-            project.delete()
+            if reuse:
+                project.status, project.audio = "ready", None
+                project.save_meta()
+            else:
+                project.delete()
             return False
         self.project = project
         self.player.load(None)
-        transcript = Transcript(source=str(project.audio_path))
-        self.editor.set_transcript(transcript)
+        if template:
+            transcript = self.editor.transcript if reuse else copy.deepcopy(self.editor.transcript)
+            transcript.source = str(project.audio_path)
+            if not reuse:
+                self.editor.set_transcript(transcript)
+        else:
+            transcript = Transcript(source=str(project.audio_path))
+            self.editor.set_transcript(transcript)
         project.save_transcript(transcript)
         self.title.setText(f"{project.name} (recording)")
         self.editor.placeholder.setText("Recording… the text appears after each pause."
@@ -518,7 +578,7 @@ class MainWindow(QMainWindow):
                                         "Recording… the transcript follows when you stop.")
         self.tabs.setCurrentWidget(self.transcribe_tab)
         P.update_session(project)
-        if self.record_panel.live.isChecked():
+        if self.record_panel.live.isChecked() or template:
             self.live.start()
         return True
 
@@ -726,7 +786,8 @@ class MainWindow(QMainWindow):
         QApplication.instance().removeEventFilter(self)
         for runner in (self.engine, self.io, self.training):
             runner.shutdown()
-        P.release_session()
+        if not self.library_locked:  # a locked start never claimed the session: keep a crashed one's record
+            P.release_session()
         super().closeEvent(event)
 
 

@@ -1,4 +1,11 @@
-"""Runs a bridge model: encoder+bridge in ONNX Runtime, the LM in torch."""
+"""Runs a bridge model: encoder+bridge in ONNX Runtime, the LM in torch.
+
+Loops: the decoders cut an n-gram of up to 16 tokens said `max_repeats` times in a row
+while decoding. A whole sentence said over and over is longer than that and runs to the
+length limit instead, so the end of each result is checked once more for a phrase of 8 to
+64 tokens repeated one time fewer (as the Whisper backend does): cut to one copy, flagged
+"dropped-repetition". Text on silence is the Transcriber's VAD check.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +16,29 @@ import numpy as np
 import torch
 
 from engine.config import ModelConfig
-from engine.decode import beam_search, greedy
+from engine.decode import Decoded, beam_search, find_repeat, greedy
 from engine.encoder import encoder_inputs, min_input_samples
 from engine.export import ensure_onnx
 from engine.folder import load_model
 from engine.runtime import create_session, run_session, torch_device
+
+PHRASE_MIN, PHRASE_MAX = 8, 64
+
+
+def cut_phrase_loop(d: Decoded, max_repeats: int) -> bool:
+    """Cut a long phrase repeated `max_repeats - 1` times at the end of `d` to one copy, kept
+    from where the loop began; flag it. (A huge max_repeats, as in a raw-decoding test,
+    switches this off too.)"""
+    found = find_repeat(d.tokens, max(2, max_repeats - 1), PHRASE_MIN, PHRASE_MAX)
+    if found is None:
+        return False
+    start, n = found
+    while start > 0 and d.tokens[start - 1] == d.tokens[start - 1 + n]:  # the loop may begin mid-phrase
+        start -= 1
+    del d.tokens[start + n:]
+    del d.logprobs[start + n:]
+    d.flags = [f for f in d.flags if f != "max-length"] + ["dropped-repetition"]
+    return True
 
 
 class BridgeBackend:
@@ -81,6 +106,9 @@ class BridgeBackend:
                                    d.length_penalty, d.max_repeats)]
         else:
             decoded = greedy(self.model.lm, lm_in, limits, eos, d.min_new_tokens, d.max_repeats)
+        for x in decoded:
+            if "dropped-repetition" not in x.flags:
+                cut_phrase_loop(x, d.max_repeats)
         t2 = time.perf_counter()
         timing.encoder_seconds += t1 - t0
         timing.decoder_seconds += t2 - t1

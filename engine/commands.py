@@ -4,6 +4,10 @@ A post-processing layer over the recognised text, so it works with every model a
 tested on its own. The recognised words are read left to right; a word (or phrase) that
 is a command edits the text built so far instead of being written. "literal" writes the
 next word as a word ("literal comma" -> "comma"). Switch it off and the text is left alone.
+
+"next field" / "previous field" move between the fields of a template (app/templates.py).
+`apply_commands` writes them as words, since plain dictation has no fields; `split_fields`
+cuts dictated text at them for the template editor, and runs `apply_commands` on each piece.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ QUOTES = {("open", "quote"): "open", ("begin", "quote"): "open", ("close", "quot
 EDITS = {("scratch", "that"): "scratch", ("delete", "last", "word"): "delete_word", ("undo", "that"): "scratch"}
 CASE = {("all", "caps"): "upper", ("cap",): "cap", ("capital",): "cap", ("no", "caps"): "lower"}
 LITERAL = ("literal",)
+FIELD_MOVES = {("next", "field"): 1, ("previous", "field"): -1}
 
 _ALL = [*PUNCTUATION, *BREAKS, *QUOTES, *EDITS, *CASE, LITERAL]
 _MAX_LEN = max(len(k) for k in _ALL)
@@ -135,3 +140,41 @@ def _edit(t: _Text, action: str) -> None:
 
 def _is_word(piece: str) -> bool:
     return any(c.isalnum() for c in piece)
+
+
+@dataclass(frozen=True)
+class FieldMove:
+    """A spoken "next field" (step 1) or "previous field" (step -1)."""
+
+    step: int
+
+
+def split_fields(text: str, auto_capitalize: bool = True) -> list[str | FieldMove]:
+    """Dictated text for a template: the pieces between spoken field moves (each with its
+    commands carried out) and the moves themselves, in order.
+
+    "literal next field" writes the words. A piece that comes out empty or as bare
+    punctuation (the recogniser's "Next field." leaves a ".") is left out.
+    """
+    words = text.split()
+    out: list[str | FieldMove] = []
+    piece: list[str] = []
+
+    def flush() -> None:
+        written = apply_commands(" ".join(piece), auto_capitalize)
+        if _is_word(written):
+            out.append(written)
+        piece.clear()
+
+    i = 0
+    while i < len(words):
+        key = tuple(_clean(w) for w in words[i:i + 2])
+        if key in FIELD_MOVES and not (piece and (_clean(piece[-1]),) == LITERAL):
+            flush()
+            out.append(FieldMove(FIELD_MOVES[key]))
+            i += 2
+        else:
+            piece.append(words[i])
+            i += 1
+    flush()
+    return out

@@ -3,6 +3,13 @@
     audio -> VAD chunks (<= ~30 s) -> encoder+bridge (ONNX Runtime) -> LM decoding (torch)
 
 Long work reports `progress(fraction, message)` and checks `cancel()` between chunks.
+
+Text on silence: every chunk `transcribe` cuts is asked of the VAD again once the model
+has written something for it. Where the VAD hears (next to) no speech, the text is
+invented, whatever the model family (the bridge family has no no-speech token of its own
+to ask): the chunk is flagged "no-speech" and its text dropped (kept, flagged, with
+`keep_no_speech`). Repetition loops are cut by the decoders and flagged
+"dropped-repetition".
 """
 
 from __future__ import annotations
@@ -20,6 +27,13 @@ from engine.transcript import Segment, Transcript, Word
 
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
+
+# A chunk "holds speech" when the VAD (probability >= 0.5 per 32 ms window) hears at
+# least 0.1 s of it (the splitter's own shortest word) and at least 5% of the chunk. Lenient
+# on purpose: the splitter already chose these chunks, and dropping real words is worse
+# than keeping a flagged doubt. Silence, hiss and music sit far below both.
+SPEECH_MIN_SECONDS = 0.1
+SPEECH_MIN_FRACTION = 0.05
 
 
 class Cancelled(StenoError):
@@ -75,6 +89,7 @@ class Transcriber:
         self.beam_size = beam_size or self.config.decode.beam_size
         self.batch_size = batch_size
         self.timing = Timing()
+        self.keep_no_speech = False  # True: text the VAD says was made up on silence stays, flagged
         if self.config.family == "whisper":
             from engine.whisper_backend import WhisperBackend
 
@@ -116,7 +131,7 @@ class Transcriber:
                                  progress=lambda f: progress(0.1 * f, "finding speech"))
         if cancel():
             raise Cancelled("transcription cancelled", name)
-        segments = self.transcribe_chunks(chunks, hints=hints, beam_size=beam_size,
+        segments = self.transcribe_chunks(chunks, hints=hints, beam_size=beam_size, vad_check=True,
                                           progress=lambda f, m: progress(0.1 + 0.9 * f, m), cancel=cancel)
         progress(1.0, "done")
         return Transcript(segments=segments, source=name, model=self.name, duration=duration,
@@ -126,7 +141,9 @@ class Transcriber:
 
     def transcribe_chunks(self, chunks: list[AudioChunk], *, hints: list[str] | None = None,
                           beam_size: int | None = None, progress: ProgressFn | None = None,
-                          cancel: CancelFn | None = None) -> list[Segment]:
+                          cancel: CancelFn | None = None, vad_check: bool = False) -> list[Segment]:
+        """Segments for chunks the caller cut. `vad_check` asks the VAD whether each chunk that
+        got text holds speech (`transcribe` does); without it the chunks are taken as speech."""
         progress = progress or (lambda f, m: None)
         cancel = cancel or (lambda: False)
         beam = beam_size or self.beam_size
@@ -142,6 +159,8 @@ class Transcriber:
             outs = self.backend.transcribe_batch([chunks[i].audio for i in idx], hints=hints, beam_size=beam,
                                                  timing=self.timing)
             for i, r in zip(idx, outs):
+                if vad_check and r.text.strip() and not holds_speech(chunks[i].audio):
+                    r = _no_speech(r, self.keep_no_speech)
                 results[i] = r
             done += len(idx)
             elapsed = time.perf_counter() - started
@@ -149,6 +168,22 @@ class Transcriber:
             progress(done / len(chunks), f"segment {done}/{len(chunks)}, about {eta:.0f} s left")
         self.timing.audio_seconds += sum(len(c.audio) for c in chunks) / SAMPLE_RATE
         return [s for c, r in zip(chunks, results) for s in _segments(c, r)]
+
+
+def holds_speech(audio: np.ndarray) -> bool:
+    """Whether the VAD hears speech in `audio` (see SPEECH_MIN_SECONDS / _FRACTION)."""
+    from engine.audio import VAD_FRAME_S, speech_probabilities
+
+    probs = speech_probabilities(audio)
+    speech = int((probs >= 0.5).sum())
+    return speech * VAD_FRAME_S >= SPEECH_MIN_SECONDS and speech >= SPEECH_MIN_FRACTION * len(probs)
+
+
+def _no_speech(r: ChunkResult, keep: bool) -> ChunkResult:
+    flags = r.flags + ["no-speech"]
+    if keep:
+        return ChunkResult(r.text, r.tokens, r.token_texts, r.logprobs, flags, r.spans)
+    return ChunkResult(text="", tokens=[], token_texts=[], logprobs=[], flags=flags)
 
 
 def _segments(chunk: AudioChunk, r: ChunkResult) -> list[Segment]:
