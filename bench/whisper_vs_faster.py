@@ -95,6 +95,38 @@ def _worker(kind: str, source: str, paths: list[str], threads: int, conn) -> Non
     conn.send(_peak_rss_mb())
 
 
+def race(engines: list[tuple[str, str, str]], paths: list[str], threads: int, repeats: int) -> dict:
+    """(label, kind, model or CT2 folder) engines, each in its own process, loaded one after
+    another (so loading peaks never overlap), then timed clip by clip in turn, the order
+    rotating, so a busy machine slows them alike. Per label: texts, best times, peak RSS."""
+    ctx = mp.get_context("spawn")
+    workers = {}
+    for label, kind, source in engines:
+        here, there = ctx.Pipe()
+        proc = ctx.Process(target=_worker, args=(kind, source, paths, threads, there))
+        proc.start()
+        assert here.recv() == "ready"
+        workers[label] = (proc, here)
+    names = list(workers)
+    texts = {n: [""] * len(paths) for n in names}
+    times = {n: [float("inf")] * len(paths) for n in names}
+    turn = 0
+    for _ in range(repeats):
+        for i in range(len(paths)):
+            for name in names[turn % len(names):] + names[:turn % len(names)]:
+                conn = workers[name][1]
+                conn.send(i)
+                texts[name][i], dt = conn.recv()
+                times[name][i] = min(times[name][i], dt)
+            turn += 1
+    out = {}
+    for name, (proc, conn) in workers.items():
+        conn.send(None)
+        out[name] = {"texts": texts[name], "times": times[name], "peak_rss_mb": conn.recv()}
+        proc.join()
+    return out
+
+
 def compare(model: str, items, threads: int, repeats: int, ct2_root: Path) -> dict:
     """All engines loaded at once, each in its own process, and timed clip by clip in turn
     (the order rotating), so a busy machine slows them alike."""
@@ -109,31 +141,7 @@ def compare(model: str, items, threads: int, repeats: int, ct2_root: Path) -> di
     if not ct2_dir.is_dir():
         assemble_ct2_folder(model, ct2_dir)
     names = ["steno", "steno-int8", "steno-whole", "steno-fwpad", "faster-float32", "faster-int8"]
-    ctx = mp.get_context("spawn")
-    workers = {}
-    for name in names:  # loaded one after another, so loading peaks never overlap
-        here, there = ctx.Pipe()
-        proc = ctx.Process(target=_worker, args=(name, model if name.startswith("steno") else str(ct2_dir),
-                                                 paths, threads, there))
-        proc.start()
-        assert here.recv() == "ready"
-        workers[name] = (proc, here)
-    texts = {n: [""] * len(paths) for n in names}
-    times = {n: [float("inf")] * len(paths) for n in names}
-    turn = 0
-    for _ in range(repeats):
-        for i in range(len(paths)):
-            for name in names[turn % len(names):] + names[:turn % len(names)]:
-                conn = workers[name][1]
-                conn.send(i)
-                texts[name][i], dt = conn.recv()
-                times[name][i] = min(times[name][i], dt)
-            turn += 1
-    engines = {}
-    for name, (proc, conn) in workers.items():
-        conn.send(None)
-        engines[name] = {"texts": texts[name], "times": times[name], "peak_rss_mb": conn.recv()}
-        proc.join()
+    engines = race([(n, n, model if n.startswith("steno") else str(ct2_dir)) for n in names], paths, threads, repeats)
     raw = engines["faster-float32"]["texts"]
     baseline = [normalize(t) for t in raw]
     short = [i for i, d in enumerate(durations) if d < RTF_MAX_SECONDS]

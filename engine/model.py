@@ -130,7 +130,7 @@ class SpeechLM(nn.Module):
         targets = [self.target_ids(t) for t in texts]
         out: dict[str, torch.Tensor] = {}
         if isinstance(self.bridge, CTCBridge):
-            states, logits = self.bridge.frame_states(padded)
+            states, logits = self.bridge.frame_states(padded, lengths)
             out_lengths = [self.bridge.output_length(n) for n in lengths]
             speech = self.bridge.compress_batch(states, logits, out_lengths)
             out["ctc"] = self._ctc_loss(logits, out_lengths, targets)

@@ -83,11 +83,21 @@ def record_metrics(folder: str | Path, **metrics) -> None:
     config.save(folder)
 
 
+# What bench/whisper_vs_faster.py measured on these pinned weights (README, dev set), so a
+# fresh install can already pick the most accurate model; --record there overwrites them.
+MEASURED = {
+    "whisper-base": {"dev_wer": 0.0215, "dev_cer": 0.0128, "rtf": 0.209, "dev_set": "dev.tsv (6 utterances)",
+                     "measured_with": "bench/whisper_vs_faster.py, 2 threads, CPU (shipped figure)"},
+    "whisper-tiny.en": {"dev_wer": 0.043, "dev_cer": 0.0214, "rtf": 0.109, "dev_set": "dev.tsv (6 utterances)",
+                        "measured_with": "bench/whisper_vs_faster.py, 2 threads, CPU (shipped figure)"},
+}
+
+
 def _model_config(name: str, whisper_dir: Path, record: dict) -> ModelConfig:
     hf = json.loads((whisper_dir / "config.json").read_text(encoding="utf-8"))
     return ModelConfig(family="whisper", encoder=EncoderConfig(kind="whisper", n_mels=hf["num_mel_bins"]),
                        decode=DecodeConfig(**WHISPER_DECODE.__dict__), name=name, language="en",
-                       source={"importer": "engine.importers.whisper", **record})
+                       source={"importer": "engine.importers.whisper", **record}, metrics=dict(MEASURED.get(name, {})))
 
 
 def _export_encoder(folder: Path) -> None:

@@ -35,7 +35,7 @@ def test_overfit_three_utterances_then_transcribe_exactly(tmp_path, bridge, caps
         opt.zero_grad()
         out["loss"].backward()
         opt.step()
-        if out["ce"].item() < 0.02 and out.get("ctc", torch.zeros(())).item() < 0.5:
+        if out["ce"].item() < 0.005 and out.get("ctc", torch.zeros(())).item() < 0.5:
             break
     model.eval()
     folder = save_model(model, tmp_path / "model")

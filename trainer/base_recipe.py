@@ -43,42 +43,66 @@ def read_split(corpus: Path, split: str) -> list[tuple[Path, str]]:
 
 
 def load_whisper_encoder(name: str, cache: Path):
-    """The frozen encoder from the pinned package (converted once into `cache`)."""
+    """The frozen encoder from the pinned package (converted once into `cache`).
+
+    An encoder-only folder (`NAME-encoder`, what scripts/pack_for_gpu.py carries to a GPU
+    machine that cannot install the packages) is used when it is there; always in fp32.
+    """
     from transformers import WhisperForConditionalGeneration
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
     from engine.importers.whisper import import_whisper
 
+    if (cache / f"{name}-encoder" / "config.json").is_file():
+        return WhisperEncoder.from_pretrained(cache / f"{name}-encoder", dtype=torch.float32).eval()
     folder = cache / name
     if not (folder / "config.json").is_file():
         import_whisper(name, folder)
     return WhisperForConditionalGeneration.from_pretrained(folder).model.encoder.eval()
 
 
-def extract_features(corpus: Path, work: Path, encoder_name: str = "whisper-base", progress=None) -> None:
+class _Clips(torch.utils.data.Dataset):
+    """Log-mel of corpus clips, made in DataLoader workers so the encoder never waits."""
+
+    def __init__(self, rows: list[tuple[Path, str]]):
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int):
+        path, text = self.rows[i]
+        return torch.from_numpy(whisper_log_mel(load_audio(path))), text
+
+
+def extract_features(corpus: Path, work: Path, encoder_name: str = "whisper-base", device: str = "cpu",
+                     workers: int = 0, progress=None) -> None:
     from engine.encoder import _whisper_forward
 
-    encoder = load_whisper_encoder(encoder_name, work / "pretrained")
+    encoder = load_whisper_encoder(encoder_name, work / "pretrained").to(device)
     for split in ("test", "train"):
         rows = read_split(corpus, split)
         out = work / "features" / split
         out.mkdir(parents=True, exist_ok=True)
-        for s in range(0, len(rows), SHARD):
-            shard = out / f"{s // SHARD:05d}.npz"
-            if shard.exists():
-                continue
-            frames, lengths, texts = [], [], []
-            for path, text in rows[s:s + SHARD]:
-                mel = torch.from_numpy(whisper_log_mel(load_audio(path)))[None]
-                with torch.no_grad():
-                    h = _whisper_forward(encoder, mel, None)[0]
-                frames.append(h.numpy().astype(np.float16))
-                lengths.append(h.shape[0])
-                texts.append(text)
-            tmp = shard.with_suffix(".tmp.npz")
-            np.savez(tmp, frames=np.concatenate(frames), lengths=np.array(lengths), texts=np.array(texts))
-            tmp.rename(shard)
-            if progress:
-                progress(split, min(s + SHARD, len(rows)), len(rows))
+        todo = [s for s in range(0, len(rows), SHARD) if not (out / f"{s // SHARD:05d}.npz").exists()]
+        order = [(s, i) for s in todo for i in range(s, min(s + SHARD, len(rows)))]
+        loader = torch.utils.data.DataLoader(_Clips([rows[i] for _, i in order]), batch_size=None,
+                                             num_workers=workers)
+        frames, lengths, texts = [], [], []
+        for (start, i), (mel, text) in zip(order, loader):
+            with torch.no_grad():
+                h = _whisper_forward(encoder, mel[None].to(device), None)[0]
+            frames.append(h.cpu().numpy().astype(np.float16))
+            lengths.append(h.shape[0])
+            texts.append(text)
+            if i == min(start + SHARD, len(rows)) - 1:
+                shard = out / f"{start // SHARD:05d}.npz"
+                tmp = shard.with_suffix(".tmp.npz")
+                np.savez(tmp, frames=np.concatenate(frames), lengths=np.array(lengths), texts=np.array(texts))
+                tmp.rename(shard)
+                frames, lengths, texts = [], [], []
+                if progress:
+                    progress(split, i + 1, len(rows))
 
 
 def load_features(work: Path, split: str) -> list[tuple[torch.Tensor, str]]:
@@ -101,18 +125,33 @@ def ctc_vocabulary(tokenizer, texts: list[str]) -> list[int]:
     return sorted(ids)
 
 
+def ctc_bridge_config(token_ids: list[int]) -> BridgeConfig:
+    """The default model's ctc bridge: stride-4 convolutions, 3 transformer blocks (d 256),
+    a CTC head over the corpus's LM tokens and posterior-weighted LM embeddings."""
+    return BridgeConfig(kind="ctc", kernel_sizes=[3, 3], strides=[2, 2], ctc_dim=256, ctc_layers=3, ctc_heads=4,
+                        ctc_token_ids=token_ids, ctc_projection="posterior")
+
+
+def ensure_lm(work: Path, lm_name: str = "smollm2") -> Path:
+    """The LM folder, imported from the pinned package (or a carried GGUF) on first use."""
+    from engine.importers.smollm2 import import_smollm2
+
+    lm_dir = work / "pretrained" / lm_name
+    if not (lm_dir / "config.json").is_file():
+        carried = work / "pretrained" / f"{lm_name}.gguf"
+        import_smollm2(lm_dir, gguf=carried if carried.is_file() else None)
+    return lm_dir
+
+
 def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, batch_size: int = 16,
-                   lr: float = 1e-3, eval_every: int = 500, log=print) -> None:
+                   lr: float = 1e-3, eval_every: int = 500, device: str = "cpu", log=print) -> None:
     """Stage 2: CTC over LM tokens on precomputed frames; resumes from `work/ctc/ckpt.pt`."""
     from transformers import AutoTokenizer
 
     from engine.bridge import CTCBridge
-    from engine.importers.smollm2 import import_smollm2
     from engine.metrics import error_rates
 
-    lm_dir = work / "pretrained" / lm_name
-    if not (lm_dir / "config.json").is_file():
-        import_smollm2(lm_dir)
+    lm_dir = ensure_lm(work, lm_name)
     tokenizer = AutoTokenizer.from_pretrained(lm_dir)
     train = load_features(work, "train")
     dev = load_features(work, "test")[:200]
@@ -121,25 +160,27 @@ def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, 
     vocab_file = stage / "vocab.json"
     if vocab_file.is_file():
         token_ids = json.loads(vocab_file.read_text())
+    elif (SHIPPED / "ctc_vocab.json").is_file():  # keep the shipped head's labels (others are dropped)
+        token_ids = json.loads((SHIPPED / "ctc_vocab.json").read_text())
+        vocab_file.write_text(json.dumps(token_ids))
     else:
         token_ids = ctc_vocabulary(tokenizer, [t for _, t in train])
         vocab_file.write_text(json.dumps(token_ids))
     from transformers import AutoConfig
 
     lm_config = AutoConfig.from_pretrained(lm_dir)
-    config = BridgeConfig(kind="ctc", kernel_sizes=[3, 3], strides=[2, 2], ctc_dim=256, ctc_layers=3, ctc_heads=4,
-                          ctc_token_ids=token_ids, ctc_projection="posterior")
-    head = CTCBridge(config, train[0][0].shape[1], lm_config.hidden_size, lm_config.vocab_size)
+    config = ctc_bridge_config(token_ids)
+    head = CTCBridge(config, train[0][0].shape[1], lm_config.hidden_size, lm_config.vocab_size).to(device)
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.01)
     step, rng_state = 0, None
     ckpt = stage / "ckpt.pt"
     if ckpt.is_file():
-        state = torch.load(ckpt, weights_only=False)
+        state = torch.load(ckpt, weights_only=False, map_location=device)
         head.load_state_dict(state["head"])
         opt.load_state_dict(state["opt"])
         step, rng_state = state["step"], state["rng"]
         log(f"resumed stage ctc at step {step}")
-    elif (SHIPPED / "ctc_head.safetensors").is_file():
+    elif shipped_head() is not None:
         step = _load_shipped(head, token_ids)
         log(f"warm start from {SHIPPED} (step {step}; optimizer state starts afresh)")
     rng = random.Random(0)
@@ -150,18 +191,19 @@ def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, 
     warmup = 500
     sched = lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total_steps)))  # noqa
     deadline = time.time() + 60 * minutes
-    labels_of = [head.labels_for(torch.as_tensor(tokenizer.encode(t, add_special_tokens=False))) for _, t in train]
+    labels_of = [head.labels_for(torch.as_tensor(tokenizer.encode(t, add_special_tokens=False), device=device))
+                 for _, t in train]
     head.train()
     losses = []
     while time.time() < deadline:
         idx = [rng.randrange(len(train)) for _ in range(batch_size)]
-        frames = [train[i][0].float() for i in idx]
+        frames = [train[i][0].to(device).float() for i in idx]
         lengths = [f.shape[0] for f in frames]
         padded = torch.nn.utils.rnn.pad_sequence(frames, batch_first=True)
-        _, logits = head.frame_states(padded)
+        _, logits = head.frame_states(padded, lengths)
         out_lengths = torch.as_tensor([head.output_length(n) for n in lengths])
         targets = [labels_of[i] for i in idx]
-        loss = torch.nn.functional.ctc_loss(logits.float().log_softmax(-1).transpose(0, 1), torch.cat(targets),
+        loss = torch.nn.functional.ctc_loss(logits.float().log_softmax(-1).transpose(0, 1), torch.cat(targets).cpu(),
                                             out_lengths, torch.as_tensor([len(t) for t in targets]),
                                             blank=0, zero_infinity=True)
         for g in opt.param_groups:
@@ -200,7 +242,7 @@ def ship_ctc_head(stage: Path, head, step: int) -> None:
     from safetensors.torch import save_file
 
     SHIPPED.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().half().contiguous() for k, v in head.state_dict().items()},
+    save_file({k: v.detach().cpu().half().contiguous() for k, v in head.state_dict().items()},
               SHIPPED / "ctc_head.safetensors", metadata={"step": str(step)})
     (SHIPPED / "ctc_vocab.json").write_bytes((stage / "vocab.json").read_bytes())
     shipped_log = SHIPPED / "ctc_log.jsonl"  # the history of every session, not only this one
@@ -209,15 +251,26 @@ def ship_ctc_head(stage: Path, head, step: int) -> None:
     shipped_log.write_text("\n".join(lines) + "\n")
 
 
+def shipped_head() -> Path | None:
+    """The trained head to warm-start from: stage 2's own output if a run shipped one, else
+    the bridge of the shipped default model (the same module, trained on through stage 3)."""
+    for path in (SHIPPED / "ctc_head.safetensors", SHIPPED / "model" / "bridge.safetensors"):
+        if path.is_file():
+            return path
+    return None
+
+
 def _load_shipped(head, token_ids: list[int]) -> int:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
     if json.loads((SHIPPED / "ctc_vocab.json").read_text()) != token_ids:
         raise SystemExit(f"{SHIPPED}: the shipped CTC head was trained on another token vocabulary")
-    head.load_state_dict({k: v.float() for k, v in load_file(SHIPPED / "ctc_head.safetensors").items()})
-    with safe_open(SHIPPED / "ctc_head.safetensors", "pt") as f:
-        return int(f.metadata().get("step", 0))
+    device = next(head.parameters()).device
+    path = shipped_head()
+    head.load_state_dict({k: v.float().to(device) for k, v in load_file(path).items()})
+    with safe_open(path, "pt") as f:
+        return int((f.metadata() or {}).get("step", 0))
 
 
 def _save(path: Path, head, opt, step: int, rng: random.Random) -> None:
@@ -230,8 +283,9 @@ def _save(path: Path, head, opt, step: int, rng: random.Random) -> None:
 def _ctc_dev_wer(head, tokenizer, token_ids, dev, error_rates):
     head.eval()
     refs, hyps = [], []
+    device = next(head.parameters()).device
     for frames, text in dev:
-        _, logits = head.frame_states(frames.float()[None])
+        _, logits = head.frame_states(frames.to(device).float()[None])
         labels = logits[0].argmax(-1).tolist()
         out, prev = [], 0
         for lab in labels:
@@ -243,22 +297,46 @@ def _ctc_dev_wer(head, tokenizer, token_ids, dev, error_rates):
     return error_rates(refs, hyps)
 
 
+def ship_lm_stage(final: Path) -> None:
+    """Copy stage 3's output (bridge, LoRA adapter, config, log) into resources/default/."""
+    import shutil
+
+    from engine.files import atomic_dir
+
+    with atomic_dir(SHIPPED / "model") as tmp:
+        for item in final.iterdir():
+            (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=("features", "ctc"))
+    p.add_argument("stage", choices=("features", "ctc", "lm", "ship"))
     p.add_argument("--corpus", type=Path, default=Path("data/corpus"))
     p.add_argument("--work", type=Path, default=Path("data/base"))
     p.add_argument("--encoder", default="whisper-base")
     p.add_argument("--minutes", type=float, default=60.0)
+    p.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu or cuda")
+    p.add_argument("--batch-size", type=int, default=None, help="default: 16 (ctc), 32 (lm)")
+    p.add_argument("--workers", type=int, default=0, help="audio-loading processes for features")
+    p.add_argument("--dev", type=Path, default=None, help="real-speech dev.tsv, reported (never tuned on) in lm")
     args = p.parse_args()
     from engine.runtime import quiet_libraries
 
     quiet_libraries()
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    say = lambda m: print(m, flush=True)  # noqa: E731
     if args.stage == "features":
-        extract_features(args.corpus, args.work, args.encoder,
-                         progress=lambda split, n, total: print(f"{split}: {n}/{total}", flush=True))
+        extract_features(args.corpus, args.work, args.encoder, device=device, workers=args.workers,
+                         progress=lambda split, n, total: say(f"{split}: {n}/{total}"))
+    elif args.stage == "ctc":
+        train_ctc_head(args.work, minutes=args.minutes, batch_size=args.batch_size or 16, device=device, log=say)
+    elif args.stage == "lm":
+        from trainer.base_lm import train_lm_stage
+
+        say(f"stage 3 written to {train_lm_stage(args.work, args.minutes, device, args.batch_size or 32, dev_tsv=args.dev, log=say)}")
     else:
-        train_ctc_head(args.work, minutes=args.minutes, log=lambda m: print(m, flush=True))
+        ship_lm_stage(args.work / "lm" / "final")
+        say(f"copied {args.work / 'lm' / 'final'} into {SHIPPED / 'model'}")
 
 
 if __name__ == "__main__":

@@ -36,15 +36,17 @@ def load_from_gguf(path: Path | None = None):
     return model.eval(), tokenizer
 
 
-def import_smollm2(out_dir: str | Path) -> Path:
+def import_smollm2(out_dir: str | Path, gguf: Path | None = None) -> Path:
     """Write SmolLM2-135M-Instruct as a plain transformers folder (safetensors + tokenizer).
 
     The GGUF loader leaves a quantizer and a `quantization_config` on the model; both are
     dropped so the folder loads as an ordinary fp32 model, not as a GGUF reference.
-    Built atomically; `steno_import.json` records the package version and hash.
+    Built atomically; `steno_import.json` records the package version and hash. `gguf` names
+    a copy of the pinned file where the package cannot be installed (a carried GPU machine);
+    it must have the pinned sha256 too.
     """
     out_dir = Path(out_dir)
-    path = gguf_path()
+    path = gguf_path() if gguf is None else _checked_copy(Path(gguf))
     model, tokenizer = load_from_gguf(path)
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
@@ -64,6 +66,19 @@ def import_smollm2(out_dir: str | Path) -> Path:
         }
         (tmp / "steno_import.json").write_text(json.dumps(record, indent=2) + "\n")
     return out_dir
+
+
+def _checked_copy(path: Path) -> Path:
+    import hashlib
+
+    want = packages.PACKAGES[PACKAGE].files[0].sha256
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    if h.hexdigest() != want:
+        raise StenoError(f"not the pinned {GGUF_FILE} (sha256 {h.hexdigest()[:12]}..., expected {want[:12]}...)", path)
+    return path
 
 
 __all__ = ["gguf_path", "import_smollm2", "load_from_gguf"]
