@@ -34,3 +34,34 @@ def read_word_list(path: str | Path) -> list[str]:
     if len(terms) > MAX_TERMS:
         raise StenoError(f"word list has {len(terms)} terms; at most {MAX_TERMS} are supported", path)
     return terms
+
+
+# A prompt holds this many terms comfortably: Whisper's previous-text window is ~220 tokens,
+# and the bridge model was trained with a handful; a longer list is cut to the most relevant.
+MAX_PROMPT_TERMS = 40
+
+
+def select_hints(terms: list[str], draft: str, limit: int = MAX_PROMPT_TERMS) -> list[str]:
+    """The `limit` terms that look most like something in `draft` (a first transcript of the
+    same speech, made without hints), kept in the user's order.
+
+    A term the recogniser got wrong still resembles what it wrote ("amlodipine" vs "am low
+    de peen"), so each term is scored by its best fuzzy match against the draft's words and
+    word pairs and triples, spaces ignored.
+    """
+    if len(terms) <= limit:
+        return list(terms)
+    from rapidfuzz import fuzz
+
+    from engine.metrics import normalize
+
+    words = normalize(draft).split()
+    grams = {"".join(words[i:i + n]) for n in (1, 2, 3) for i in range(len(words) - n + 1)}
+
+    def score(term: str) -> float:
+        t = "".join(normalize(term).split())
+        return max((fuzz.ratio(t, g) for g in grams), default=0.0)
+
+    scores = [score(t) for t in terms]
+    best = sorted(range(len(terms)), key=lambda i: (-scores[i], i))[:limit]
+    return [terms[i] for i in sorted(best)]

@@ -23,6 +23,7 @@ import numpy as np
 
 from engine.audio import SAMPLE_RATE, AudioChunk, load_audio, split_on_speech
 from engine.errors import StenoError
+from engine.hints import MAX_PROMPT_TERMS, select_hints
 from engine.transcript import Segment, Transcript, Word
 
 ProgressFn = Callable[[float, str], None]
@@ -156,8 +157,7 @@ class Transcriber:
             if cancel():
                 raise Cancelled("transcription cancelled")
             idx = order[b:b + batch]
-            outs = self.backend.transcribe_batch([chunks[i].audio for i in idx], hints=hints, beam_size=beam,
-                                                 timing=self.timing)
+            outs = self._decode([chunks[i].audio for i in idx], hints, beam)
             for i, r in zip(idx, outs):
                 if vad_check and r.text.strip() and not holds_speech(chunks[i].audio):
                     r = _no_speech(r, self.keep_no_speech)
@@ -168,6 +168,16 @@ class Transcriber:
             progress(done / len(chunks), f"segment {done}/{len(chunks)}, about {eta:.0f} s left")
         self.timing.audio_seconds += sum(len(c.audio) for c in chunks) / SAMPLE_RATE
         return [s for c, r in zip(chunks, results) for s in _segments(c, r)]
+
+
+    def _decode(self, clips: list[np.ndarray], hints: list[str] | None, beam: int) -> list[ChunkResult]:
+        """A long word list is cut per clip to the terms most like a first, hint-free
+        transcript of it (`engine.hints.select_hints`); a short one goes in whole."""
+        if not hints or len(hints) <= MAX_PROMPT_TERMS:
+            return self.backend.transcribe_batch(clips, hints=hints, beam_size=beam, timing=self.timing)
+        drafts = self.backend.transcribe_batch(clips, hints=None, beam_size=beam, timing=self.timing)
+        return [self.backend.transcribe_batch([clip], hints=select_hints(hints, draft.text), beam_size=beam,
+                                              timing=self.timing)[0] for clip, draft in zip(clips, drafts)]
 
 
 def holds_speech(audio: np.ndarray) -> bool:
