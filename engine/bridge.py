@@ -116,13 +116,28 @@ class CTCBridge(nn.Module):
         return pooled[None], logits
 
     def compress_batch(self, states, logits, lengths) -> list[torch.Tensor]:
-        """Training path: per-item compression of a padded batch."""
+        """Training path: `compression_matrix` for a whole padded batch at once (one host
+        sync, not one per clip: on a GPU the per-clip loop was most of a training step)."""
         vectors = self.project(states, logits)
-        out = []
-        for i, n in enumerate(lengths):
-            assign = compression_matrix(logits[i, :n].argmax(-1), logits[i, :n, 0])
-            out.append((assign @ vectors[i, :n]) / assign.sum(-1, keepdim=True))
-        return out
+        b, t, _ = vectors.shape
+        n = torch.as_tensor(lengths, device=logits.device)
+        valid = torch.arange(t, device=logits.device)[None, :] < n[:, None]
+        labels = logits.argmax(-1)
+        keep = (labels != 0) & valid
+        prev = torch.cat([labels.new_zeros(b, 1), labels[:, :-1]], dim=1)
+        run = torch.cumsum((keep & (labels != prev)).long(), dim=1) - 1
+        n_runs = run.max(dim=1).values + 1
+        empty = ~keep.any(dim=1)  # all blank: the least-blank frame is the one row
+        least_blank = logits[..., 0].float().masked_fill(~valid, float("inf")).argmin(dim=1)
+        fallback = empty[:, None] & (torch.arange(t, device=logits.device)[None, :] == least_blank[:, None])
+        keep = keep | fallback
+        run = torch.where(fallback, torch.zeros_like(run), run)
+        n_runs = torch.where(empty, torch.ones_like(n_runs), n_runs)
+        counts = n_runs.tolist()
+        rows = torch.arange(max(counts), device=logits.device)
+        assign = ((run[:, None, :] == rows[None, :, None]) & keep[:, None, :]).to(vectors.dtype)
+        pooled = (assign @ vectors) / assign.sum(-1, keepdim=True).clamp(min=1)
+        return [pooled[i, :c] for i, c in enumerate(counts)]
 
     def output_length(self, frames: int) -> int:
         for conv in self.downsample:

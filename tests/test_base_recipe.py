@@ -54,3 +54,24 @@ def test_a_carried_gguf_with_the_wrong_hash_is_refused(tmp_path):
     with pytest.raises(StenoError, match="not the pinned"):
         import_smollm2(tmp_path / "out", gguf=fake)
     assert not (tmp_path / "out").exists()
+
+
+def test_batched_compression_equals_each_clip_compressed_alone():
+    from engine.bridge import compression_matrix
+
+    torch.manual_seed(1)
+    head = CTCBridge(BridgeConfig(kind="ctc", kernel_sizes=[], strides=[], ctc_dim=8, ctc_layers=0,
+                                  ctc_token_ids=[3, 4, 5]), 8, 6, 10).eval()
+    lengths = [12, 7, 9, 5]
+    states = torch.randn(4, 12, 8)
+    logits = torch.randn(4, 12, 4) * 3
+    logits[1, :, 0] = 10.0  # an all-blank clip: its least-blank frame is kept
+    logits[2, 2:5, 2] = 20.0  # a run of one label, merged
+    with torch.no_grad():
+        batched = head.compress_batch(states, logits, lengths)
+        vectors = head.project(states, logits)
+        for i, n in enumerate(lengths):
+            assign = compression_matrix(logits[i, :n].argmax(-1), logits[i, :n, 0])
+            alone = (assign @ vectors[i, :n]) / assign.sum(-1, keepdim=True)
+            torch.testing.assert_close(batched[i], alone)
+    assert batched[1].shape[0] == 1
