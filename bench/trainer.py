@@ -183,6 +183,8 @@ def run(args) -> None:
     real = librivox_pairs()
     tr = Transcriber(base, device=args.device)
     print(f"base {base} ({family}) on {tr.device_text}", file=sys.stderr)
+    if args.text_only:
+        return text_only_run(args, base, tr, terms, test, general, words)
     rows = {"before": {"terms": measure(tr, test, terms), "general": measure(tr, general, terms),
                        "librivox": measure(tr, real, terms)}}
 
@@ -231,6 +233,27 @@ def run(args) -> None:
                                                "steps": result.steps, "rows": rows}, indent=2))
 
 
+def text_only_run(args, base, tr, terms, test, general, words) -> None:
+    """Only the word list, as LM text (bridge models): term recall and WER before and after."""
+    from trainer.api import TrainSettings, collect_data, train_adapter
+
+    before = {"terms": measure(tr, test, terms), "general": measure(tr, general, terms)}
+    out = Path(args.out or (Path(args.data) / f"adapter-{base.name}-words"))
+    settings = TrainSettings(rank=args.rank, alpha=2 * args.rank, epochs=args.text_epochs, learning_rate=args.lr,
+                             batch_size=args.batch, device=args.device, evaluate=False, seed=args.seed,
+                             train_mlp=args.mlp)
+    started = time.perf_counter()
+    train_adapter(base, collect_data(word_list=words, seed=args.seed), out, settings, resume=False)
+    minutes = (time.perf_counter() - started) / 60
+    tr.set_adapter(out)
+    after = {"terms": measure(tr, test, terms), "general": measure(tr, general, terms)}
+    print(f"\nbase model {base.name}; text-only adaptation on {len(terms)} terms, {minutes:.1f} min")
+    print("| | term recall (new sentences) | WER (new sentences) | WER general |\n|---|---|---|---|")
+    for name, r in (("before", before), ("after (word list only)", after)):
+        print(f"| {name} | {100 * r['terms']['term_recall']:.1f}% | {100 * r['terms']['wer']:.1f}% | "
+              f"{100 * r['general']['wer']:.1f}% |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -255,6 +278,7 @@ def main() -> None:
     r.add_argument("--device", default="auto")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--json", help="also write the figures here")
+    r.add_argument("--text-only", action="store_true", help="only the word list as text (bridge models)")
     args = p.parse_args()
     make_data(args) if args.cmd == "make-data" else run(args)
 

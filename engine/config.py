@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from engine.errors import ModelFolderError
+from engine.hints import MAX_PROMPT_TERMS
 
 FORMAT_VERSION = 1  # bump when a model folder written by this code can't be read by older code
 CONFIG_NAME = "steno.json"
@@ -57,6 +58,7 @@ class PromptConfig:
     separator: str = ""
     add_bos: bool = True  # put the tokenizer's bos token first when it has one
     hints_template: str = "Some of these words may occur: {terms}.\n"
+    max_hint_terms: int = MAX_PROMPT_TERMS  # longer lists are cut per clip to the most relevant
 
 
 @dataclass

@@ -36,8 +36,9 @@ def read_word_list(path: str | Path) -> list[str]:
     return terms
 
 
-# A prompt holds this many terms comfortably: Whisper's previous-text window is ~220 tokens,
-# and the bridge model was trained with a handful; a longer list is cut to the most relevant.
+# A prompt holds this many terms comfortably (Whisper's previous-text window is ~220 tokens);
+# a model config can set fewer (`PromptConfig.max_hint_terms`: the default bridge model was
+# trained with up to 7), and a longer list is cut per clip to the most relevant.
 MAX_PROMPT_TERMS = 40
 
 

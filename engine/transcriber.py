@@ -23,7 +23,7 @@ import numpy as np
 
 from engine.audio import SAMPLE_RATE, AudioChunk, load_audio, split_on_speech
 from engine.errors import StenoError
-from engine.hints import MAX_PROMPT_TERMS, select_hints
+from engine.hints import select_hints
 from engine.transcript import Segment, Transcript, Word
 
 ProgressFn = Callable[[float, str], None]
@@ -173,10 +173,11 @@ class Transcriber:
     def _decode(self, clips: list[np.ndarray], hints: list[str] | None, beam: int) -> list[ChunkResult]:
         """A long word list is cut per clip to the terms most like a first, hint-free
         transcript of it (`engine.hints.select_hints`); a short one goes in whole."""
-        if not hints or len(hints) <= MAX_PROMPT_TERMS:
+        limit = self.config.prompt.max_hint_terms
+        if not hints or len(hints) <= limit:
             return self.backend.transcribe_batch(clips, hints=hints, beam_size=beam, timing=self.timing)
         drafts = self.backend.transcribe_batch(clips, hints=None, beam_size=beam, timing=self.timing)
-        return [self.backend.transcribe_batch([clip], hints=select_hints(hints, draft.text), beam_size=beam,
+        return [self.backend.transcribe_batch([clip], hints=select_hints(hints, draft.text, limit), beam_size=beam,
                                               timing=self.timing)[0] for clip, draft in zip(clips, drafts)]
 
 

@@ -32,7 +32,8 @@ from engine.config import DecodeConfig, EncoderConfig, ModelConfig, PromptConfig
 
 STAGE = "lm"
 PROMPT = PromptConfig(prefix="<|im_start|>user\nTranscribe the speech.\n",
-                      separator="<|im_end|>\n<|im_start|>assistant\n", add_bos=False)
+                      separator="<|im_end|>\n<|im_start|>assistant\n", add_bos=False,
+                      max_hint_terms=7)  # as many as sample_hint puts in a training prompt
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
