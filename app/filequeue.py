@@ -54,7 +54,7 @@ def transcribe_project_job(service, project: Project) -> Job:
     def work(progress, cancel):
         audio_path = project.audio_path
         transcript = service.transcribe(audio_path, progress=progress, cancel=cancel)
-        transcript.source = str(audio_path)
+        transcript.source = str(project.stored_audio_path)  # not the decrypted RAM copy
         project.save_transcript(transcript, original=True)
         project.set_status("ready")
         return transcript

@@ -667,3 +667,22 @@ def test_the_command_line_transcribes_with_the_network_blocked(tiny_model_dir, t
                           "-q", "--format", "json"], env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert res.returncode == 0, res.stderr
     assert "ATTEMPTS []" in res.stdout
+
+
+def test_a_transcribed_recording_names_its_stored_audio_not_the_decrypted_copy():
+    from app.filequeue import transcribe_project_job
+
+    project = make_project("Dictation")
+    P.encrypt_library(PASS)
+    project = P.Project.load(project.folder)
+    seen = []
+
+    class Service:
+        def transcribe(self, path, progress=None, cancel=None):
+            seen.append(Path(path))
+            return transcript("again")
+
+    result = transcribe_project_job(Service(), project).fn(lambda f, m: None, lambda: False)
+    assert seen[0] != project.stored_audio_path  # the engine read a decrypted copy...
+    assert result.source == str(project.stored_audio_path)  # ...but the transcript names the real file
+    assert P.Project.load(project.folder).load_transcript().source == str(project.stored_audio_path)
