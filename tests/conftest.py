@@ -45,3 +45,26 @@ def tone_wav(tmp_path):
     path = tmp_path / "tone.wav"
     sf.write(path, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
     return path
+
+
+@pytest.fixture
+def make_window(qtbot, tiny_model_dir):
+    """MainWindow factory with the tiny model and a fake audio output; windows close after."""
+    from app.player import FakeOutputStream
+    from app.settings import AppSettings
+    from app.window import MainWindow
+
+    windows = []
+
+    def make(**kw):
+        kw.setdefault("settings", AppSettings(model=str(tiny_model_dir)))
+        kw.setdefault("check_startup", False)
+        kw.setdefault("output_stream", FakeOutputStream)
+        w = MainWindow(**kw)
+        w.show()
+        windows.append(w)
+        return w
+
+    yield make
+    for w in windows:
+        w.close()

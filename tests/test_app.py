@@ -19,7 +19,6 @@ from app import projects as P  # noqa: E402
 from app.player import FakeOutputStream  # noqa: E402
 from app.projects import Project  # noqa: E402
 from app.settings import AppSettings  # noqa: E402
-from app.window import MainWindow  # noqa: E402
 from engine.exporters import FORMATS  # noqa: E402
 from engine.transcript import Segment, Transcript, Word  # noqa: E402
 from tests.conftest import espeak  # noqa: E402
@@ -46,21 +45,6 @@ def sample_transcript() -> Transcript:
     ], source="clinic.wav", duration=9.0)
 
 
-@pytest.fixture
-def make_window(qtbot, tiny_model_dir):
-    windows = []
-
-    def make(**kw):
-        kw.setdefault("settings", AppSettings(model=str(tiny_model_dir)))
-        kw.setdefault("check_startup", False)
-        w = MainWindow(output_stream=FakeOutputStream, **kw)
-        w.show()
-        windows.append(w)
-        return w
-
-    yield make
-    for w in windows:
-        w.close()
 
 
 def project_with(transcript: Transcript, audio_seconds: float = 9.0) -> Project:

@@ -169,6 +169,8 @@ CRASH_SCRIPT = textwrap.dedent("""
     from app import projects as P
     from app.recorder import FakeInputStream, Recorder
 
+    if len(sys.argv) > 2:  # an encrypted library (tests/test_privacy.py)
+        P.unlock_library(sys.argv[2])
     P.claim_session()
     project = P.Project.create("Dictation", status="recording")
     project.audio = P.RECORDING_FILE

@@ -23,11 +23,10 @@ from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from app import projects as P  # noqa: E402
 from app import vault  # noqa: E402
-from app.player import FakeOutputStream  # noqa: E402
 from app.recorder import FakeInputStream  # noqa: E402
-from app.settings import AppSettings, privacy_statement  # noqa: E402
-from app.window import MainWindow  # noqa: E402
+from app.settings import privacy_statement  # noqa: E402
 from engine.transcript import Segment, Transcript, Word  # noqa: E402
+from tests.test_app_record import CRASH_SCRIPT  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 60_000
@@ -417,22 +416,6 @@ def test_privacy_statement_in_app_and_docs():
 # ----------------------------------------------------------------------------- the app
 
 
-@pytest.fixture
-def make_window(qtbot, tiny_model_dir):
-    windows = []
-
-    def make(**kw):
-        kw.setdefault("settings", AppSettings(model=str(tiny_model_dir)))
-        kw.setdefault("check_startup", False)
-        kw.setdefault("output_stream", FakeOutputStream)
-        w = MainWindow(**kw)
-        w.show()
-        windows.append(w)
-        return w
-
-    yield make
-    for w in windows:
-        w.close()
 
 
 def test_start_up_asks_for_the_passphrase_and_a_wrong_one_changes_nothing(make_window, qtbot):
@@ -591,30 +574,6 @@ def test_recording_is_plain_while_made_and_encrypted_when_it_stops(make_window, 
     assert all(vault.is_encrypted_file(f) or f.suffix == ".jsonl" for f in vault.library_files(root))
 
 
-CRASH_SCRIPT = textwrap.dedent("""
-    import os, sys
-    import numpy as np
-    from PySide6.QtCore import QCoreApplication
-    app = QCoreApplication([])
-    from app import projects as P
-    from app.recorder import FakeInputStream, Recorder
-
-    P.unlock_library(sys.argv[2])
-    P.claim_session()
-    project = P.Project.create("Dictation", status="recording")
-    project.audio = P.RECORDING_FILE
-    project.save_meta()
-    P.update_session(project)
-    streams = []
-    rec = Recorder(lambda *a: streams.append(FakeInputStream(*a)) or streams[-1])
-    rec.start(project.audio_path)
-    audio = np.load(sys.argv[1])
-    for i in range(0, len(audio), 1600):
-        streams[0].feed(audio[i:i + 1600])
-        rec.drain()
-    print(project.folder, flush=True)
-    os._exit(9)  # killed: no stop, no close, no clean-up
-""")
 
 
 def test_a_killed_recording_is_recovered_in_an_encrypted_library(make_window, qtbot, tmp_path):
