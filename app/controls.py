@@ -8,7 +8,7 @@ from PySide6.QtGui import QColor, QPainter, QPalette
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSlider,
                                QStyle, QToolButton, QWidget)
 
-from app.editor import clock
+from engine.exporters import clock
 from app.player import SPEEDS
 
 

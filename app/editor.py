@@ -27,18 +27,11 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QHBoxLayout, QHeade
 
 from app.templates import FieldSpot, fill, find_fields, template_rows
 from engine.commands import FieldMove, split_fields
-from engine.exporters import LOW_CONFIDENCE
+from engine.exporters import LOW_CONFIDENCE, clock
 from engine.transcript import PARAGRAPH_PAUSE_S, Segment, Transcript
 
 TIME_COL, TEXT_COL = 0, 1
 PARA_GAP = 10  # extra pixels above a paragraph's first row
-
-
-def clock(seconds: float) -> str:
-    s = max(0, int(seconds))
-    h, rest = divmod(s, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
 
 def words_spell(seg: Segment) -> bool:

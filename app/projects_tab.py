@@ -9,7 +9,7 @@ from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QInputDialog, QLineEdit, QMessageBox,
                                QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from app.editor import clock
+from engine.exporters import clock
 from app.projects import Project, list_projects
 
 STATUS_TEXT = {"ready": "", "recording": "unfinished recording", "transcribing": "not transcribed yet"}

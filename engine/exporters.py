@@ -112,12 +112,12 @@ def _vtt(transcript: Transcript) -> str:
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
-def _clock(seconds: float) -> str:
-    """[mm:ss], or [h:mm:ss] from the first hour on."""
+def clock(seconds: float) -> str:
+    """mm:ss, or h:mm:ss from the first hour on (the DOCX stamps and the app's clocks)."""
     s = max(0, int(seconds))
     h, rest = divmod(s, 3600)
     m, s = divmod(rest, 60)
-    return f"[{h}:{m:02d}:{s:02d}]" if h else f"[{m:02d}:{s:02d}]"
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
 
 
 def _docx(transcript: Transcript) -> bytes:
@@ -134,7 +134,7 @@ def _docx(transcript: Transcript) -> bytes:
         if not seg.text.strip():
             continue
         para = doc.add_paragraph()
-        stamp = para.add_run(_clock(seg.start) + " ")
+        stamp = para.add_run(f"[{clock(seg.start)}] ")
         stamp.font.color.rgb = RGBColor(0x80, 0x80, 0x80)
         words = [w.text.strip() for w in seg.words]
         # Words only while they still spell the segment: text edited by the user wins.
