@@ -23,7 +23,6 @@ from engine.models import models_dir
 
 DEFAULT_NAME = "steno-default-en"
 SHIPPED = Path(__file__).resolve().parent.parent / "resources" / "default" / "model"
-RECORD = "steno_default.json"
 
 
 def shipped_fingerprint(shipped: Path = SHIPPED) -> str:
@@ -39,11 +38,10 @@ def is_current(folder: Path, shipped: Path = SHIPPED) -> bool:
     from engine.folder import check_folder
 
     try:
-        check_folder(folder)
-        record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
-    except (StenoError, OSError, ValueError):
+        config = check_folder(folder)
+    except StenoError:
         return False
-    return record.get("shipped") == shipped_fingerprint(shipped)
+    return config.source.get("shipped") == shipped_fingerprint(shipped)
 
 
 def install_default(root: str | Path | None = None, force: bool = False, shipped: Path = SHIPPED,
@@ -58,7 +56,7 @@ def install_default(root: str | Path | None = None, force: bool = False, shipped
     from engine.folder import BRIDGE_WEIGHTS, load_model
     from engine.importers.smollm2 import load_from_gguf
     from engine.importers.whisper import import_whisper
-    from engine.whisper_install import _lock, _remove_leftovers
+    from engine.whisper_install import install_lock, remove_leftovers
 
     if not (shipped / "steno.json").is_file() or not (shipped / "lora").is_dir():
         raise StenoError("the trained default model is not in this Steno build (resources/default/model)", shipped)
@@ -67,8 +65,8 @@ def install_default(root: str | Path | None = None, force: bool = False, shipped
     root.mkdir(parents=True, exist_ok=True)
     dest = root / DEFAULT_NAME
     steps = 5
-    with _lock(root / f".{DEFAULT_NAME}.lock"):
-        _remove_leftovers(root, DEFAULT_NAME)
+    with install_lock(root / f".{DEFAULT_NAME}.lock"):
+        remove_leftovers(root, DEFAULT_NAME)
         if not force and is_current(dest, shipped):
             return dest
         config = ModelConfig.load(shipped)
@@ -95,6 +93,5 @@ def install_default(root: str | Path | None = None, force: bool = False, shipped
             config.save(tmp)
             say("exporting encoder + bridge to ONNX", 3, steps)
             ensure_onnx(load_model(tmp), tmp)
-            (tmp / RECORD).write_text(json.dumps({"shipped": shipped_fingerprint(shipped)}) + "\n", encoding="utf-8")
         say("done", steps, steps)
     return dest

@@ -50,8 +50,8 @@ def install_whisper_model(name: str, root: str | Path | None = None, force: bool
     root = Path(root) if root is not None else models_dir()
     dest = root / name
     root.mkdir(parents=True, exist_ok=True)
-    with _lock(root / f".{name}.lock"):
-        _remove_leftovers(root, name)
+    with install_lock(root / f".{name}.lock"):
+        remove_leftovers(root, name)
         if not force and is_installed(dest):
             say(f"{name}: already installed in {dest}")
             return dest
@@ -114,7 +114,7 @@ def _reusable_metrics(dest: Path) -> tuple[str, dict] | None:
     return (record.get("model_bin_sha256"), config.metrics) if config.metrics else None
 
 
-def _remove_leftovers(root: Path, name: str) -> None:
+def remove_leftovers(root: Path, name: str) -> None:
     """What a killed run left: its temporary build folders, and an old copy mid-swap."""
     for tmp in root.glob(f".{name}.*.tmp"):
         shutil.rmtree(tmp, ignore_errors=True)
@@ -127,7 +127,7 @@ def _remove_leftovers(root: Path, name: str) -> None:
 
 
 @contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
+def install_lock(path: Path) -> Iterator[None]:
     with open(path, "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
