@@ -123,14 +123,16 @@ def transcribe_frames(model, frames: list[torch.Tensor], hints: list[str | None]
     return out
 
 
-def real_dev_frames(work: Path, dev_tsv: Path, device: str) -> list[tuple[torch.Tensor, str]]:
-    """Encoder frames of the real-speech dev set (data/dev/dev.tsv: audio<TAB>reference)."""
+def real_dev_frames(work: Path, dev_tsv: Path, device: str, encoder=None) -> list[tuple[torch.Tensor, str]]:
+    """Encoder frames of the real-speech dev set (data/dev/dev.tsv: audio<TAB>reference);
+    `encoder` (a loaded WhisperEncoder) saves loading it again."""
     from engine.audio import load_audio
     from engine.encoder import _whisper_forward
     from engine.features import whisper_log_mel
     from trainer.base_recipe import load_whisper_encoder
 
-    encoder = load_whisper_encoder("whisper-base", work / "pretrained").to(device)
+    if encoder is None:
+        encoder = load_whisper_encoder("whisper-base", work / "pretrained").to(device)
     items = []
     for line in dev_tsv.read_text(encoding="utf-8").splitlines():
         if line.strip():
@@ -157,7 +159,7 @@ def train_lm_stage(work: Path, minutes: float = 60.0, device: str = "cpu", batch
     dev = load_features(work, "test")[:200]
     if device != "cpu":
         train = [(f.to(device), t) for f, t in train]
-    real = real_dev_frames(work, dev_tsv, device) if dev_tsv else []
+    real = real_dev_frames(work, dev_tsv, device, model.encoder.model) if dev_tsv else []
     pool = sorted({w for _, t in train for w in rare_words(t)})
     stage = work / STAGE
     stage.mkdir(parents=True, exist_ok=True)
