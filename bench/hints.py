@@ -10,6 +10,13 @@ general (non-clinical) sentences, WER without hints and with the same drug list,
 irrelevant there. The default bridge model learned hints in training (25% of its samples
 carried 1-3 of the sentence's rare words among distractors); Whisper gets them as its
 previous-text prompt.
+
+Each clip is first transcribed without hints; only the terms that look like something in
+that draft (`engine.hints.MIN_HINT_SCORE`) go into its prompt. `--calibrate` prints how
+that threshold sorts terms on clips that are *not* the test clips: the clinical training
+clips (terms said) and the trainer's rehearsal sentences (no term said):
+
+    .venv/bin/python bench/hints.py --data data/clinical --calibrate [--models whisper-base]
 """
 
 from __future__ import annotations
@@ -31,7 +38,12 @@ def main() -> None:
     p.add_argument("--models", nargs="+", default=["steno-default-en", "whisper-base"])
     p.add_argument("--device", default="cpu")
     p.add_argument("--limit", type=int, default=0, help="use only the first N clips of each set")
+    p.add_argument("--adapter", action="append", default=[], metavar="MODEL=DIR",
+                   help="also a row for MODEL with this adapter (e.g. one made by bench/trainer.py)")
+    p.add_argument("--calibrate", action="store_true", help="score distributions for MIN_HINT_SCORE instead")
     args = p.parse_args()
+    if args.calibrate:
+        return calibrate(args)
 
     from engine.metrics import error_rates, term_recall
     from engine.models import resolve_model
@@ -47,8 +59,11 @@ def main() -> None:
     print("| model | term recall, no hints | with hints | clinical WER, no hints | with hints "
           "| general WER, no hints | with the (irrelevant) list |")
     print("|---|---|---|---|---|---|---|")
-    for name in args.models:
-        tr = Transcriber(resolve_model(name), device=args.device)
+    rows = [(name, None) for name in args.models] + [tuple(a.split("=", 1)) for a in args.adapter]
+    for name, adapter in rows:
+        tr = Transcriber(resolve_model(name), adapter=adapter, device=args.device)
+        if adapter:
+            name = f"{name} + adapter {Path(adapter).name}"
         refs = [x.text for x in test]
         plain = transcribe_all(tr, test, None)
         hinted = transcribe_all(tr, test, terms)
@@ -59,6 +74,41 @@ def main() -> None:
                  error_rates(refs, plain).wer, error_rates(refs, hinted).wer,
                  error_rates(grefs, gplain).wer, error_rates(grefs, ghinted).wer]
         print(f"| {name} | " + " | ".join(f"{100 * c:.1f}%" for c in cells) + " |", flush=True)
+
+
+def calibrate(args) -> None:
+    import tempfile
+
+    from engine.hints import MIN_HINT_SCORE, hint_scores
+    from engine.metrics import normalize
+    from engine.models import resolve_model
+    from engine.transcriber import Transcriber
+    from trainer.api import collect_data
+    from trainer.rehearsal import rehearsal_pairs
+
+    terms = (args.data / "words.txt").read_text(encoding="utf-8").split()
+    clinical = collect_data([args.data / "train"], eval_fraction=0).pairs[:args.limit or 100]
+    with tempfile.TemporaryDirectory() as tmp:
+        general = rehearsal_pairs(Path(tmp), args.limit or 100, seed=1)
+        for name in args.models:
+            tr = Transcriber(resolve_model(name), device=args.device)
+            said, unsaid, other = [], [], []  # scores of terms said / not said in clinical clips; in general clips
+            for p in clinical:
+                draft = tr.transcribe(p.audio).text
+                ref = set(normalize(p.text).split())
+                for t, sc in zip(terms, hint_scores(terms, draft)):
+                    (said if normalize(t) in ref else unsaid).append(sc)
+            for p in general:
+                other.append(max(hint_scores(terms, tr.transcribe(p.audio).text)))
+            n_cl, n_ge = len(clinical), len(general)
+            print(f"\n{name}: {n_cl} clinical training clips ({len(said)} terms said), {n_ge} rehearsal clips "
+                  f"(no term said); the threshold now is {MIN_HINT_SCORE:g}")
+            print("| threshold | terms said that pass | unsaid terms passing per clinical clip "
+                  "| general clips with any term passing |\n|---|---|---|---|")
+            for th in range(40, 95, 5):
+                print(f"| {th} | {100 * sum(x >= th for x in said) / max(len(said), 1):.1f}% "
+                      f"| {sum(x >= th for x in unsaid) / n_cl:.2f} | {100 * sum(x >= th for x in other) / n_ge:.0f}% |",
+                      flush=True)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import numpy as np
 
 from engine.audio import SAMPLE_RATE, AudioChunk, load_audio, split_on_speech
 from engine.errors import StenoError
-from engine.hints import select_hints
+from engine.hints import select_hints, uses_terms
 from engine.transcript import Segment, Transcript, Word
 
 ProgressFn = Callable[[float, str], None]
@@ -171,14 +171,22 @@ class Transcriber:
 
 
     def _decode(self, clips: list[np.ndarray], hints: list[str] | None, beam: int) -> list[ChunkResult]:
-        """A long word list is cut per clip to the terms most like a first, hint-free
-        transcript of it (`engine.hints.select_hints`); a short one goes in whole."""
-        limit = self.config.prompt.max_hint_terms
-        if not hints or len(hints) <= limit:
-            return self.backend.transcribe_batch(clips, hints=hints, beam_size=beam, timing=self.timing)
+        """With a word list, each clip is first transcribed without hints. Only the terms that
+        look like something in that draft go into its prompt (`engine.hints.select_hints`, at
+        most the model's `max_hint_terms`), and the hinted transcript replaces the draft only
+        if it writes one of them where the draft heard something like it
+        (`engine.hints.uses_terms`): a list of words that are not said changes nothing."""
         drafts = self.backend.transcribe_batch(clips, hints=None, beam_size=beam, timing=self.timing)
-        return [self.backend.transcribe_batch([clip], hints=select_hints(hints, draft.text, limit), beam_size=beam,
-                                              timing=self.timing)[0] for clip, draft in zip(clips, drafts)]
+        if not hints:
+            return drafts
+        limit = self.config.prompt.max_hint_terms
+        out = []
+        for clip, draft in zip(clips, drafts):
+            picked = select_hints(hints, draft.text, limit)
+            hinted = self.backend.transcribe_batch([clip], hints=picked, beam_size=beam, timing=self.timing)[0] \
+                if picked else None
+            out.append(hinted if hinted is not None and uses_terms(draft.text, hinted.text, picked) else draft)
+        return out
 
 
 def holds_speech(audio: np.ndarray) -> bool:

@@ -3,6 +3,8 @@
 import random
 import string
 
+from unittest.mock import patch
+
 import numpy as np
 
 from engine.hints import MAX_PROMPT_TERMS, select_hints
@@ -17,16 +19,21 @@ def test_misheard_terms_are_selected_from_a_thousand():
     terms = _fillers(998)
     terms.insert(100, "amlodipine")
     terms.insert(700, "Kowalczyk")
-    picked = select_hints(terms, "Start am low dipine and call mister Kovalchik today.")
+    draft = "Start am low dipine and call mister Kovalchik today."
+    picked = select_hints(terms, draft, min_score=0)  # every term passes: the best 40 are kept
     assert len(picked) == MAX_PROMPT_TERMS
     assert "amlodipine" in picked and "Kowalczyk" in picked
     assert picked == [t for t in terms if t in set(picked)]  # the user's order is kept
+    picked = select_hints(terms, draft, min_score=65)  # a stricter threshold lets few random strings pass
+    assert "amlodipine" in picked and "Kowalczyk" in picked and len(picked) < 10
 
 
-def test_a_short_list_goes_in_whole():
-    terms = _fillers(12)
-    assert select_hints(terms, "anything at all") == terms
-    assert select_hints(_fillers(50), "", limit=50) == _fillers(50)
+def test_only_terms_like_something_in_the_draft_are_kept():
+    terms = ["amlodipine", "Kowalczyk", "rivaroxaban", "Thessaloniki"]
+    assert select_hints(terms, "Start am low dipine and call mister Kovalchik today.") == ["amlodipine", "Kowalczyk"]
+    assert select_hints(terms, "The meeting has been moved to Thursday afternoon.") == []
+    assert select_hints(terms, "") == []
+    assert select_hints(terms, "anything", min_score=0) == terms  # the threshold is what cuts
 
 
 def test_transcriber_cuts_a_long_list_per_clip(tiny_model_dir):
@@ -46,11 +53,51 @@ def test_transcriber_cuts_a_long_list_per_clip(tiny_model_dir):
 
     chunks = [AudioChunk(audio=audio, start=0.0, end=1.0), AudioChunk(audio=audio[:8000], start=2.0, end=2.5)]
     long_list = _fillers(500)
-    tr.transcribe_chunks(chunks, hints=long_list)
-    assert calls[0] == (2, None)  # the hint-free draft of both clips, batched
-    assert [n for n, _ in calls[1:]] == [1, 1]
-    for _, hints in calls[1:]:
-        assert len(hints) == MAX_PROMPT_TERMS and set(hints) <= set(long_list)
+    plain = tr.transcribe_chunks(chunks)
     calls.clear()
-    tr.transcribe_chunks(chunks, hints=long_list[:10])
-    assert calls == [(2, long_list[:10])]
+    with patch("engine.transcriber.select_hints", lambda terms, draft, limit: terms[:limit]):
+        tr.transcribe_chunks(chunks, hints=long_list)
+    assert calls[0] == (2, None)  # the hint-free draft of both clips, batched
+    assert calls[1:] == [(1, long_list[:MAX_PROMPT_TERMS])] * 2
+    calls.clear()
+    # nothing in the list looks like what was heard: the drafts stand, decoded once
+    with patch("engine.transcriber.select_hints", lambda terms, draft, limit: []):
+        unhinted = tr.transcribe_chunks(chunks, hints=long_list[:10])
+    assert calls == [(2, None)]
+    assert [s.text for s in unhinted] == [s.text for s in plain]
+
+
+def test_a_hinted_transcript_stands_only_if_it_writes_a_term(tiny_model_dir):
+    from engine.audio import AudioChunk
+    from engine.transcriber import ChunkResult, Transcriber
+
+    tr = Transcriber(tiny_model_dir, device="cpu")
+
+    def fake(clips, *, hints, beam_size, timing):
+        if not hints:
+            return [ChunkResult(text="start am low dipine today", tokens=[1], token_texts=["x"], logprobs=[-0.1],
+                                flags=[]) for _ in clips]
+        text = "start amlodipine today" if "amlodipine" in hints else "start a low dip in today"
+        return [ChunkResult(text=text, tokens=[2], token_texts=["y"], logprobs=[-0.1], flags=[]) for _ in clips]
+
+    tr.backend.transcribe_batch = fake
+    chunk = [AudioChunk(audio=np.zeros(16000, dtype=np.float32), start=0.0, end=1.0)]
+    assert tr.transcribe_chunks(chunk, hints=["amlodipine", "warfarin"])[0].text == "start amlodipine today"
+    # "amlodipean" is picked (it looks like the draft) but the hinted text does not write it: the draft stands
+    assert tr.transcribe_chunks(chunk, hints=["amlodipean"])[0].text == "start am low dipine today"
+
+
+def test_a_term_must_replace_words_that_sound_like_it():
+    from engine.hints import uses_terms
+
+    terms = ["venlafaxine", "rivaroxaban", "amlodipine", "apixaban"]
+    # hallucinated from a prompt of drug names: rejected
+    assert not uses_terms("We've been late until we left our midnight.", "the venlafaxine", terms)
+    assert not uses_terms("a new bridge in beaten rail to cross the river.",
+                          "and nubrage is being built across rivaroxaban.", terms)
+    # the misheard term fixed, with a word around it: accepted
+    assert uses_terms("Her am low to pin was held.", "Her amlodipine was held.", terms)
+    assert uses_terms("Start apixa band five milligrams.", "Start apixaban 5 milligrams.", terms)
+    # nothing fixed by a term (the draft already had it, or no term written): the draft stands
+    assert not uses_terms("Start apixaban today", "Start apixaban today.", terms)
+    assert not uses_terms("Start a pixel ban today", "Start a pixel band today", terms)
