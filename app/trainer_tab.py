@@ -249,11 +249,18 @@ class TrainerTab(QWidget):
         self.device = QComboBox()
         self.device.addItems(["auto", "cpu", "cuda"])
         self.text_weight = QDoubleSpinBox(decimals=2, minimum=0, maximum=5, singleStep=0.1, value=0.5)
+        self.rehearsal = QSpinBox(minimum=0, maximum=1000, value=96)
+        self.rehearsal.setToolTip("Everyday sentences spoken by espeak-ng and trained on beside your data, "
+                                  "so the model keeps writing general speech as before (0 = off)")
+        self.hint_share = QDoubleSpinBox(decimals=2, minimum=0, maximum=1, singleStep=0.05, value=0.25)
+        self.hint_share.setToolTip("Share of clips trained with some of your terms in the prompt, "
+                                   "so vocabulary hints help the adapted model")
         for label, w in (("LoRA rank", self.rank), ("LoRA alpha", self.alpha), ("Dropout", self.dropout),
                          ("", self.train_mlp), ("Bridge", self.bridge), ("Batch size", self.batch),
                          ("Gradient accumulation", self.accum), ("Warm-up steps", self.warmup),
                          ("Patience (epochs)", self.patience), ("Seed", self.seed), ("Device", self.device),
-                         ("Text weight", self.text_weight)):
+                         ("Text weight", self.text_weight), ("Rehearsal sentences", self.rehearsal),
+                         ("Hint prompt share", self.hint_share)):
             adv.addRow(label, w)
         self.advanced.hide()
         self.adv_toggle.toggled.connect(self._toggle_advanced)
@@ -412,7 +419,8 @@ class TrainerTab(QWidget):
             train_mlp=self.train_mlp.isChecked(), bridge=self.bridge.currentText(), epochs=self.epochs.value(),
             learning_rate=self.lr.value(), batch_size=self.batch.value(), grad_accum=self.accum.value(),
             warmup_steps=self.warmup.value(), patience=self.patience.value(), seed=self.seed.value(),
-            device=self.device.currentText(), text_weight=self.text_weight.value())
+            device=self.device.currentText(), text_weight=self.text_weight.value(),
+            rehearsal=self.rehearsal.value(), hint_share=self.hint_share.value())
 
     def out_dir(self) -> Path:
         name = "".join(c if c.isalnum() or c in "-_." else "-" for c in self.name.text().strip()) or "adapter"

@@ -310,6 +310,17 @@ def log_mel(audio: np.ndarray, n_mels: int, window: str = WINDOW) -> np.ndarray:
 # ---------------------------------------------------------------------- the backend
 
 
+def prompt_tokens(tokenizer, vocab: Vocab, hints: list[str] | None) -> list[int]:
+    """[<|startofprev|> + the user's terms as previous text] + the start-of-transcript tokens
+    (the trainer builds its hint prompts with this too)."""
+    tokens: list[int] = []
+    terms = [h.strip() for h in hints or [] if h.strip()]
+    if terms:
+        words = tokenizer.encode(" " + ", ".join(terms), add_special_tokens=False)[:MAX_PROMPT_TOKENS]
+        tokens = [vocab.sot_prev] + words
+    return tokens + list(vocab.prefix)
+
+
 class WhisperBackend:
     def __init__(self, folder: Path, config: ModelConfig, device: str = "auto", window: str | None = None,
                  precision: str | None = None):
@@ -369,13 +380,7 @@ class WhisperBackend:
     # ------------------------------------------------------------------ decoder
 
     def prompt(self, hints: list[str] | None) -> list[int]:
-        """[<|startofprev|> + the user's terms as previous text] + the start-of-transcript tokens."""
-        tokens: list[int] = []
-        terms = [h.strip() for h in hints or [] if h.strip()]
-        if terms:
-            words = self.tokenizer.encode(" " + ", ".join(terms), add_special_tokens=False)[:MAX_PROMPT_TOKENS]
-            tokens = [self.vocab.sot_prev] + words
-        return tokens + self.vocab.prefix
+        return prompt_tokens(self.tokenizer, self.vocab, hints)
 
     def _filter(self, logits: torch.Tensor, histories: list[list[int]]) -> torch.Tensor:
         """Log-probs (B, V) after Whisper's suppression and timestamp rules, per row's history."""

@@ -25,9 +25,10 @@ from trainer.train import default_target_modules, prepare, text_ids, text_loss, 
 SENTENCES = ["start amlodipine five milligrams daily", "metoprolol twice a day", "stop warfarin today"]
 TRAIN_VOICES = [("en-us", 160), ("en-gb", 150), ("en-us", 190), ("en-gb-x-rp", 170)]
 EVAL_VOICES = [("en-us", 175)]
-# what the tiny model can learn in ~150 steps: LoRA on attention and MLP, no dropout
+# what the tiny model can learn in ~150 steps: LoRA on attention and MLP, no dropout, and no
+# rehearsal (a tiny random model cannot also learn 96 everyday sentences; rehearsal has its own tests)
 STRONG = dict(rank=16, alpha=32, train_mlp=True, dropout=0.0, learning_rate=3e-3, warmup_steps=5, patience=5,
-              device="cpu")
+              device="cpu", rehearsal=0)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -175,7 +176,8 @@ def test_lora_bridge_is_saved_merged_and_merge_gives_the_same_model(base_dir, da
     result = train_adapter(base_dir, data, tmp_path / "bridged",
                            TrainSettings(epochs=2, bridge="lora", evaluate=False, learning_rate=1e-2, device="cpu",
                                          frames_cache=tmp_path / "frames"))
-    assert len(list((tmp_path / "frames").glob("*.safetensors"))) == 15  # kept for the next run
+    # kept for the next run: the 15 clips and the rehearsal sentences
+    assert len(list((tmp_path / "frames").glob("*.safetensors"))) == 15 + TrainSettings().rehearsal
     base = load_model(base_dir)
     bridge = load_file(result.path / "bridge.safetensors")
     assert bridge.keys() == base.bridge.state_dict().keys()  # plain weights, LoRA merged in
@@ -387,3 +389,105 @@ def test_whisper_family_adapts_its_decoder_only(data, speech, tmp_path):
         train_adapter(base, collect_data(word_list=words), tmp_path / "w2", TrainSettings(device="cpu"))
     with pytest.raises(StenoError, match="no bridge"):
         train_adapter(base, data, tmp_path / "w3", TrainSettings(bridge="lora", device="cpu"))
+
+
+def test_rehearsal_sentences_are_spoken_once_and_the_same_for_a_seed(tmp_path):
+    from trainer.rehearsal import rehearsal_pairs, sentences
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (setup.sh installs it)")
+    pairs = rehearsal_pairs(tmp_path / "r0", 4, seed=0)
+    assert len(pairs) == 4 and {p.text for p in pairs} <= set(sentences())
+    from engine.audio import load_audio
+
+    assert all(len(load_audio(p.audio)) > 8000 for p in pairs)
+    stamps = [p.audio.stat().st_mtime_ns for p in pairs]
+    again = rehearsal_pairs(tmp_path / "r0", 6, seed=0)  # the first four are reused, two added
+    assert [p.text for p in again[:4]] == [p.text for p in pairs]
+    assert [p.audio.stat().st_mtime_ns for p in again[:4]] == stamps
+    assert [p.text for p in rehearsal_pairs(tmp_path / "r1", 4, seed=1)] != [p.text for p in pairs]
+    assert rehearsal_pairs(tmp_path / "r2", 0) == []
+
+
+def test_rehearsal_sentences_are_not_the_benchmark_test_sentences():
+    from bench.trainer import GENERAL
+    from trainer.rehearsal import sentences
+
+    assert len(sentences()) >= 100 and not set(sentences()) & set(GENERAL)
+
+
+def test_training_puts_rehearsal_clips_beside_each_batch(base_dir, data, tmp_path, monkeypatch):
+    from trainer.rehearsal import sentences
+    from trainer.train import BridgeTrainee
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (setup.sh installs it)")
+    batches = []
+    real = BridgeTrainee.speech_loss
+
+    def spy(self, frames, texts, seconds, hints=None):
+        batches.append(list(texts))
+        return real(self, frames, texts, seconds, hints)
+
+    monkeypatch.setattr(BridgeTrainee, "speech_loss", spy)
+    settings = TrainSettings(epochs=1, evaluate=False, device="cpu", rehearsal=6, batch_size=4)
+    result = train_adapter(base_dir, data, tmp_path / "rehearsed", settings)
+    general = set(sentences())
+    rehearsed = [b for b in batches if set(b) <= general]
+    assert len(rehearsed) == result.steps and all(len(b) == 2 for b in rehearsed)  # half a batch each step
+    meta = json.loads((result.path / "steno_adapter.json").read_text())
+    assert meta["data"]["rehearsal_pairs"] == 6 and meta["hyperparameters"]["rehearsal"] == 6
+
+    batches.clear()
+    messages = []
+    monkeypatch.setattr("trainer.rehearsal.available", lambda: False)
+    result = train_adapter(base_dir, data, tmp_path / "plain", settings, callback=lambda p: messages.append(p.message))
+    assert batches and not any(set(b) & general for b in batches)
+    assert any("espeak-ng is not installed" in m for m in messages)
+
+
+def test_hint_prompts_reach_the_loss_with_said_terms(base_dir, data, tmp_path, monkeypatch):
+    from engine.hints import said_terms
+    from trainer.train import BridgeTrainee
+
+    seen = []
+    real = BridgeTrainee.speech_loss
+
+    def spy(self, frames, texts, seconds, hints=None):
+        if torch.is_grad_enabled():  # training batches, not the held-out loss
+            seen.extend(zip(texts, hints or [None] * len(texts)))
+        return real(self, frames, texts, seconds, hints)
+
+    monkeypatch.setattr(BridgeTrainee, "speech_loss", spy)
+    assert data.terms
+    train_adapter(base_dir, data, tmp_path / "hinted",
+                  TrainSettings(epochs=1, evaluate=False, device="cpu", rehearsal=0, hint_share=1.0))
+    assert seen and all(h for _, h in seen)
+    assert all(set(said_terms(t, data.terms)) & set(h) for t, h in seen if said_terms(t, data.terms))
+
+
+def test_whisper_hint_prompt_is_read_but_not_scored(tmp_path):
+    from engine.config import ModelConfig
+    from trainer.api import TrainSettings as S
+    from trainer.whisper import WhisperTrainee
+
+    base = _tiny_whisper(tmp_path / "w")
+    trainee = WhisperTrainee(base, ModelConfig.load(base))
+    trainee.prepare(S(rank=4, alpha=8, anchor=0.0))
+    trainee.eval()
+    frames = [torch.randn(1500, 32)]
+    plain = trainee.speech_loss(frames, ["start amlodipine"], [2.0])
+    hinted = trainee.speech_loss(frames, ["start amlodipine"], [2.0], [["amlodipine", "warfarin"]])
+    assert torch.isfinite(plain) and torch.isfinite(hinted) and not torch.isclose(plain, hinted)
+    captured = {}
+    real = torch.nn.functional.cross_entropy
+
+    def count(logits, targets, **kw):
+        captured.setdefault("n", []).append(int((targets != -100).sum()))
+        return real(logits, targets, **kw)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.nn.functional, "cross_entropy", count)
+        trainee.speech_loss(frames, ["start amlodipine"], [2.0])
+        trainee.speech_loss(frames, ["start amlodipine"], [2.0], [["amlodipine", "warfarin"]])
+    assert captured["n"][0] == captured["n"][1]  # the same transcript tokens are scored, the prompt never

@@ -108,6 +108,9 @@ class TrainSettings:
     device: str = "auto"
     text_weight: float = 0.5
     anchor: float = 1.0  # Whisper family: weight of a KL term keeping the decoder near the base model
+    rehearsal: int = 96  # everyday sentences spoken by espeak-ng and trained on beside the data (0 = off)
+    rehearsal_weight: float = 1.0  # weight of their loss; half a batch of them beside each batch
+    hint_share: float = 0.25  # share of clips whose prompt carries some of the terms (said ones among others)
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     checkpoint_every: int = 50  # optimizer steps between checkpoints (also at each epoch end and on cancel)

@@ -41,7 +41,7 @@ def default_config(token_ids: list[int]) -> ModelConfig:
     from trainer.base_recipe import ctc_bridge_config
 
     return ModelConfig(family="bridge", encoder=EncoderConfig(kind="whisper"), bridge=ctc_bridge_config(token_ids),
-                       prompt=PROMPT, decode=DecodeConfig(tokens_per_second=6.0, extra_tokens=12),
+                       prompt=PROMPT, decode=DecodeConfig(tokens_per_second=6.0, extra_tokens=12, ctc_weight=0.7),
                        name="steno-default-en", language="en")
 
 

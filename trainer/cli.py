@@ -17,6 +17,8 @@ from engine.errors import StenoError
 def add_train_arguments(p) -> None:
     import argparse
 
+    from trainer.api import TrainSettings
+
     p.add_argument("--data", action="append", default=[], metavar="PATH",
                    help="folder of audio + same-named .txt, a .tsv/.csv/.jsonl manifest, or an audio file (repeatable)")
     p.add_argument("--text", action="append", default=[], metavar="PATH",
@@ -39,6 +41,12 @@ def add_train_arguments(p) -> None:
     p.add_argument("--anchor", type=float, default=1.0,
                    help="Whisper-family models: KL weight keeping the decoder near the base model "
                         "(guards accuracy on general speech)")
+    p.add_argument("--rehearsal", type=int, default=TrainSettings.rehearsal, metavar="N",
+                   help="everyday sentences spoken by espeak-ng and trained on beside your data, so general "
+                        "speech is not forgotten (default %(default)s; 0 = off)")
+    p.add_argument("--hint-share", type=float, default=TrainSettings.hint_share,
+                   help="share of clips trained with some of the terms in the prompt, so hints help "
+                        "(default %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
@@ -58,7 +66,7 @@ def run_train(args) -> int:
                              learning_rate=args.lr, batch_size=args.batch, grad_accum=args.grad_accum,
                              bridge=args.bridge, train_mlp=args.mlp, cross_attention=args.cross_attention,
                              anchor=args.anchor, text_weight=args.text_weight, seed=args.seed,
-                             device=args.device)
+                             device=args.device, rehearsal=args.rehearsal, hint_share=args.hint_share)
     callback, close = _progress(args.quiet)
     stop = {"asked": False}
 

@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import math
+import random
 import shutil
 import time
 import warnings
@@ -35,6 +36,7 @@ from engine.adapters import ADAPTER_BRIDGE, ADAPTER_META
 from engine.errors import StenoError
 from engine.files import atomic_dir, atomic_path, atomic_write_text
 from trainer.api import AdapterResult, DataReport, Pair, Progress, Scores, TrainSettings
+from trainer.prompts import sample_hints
 
 log = logging.getLogger(__name__)
 
@@ -217,8 +219,11 @@ class BridgeTrainee:
     def eval(self) -> None:
         self.model.eval()
 
-    def speech_loss(self, frames: list[torch.Tensor], texts: list[str], seconds: list[float]) -> torch.Tensor:
-        return self.model.loss_from_frames([f.float() for f in frames], texts)["loss"]
+    def speech_loss(self, frames: list[torch.Tensor], texts: list[str], seconds: list[float],
+                    hints: list[list[str] | None] | None = None) -> torch.Tensor:
+        """The model's loss; hints go into the prompt as the backend puts them (comma-separated)."""
+        hint_text = [", ".join(h) if h else None for h in hints] if hints and any(hints) else None
+        return self.model.loss_from_frames([f.float() for f in frames], texts, hint_text)["loss"]
 
     def text_ids(self, text: str) -> list[int]:
         return text_ids(self.model, text)
@@ -271,6 +276,26 @@ def text_loss(model, batch: list[list[int]], device: str) -> torch.Tensor:
     labels = ids.masked_fill(mask == 0, -100)
     return nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
                                        ignore_index=-100)
+
+
+def _rehearsal(trainee, s: TrainSettings, cache: Path, base_id: str, device: str, say, cancel):
+    """Everyday sentences spoken by espeak-ng (trainer/rehearsal.py), their frames and lengths."""
+    from engine.models import steno_home
+    from trainer.rehearsal import available, rehearsal_pairs, sentences_key
+
+    if s.rehearsal <= 0:
+        return [], [], []
+    if not available():
+        say("espeak-ng is not installed: training without rehearsal sentences")
+        log.warning("espeak-ng not found: no rehearsal sentences")
+        return [], [], []
+    # spoken once per machine and seed (about 2.6 s of audio a sentence), reused by every later run
+    folder = steno_home() / "cache" / f"rehearsal-{sentences_key()}-{s.seed}"
+    pairs = rehearsal_pairs(folder, s.rehearsal, s.seed, cancel, say)
+    if cancel():
+        raise _Cancelled
+    frames, seconds = speech_frames(trainee, pairs, cache, base_id, device, say, cancel)
+    return pairs, frames, seconds
 
 
 def held_out_loss(trainee, frames: list[torch.Tensor], texts: list[str], seconds: list[float], batch_size: int,
@@ -455,6 +480,13 @@ def train(base_model, data: DataReport, out_dir: Path, s: TrainSettings, callbac
         raise _disk_error(e, "caching audio frames", work) from None
     n = len(data.pairs)
     train_frames, eval_frames, train_seconds_, eval_seconds = frames[:n], frames[n:], seconds[:n], seconds[n:]
+    try:
+        rehearsal, rehearsal_frames, rehearsal_seconds = _rehearsal(trainee, s, cache, base_id, device, say,
+                                                                    cancel)
+    except _Cancelled:
+        return cancelled_result(before)
+    except OSError as e:
+        raise _disk_error(e, "speaking rehearsal sentences", work) from None
 
     # 3. LoRA and the optimiser
     params = trainee.prepare(s)
@@ -494,6 +526,7 @@ def train(base_model, data: DataReport, out_dir: Path, s: TrainSettings, callbac
         epoch = run["epoch"]
         order = _order(n_items, s.seed, epoch)
         text_order = _order(len(texts), s.seed + 1, epoch) if data.pairs else order
+        rehearsal_order = _order(len(rehearsal), s.seed + 2, epoch)
         losses = []
         for step_in_epoch in range(run["step"] - epoch * steps_per_epoch, steps_per_epoch):
             if cancel():
@@ -509,10 +542,20 @@ def train(base_model, data: DataReport, out_dir: Path, s: TrainSettings, callbac
             for m in micro:
                 idx = order[m * s.batch_size:(m + 1) * s.batch_size]
                 loss = torch.zeros((), device=device)
+                hint_rng = random.Random(f"{s.seed}/{epoch}/{m}")  # a function of the position: resume stays exact
                 if data.pairs:
                     f = [train_frames[i].to(device) for i in idx]
-                    loss = loss + trainee.speech_loss(f, [data.pairs[i].text for i in idx],
-                                                      [train_seconds_[i] for i in idx])
+                    said = [data.pairs[i].text for i in idx]
+                    loss = loss + trainee.speech_loss(f, said, [train_seconds_[i] for i in idx],
+                                                      [sample_hints(t, data.terms, hint_rng, s.hint_share)
+                                                       for t in said])
+                if rehearsal:
+                    per = max(1, s.batch_size // 2)
+                    r_idx = [rehearsal_order[(m * per + j) % len(rehearsal)] for j in range(per)]
+                    said = [rehearsal[i].text for i in r_idx]
+                    loss = loss + s.rehearsal_weight * trainee.speech_loss(
+                        [rehearsal_frames[i].to(device) for i in r_idx], said, [rehearsal_seconds[i] for i in r_idx],
+                        [sample_hints(t, data.terms, hint_rng, s.hint_share) for t in said])
                 if texts:
                     t_idx = idx if not data.pairs else [text_order[(m * s.batch_size + j) % len(texts)]
                                                         for j in range(len(idx))]
@@ -566,6 +609,7 @@ def train(base_model, data: DataReport, out_dir: Path, s: TrainSettings, callbac
     trainee.eval()
     opt.state.clear()  # free the AdamW moments before evaluation loads another model copy
     meta = _meta(out_dir, folder, config, base_id, data, s, before, run, device, trainee)
+    meta["data"]["rehearsal_pairs"] = len(rehearsal)
     try:
         with atomic_dir(out_dir) as tmp:
             trainee.save(tmp)

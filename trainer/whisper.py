@@ -87,28 +87,30 @@ class WhisperTrainee:
     def eval(self) -> None:
         self.whisper.eval()
 
-    def target_ids(self, text: str, seconds: float) -> list[int]:
+    def target_ids(self, text: str, seconds: float, prompt_len: int | None = None) -> list[int]:
         ts = self.vocab.timestamp_begin
         end = ts + min(round(seconds / SECONDS_PER_FRAME), 1500)
         words = self.tokenizer.encode(" " + text.strip(), add_special_tokens=False)
-        room = self.max_positions - len(self.vocab.prefix) - 3
+        room = self.max_positions - (len(self.vocab.prefix) if prompt_len is None else prompt_len) - 3
         return [ts] + words[:room] + [end, self.vocab.eot]
 
-    def speech_loss(self, frames: list[torch.Tensor], texts: list[str], seconds: list[float]) -> torch.Tensor:
-        """Cross-entropy on the transcript tokens, the decoder reading each clip's frames."""
-        from engine.whisper_backend import _pad_batch
+    def speech_loss(self, frames: list[torch.Tensor], texts: list[str], seconds: list[float],
+                    hints: list[list[str] | None] | None = None) -> torch.Tensor:
+        """Cross-entropy on the transcript tokens, the decoder reading each clip's frames
+        (after the clip's hint prompt, if it has one)."""
+        from engine.whisper_backend import _pad_batch, prompt_tokens
 
         model = self.whisper.get_base_model() if hasattr(self.whisper, "get_base_model") else self.whisper
         dec = model.model.decoder
         device = frames[0].device
-        prefix = self.vocab.prefix
-        rows = [prefix + self.target_ids(t, sec) for t, sec in zip(texts, seconds)]
+        prompts = [prompt_tokens(self.tokenizer, self.vocab, h) for h in (hints or [None] * len(texts))]
+        rows = [p + self.target_ids(t, sec, len(p)) for p, t, sec in zip(prompts, texts, seconds)]
         width = max(len(r) for r in rows)
         ids = torch.full((len(rows), width), self.vocab.eot, dtype=torch.long)
         labels = torch.full((len(rows), width), -100, dtype=torch.long)
-        for i, r in enumerate(rows):
+        for i, (p, r) in enumerate(zip(prompts, rows)):
             ids[i, :len(r)] = torch.as_tensor(r)
-            labels[i, len(prefix):len(r)] = torch.as_tensor(r[len(prefix):])
+            labels[i, len(p):len(r)] = torch.as_tensor(r[len(p):])
         ids, labels = ids.to(device), labels.to(device)
         enc, enc_mask = _pad_batch([f[None].to(dec.embed_tokens.weight.dtype) for f in frames])
         logits = self._logits(model, ids, enc, enc_mask)[:, :-1].flatten(0, 1).float()
