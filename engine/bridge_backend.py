@@ -5,6 +5,10 @@ while decoding. A whole sentence said over and over is longer than that and runs
 length limit instead, so the end of each result is checked once more for a phrase of 8 to
 64 tokens repeated one time fewer (as the Whisper backend does): cut to one copy, flagged
 "dropped-repetition". Text on silence is the Transcriber's VAD check.
+
+A ctc bridge's graph also returns its frame log-probabilities; with `decode.ctc_weight` set
+(the default model: 0.7), greedy decoding weighs each next token by the CTC prefix score
+too (engine/ctc_prefix.py), which keeps the LM to what was said.
 """
 
 from __future__ import annotations
@@ -16,11 +20,12 @@ import numpy as np
 import torch
 
 from engine.config import ModelConfig
-from engine.decode import Decoded, beam_search, find_repeat, greedy
+from engine.ctc_prefix import CTCPrefixScorer
+from engine.decode import CTCGuide, Decoded, beam_search, find_repeat, greedy
 from engine.encoder import encoder_inputs, min_input_samples
 from engine.export import ensure_onnx
 from engine.folder import load_model
-from engine.runtime import create_session, run_session, torch_device
+from engine.runtime import create_session, run_outputs, torch_device
 
 PHRASE_MIN, PHRASE_MAX = 8, 64
 
@@ -80,10 +85,15 @@ class BridgeBackend:
         return meta
 
     def speech(self, audio: np.ndarray) -> np.ndarray:
+        return self.speech_outputs(audio)[0]
+
+    def speech_outputs(self, audio: np.ndarray) -> list[np.ndarray]:
+        """The graph's outputs for one clip, batch axis dropped: the LM input vectors (N, D),
+        and for a ctc bridge its frame log-probabilities (T', labels)."""
         audio = np.asarray(audio, dtype=np.float32)
         if len(audio) < min_input_samples(self.config.encoder):
             audio = np.pad(audio, (0, min_input_samples(self.config.encoder) - len(audio)))
-        return run_session(self.session, encoder_inputs(self.config.encoder, audio))[0]
+        return [x[0] for x in run_outputs(self.session, encoder_inputs(self.config.encoder, audio))]
 
     def max_new_tokens(self, seconds: float) -> int:
         d = self.config.decode
@@ -94,7 +104,8 @@ class BridgeBackend:
         from engine.transcriber import ChunkResult
 
         t0 = time.perf_counter()
-        speech = [torch.from_numpy(self.speech(c)).to(self.device) for c in clips]
+        outputs = [self.speech_outputs(c) for c in clips]
+        speech = [torch.from_numpy(o[0]).to(self.device) for o in outputs]
         t1 = time.perf_counter()
         hint_text = ", ".join(hints) if hints else None
         lm_in, _ = self.model.lm_inputs(speech, hints=[hint_text] * len(clips) if hint_text else None)
@@ -105,7 +116,11 @@ class BridgeBackend:
             decoded = [beam_search(self.model.lm, lm_in, limits[0], eos, beam_size, d.min_new_tokens,
                                    d.length_penalty, d.max_repeats)]
         else:
-            decoded = greedy(self.model.lm, lm_in, limits, eos, d.min_new_tokens, d.max_repeats)
+            guide = None
+            if d.ctc_weight > 0 and all(len(o) > 1 for o in outputs):
+                guide = CTCGuide([CTCPrefixScorer(o[1]) for o in outputs],
+                                 self.model.bridge.token_to_label.cpu().numpy(), d.ctc_weight)
+            decoded = greedy(self.model.lm, lm_in, limits, eos, d.min_new_tokens, d.max_repeats, guide)
         for x in decoded:
             if "dropped-repetition" not in x.flags:
                 cut_phrase_loop(x, d.max_repeats)

@@ -69,6 +69,7 @@ class DecodeConfig:
     beam_size: int = 1
     length_penalty: float = 1.0
     max_repeats: int = 4  # an n-gram repeated this often in a row is a loop: cut it
+    ctc_weight: float = 0.0  # ctc bridges: weight of the CTC prefix score in greedy decoding (0 = LM alone)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 if TYPE_CHECKING:  # engine.model imports transformers' modeling code (~160 MB): not for find_loop users
@@ -63,6 +64,41 @@ def _cut_loop(d: Decoded, max_repeats: int) -> bool:
     return True
 
 
+@dataclass
+class CTCGuide:
+    """Joint decoding with a ctc bridge (engine/ctc_prefix.py): each next token is chosen by
+    (1 - weight) x LM log-prob + weight x the change in CTC prefix log-prob, among the LM's
+    `lm_candidates` best tokens and the labels the CTC head hears anywhere in the clip. Only
+    tokens the CTC head has a label for can be written (and eos)."""
+    scorers: list  # one CTCPrefixScorer per batch item
+    token_to_label: np.ndarray  # (vocab,) CTC label of each LM token, -1 where there is none
+    weight: float
+    lm_candidates: int = 16
+
+    def __post_init__(self):
+        self.label_to_token = np.zeros(int(self.token_to_label.max()) + 1, dtype=np.int64)
+        known = np.nonzero(self.token_to_label > 0)[0]
+        self.label_to_token[self.token_to_label[known]] = known
+
+    def choose(self, i: int, logp: torch.Tensor, eos_id: int, allow_eos: bool) -> int:
+        scorer = self.scorers[i]
+        top = logp.topk(min(self.lm_candidates, logp.shape[-1])).indices.cpu().numpy()
+        tokens = np.union1d(top, self.label_to_token[scorer.likely_labels()])
+        tokens = tokens[self.token_to_label[tokens] > 0]
+        if len(tokens) == 0:
+            return int(logp.argmax())
+        lm = logp.float().cpu().numpy()
+        prefix, ending_label, ending_blank = scorer.extend(self.token_to_label[tokens])
+        total = (1 - self.weight) * lm[tokens] + self.weight * (prefix - scorer.score)
+        best = int(total.argmax())
+        if allow_eos:
+            end = (1 - self.weight) * lm[eos_id] + self.weight * (scorer.final_score() - scorer.score)
+            if end >= total[best]:
+                return eos_id
+        scorer.advance(self.token_to_label[tokens[best]], prefix[best], ending_label[:, best], ending_blank[:, best])
+        return int(tokens[best])
+
+
 def _step(lm, embeds, mask, positions, cache):
     out = lm(inputs_embeds=embeds, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
     return out.logits[:, -1].float().log_softmax(-1), out.cache
@@ -70,7 +106,7 @@ def _step(lm, embeds, mask, positions, cache):
 
 @torch.no_grad()
 def greedy(lm, inputs: LMInputs, max_new_tokens: list[int], eos_id: int, min_new_tokens: int = 1,
-           max_repeats: int = 4) -> list[Decoded]:
+           max_repeats: int = 4, ctc: CTCGuide | None = None) -> list[Decoded]:
     batch = inputs.embeds.shape[0]
     results = [Decoded([], []) for _ in range(batch)]
     done = [False] * batch
@@ -85,6 +121,8 @@ def greedy(lm, inputs: LMInputs, max_new_tokens: list[int], eos_id: int, min_new
         for i in range(batch):
             if done[i]:
                 continue
+            if ctc is not None:
+                best[i] = ctc.choose(i, logp[i], eos_id, allow_eos=step >= min_new_tokens)
             tok = int(best[i])
             if tok == eos_id:
                 done[i] = True

@@ -29,12 +29,19 @@ class EncoderBridgeGraph(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.model.speech_embeddings(inputs)
+    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.model.speech_outputs(inputs)
 
 
-def export_graph(module: nn.Module, example: torch.Tensor, path: str | Path, time_axis: int) -> Path:
-    """Write any one-input graph (inputs -> embeddings) with a dynamic time axis, atomically."""
+def graph_outputs(model: SpeechLM) -> list[str]:
+    """The graph's output names: the embeddings, and a ctc bridge's frame log-probabilities."""
+    return ["embeddings", "ctc_logprobs"] if model.config.bridge.kind == "ctc" else ["embeddings"]
+
+
+def export_graph(module: nn.Module, example: torch.Tensor, path: str | Path, time_axis: int,
+                 outputs: list[str] = ("embeddings",)) -> Path:
+    """Write any one-input graph (inputs -> embeddings [, ctc_logprobs]) with a dynamic time
+    axis, atomically."""
     path = Path(path)
     module = module.eval().cpu()
     fastpath = torch.backends.mha.get_fastpath_enabled()
@@ -42,9 +49,9 @@ def export_graph(module: nn.Module, example: torch.Tensor, path: str | Path, tim
     try:
         with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            axes = {"inputs": {time_axis: "time"}, "embeddings": {1: "tokens"}, "ctc_logprobs": {1: "frames"}}
             torch.onnx.export(module, (example.cpu(),), str(tmp), input_names=["inputs"],
-                              output_names=["embeddings"],
-                              dynamic_axes={"inputs": {time_axis: "time"}, "embeddings": {1: "tokens"}},
+                              output_names=list(outputs), dynamic_axes={k: axes[k] for k in ["inputs", *outputs]},
                               opset_version=OPSET, dynamo=False)
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
@@ -52,7 +59,7 @@ def export_graph(module: nn.Module, example: torch.Tensor, path: str | Path, tim
 
 
 def ensure_graph(module: nn.Module, folder: str | Path, fingerprint: str, example: torch.Tensor,
-                 time_axis: int) -> Path:
+                 time_axis: int, outputs: list[str] = ("embeddings",)) -> Path:
     """The folder's ONNX graph of `module`, exported again if missing or made from other weights.
 
     `fingerprint` identifies what the graph was made from (a hash of its weights); it is
@@ -67,7 +74,7 @@ def ensure_graph(module: nn.Module, folder: str | Path, fingerprint: str, exampl
         except (json.JSONDecodeError, OSError):
             pass
         log.info("encoder weights changed: exporting the ONNX graph again")
-    export_graph(module, example, onnx_path, time_axis)
+    export_graph(module, example, onnx_path, time_axis, outputs)
     atomic_write_text(meta_path, json.dumps({"fingerprint": fingerprint, "opset": OPSET,
                                              "torch": torch.__version__}, indent=2))
     return onnx_path
@@ -77,13 +84,13 @@ def export_onnx(model: SpeechLM, path: str | Path, example: torch.Tensor | None 
     """Write the encoder+bridge graph with a dynamic time axis (atomically)."""
     if example is None:
         example = _example_input(model)
-    return export_graph(EncoderBridgeGraph(model), example, path, _time_axis(model))
+    return export_graph(EncoderBridgeGraph(model), example, path, _time_axis(model), graph_outputs(model))
 
 
 def ensure_onnx(model: SpeechLM, folder: str | Path) -> Path:
     """The folder's encoder+bridge graph, exported again if missing or made from other weights."""
     return ensure_graph(EncoderBridgeGraph(model), folder, graph_fingerprint(model), _example_input(model),
-                        _time_axis(model))
+                        _time_axis(model), graph_outputs(model))
 
 
 def _time_axis(model: SpeechLM) -> int:

@@ -54,11 +54,17 @@ class SpeechLM(nn.Module):
 
     # ---- speech side -------------------------------------------------------------------------
     def speech_embeddings(self, inputs: torch.Tensor) -> torch.Tensor:
-        """One clip's encoder input (1, ...) -> LM input vectors (1, N, D): the graph exported to ONNX."""
+        """One clip's encoder input (1, ...) -> LM input vectors (1, N, D)."""
+        return self.speech_outputs(inputs)[0]
+
+    def speech_outputs(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """What the exported ONNX graph computes: the LM input vectors (1, N, D), and for a ctc
+        bridge also its frame log-probabilities (1, T', labels) for joint CTC decoding."""
         frames = self.encoder(inputs)
         if isinstance(self.bridge, CTCBridge):
-            return self.bridge(frames)[0]
-        return self.bridge(frames)
+            embeddings, logits = self.bridge(frames)
+            return embeddings, logits.log_softmax(-1)
+        return (self.bridge(frames),)
 
     # ---- LM side -----------------------------------------------------------------------------
     def prompt_ids(self, hints: str | None = None) -> tuple[list[int], list[int]]:

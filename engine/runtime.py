@@ -66,7 +66,13 @@ def create_session(onnx_path: str | Path, device: str = "auto") -> tuple[ort.Inf
 
 
 def run_session(session: ort.InferenceSession, inputs: np.ndarray) -> np.ndarray:
-    return session.run(None, {"inputs": np.ascontiguousarray(inputs, dtype=np.float32)}, _run_options())[0]
+    """The graph's first output (the embeddings)."""
+    return run_outputs(session, inputs)[0]
+
+
+def run_outputs(session: ort.InferenceSession, inputs: np.ndarray) -> list[np.ndarray]:
+    """All of the graph's outputs, in order."""
+    return session.run(None, {"inputs": np.ascontiguousarray(inputs, dtype=np.float32)}, _run_options())
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,0 +1,70 @@
+"""CTC prefix scores: how well a partial transcript agrees with a ctc bridge's frame posteriors.
+
+Why: a bridge model's LM, trained on synthetic speech, writes fluent invented text where the
+speech is unclear ("And so my father said..." for jfk.wav), while the bridge's own CTC head,
+which reads every frame, does not. Joint decoding (Watanabe et al., 2017, hybrid
+CTC/attention) scores each candidate next token by a weighted sum of the LM's log-probability
+and the change in CTC prefix probability: log P(the transcript starts with this prefix | the
+frames), summed over every alignment by the usual forward recursion. Measured on the default
+model: docs/default_model.md, "Joint CTC decoding".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NEG_INF = -1e30
+
+
+class CTCPrefixScorer:
+    """One clip's prefix state; `extend` scores candidate labels, `advance` commits one.
+
+    `logp` is (T, labels) frame log-probabilities with label 0 the blank. The state holds, for
+    the current prefix g and each frame t, the log-probability of having emitted g by frame t
+    ending in a label (`ending_label`) or in blank (`ending_blank`).
+    """
+
+    def __init__(self, logp: np.ndarray):
+        self.logp = np.asarray(logp, dtype=np.float64)
+        n = self.logp.shape[0]
+        self.ending_label = np.full(n, NEG_INF)
+        self.ending_blank = np.cumsum(self.logp[:, 0])  # the empty prefix: blanks only
+        self.last: int | None = None
+        self.score = 0.0  # log P(g is a prefix), 0 for the empty prefix
+        self._likely: np.ndarray | None = None
+
+    def extend(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Prefix log-probabilities of g + c for each label c in `labels` (K,), and the (T, K)
+        states to pass to `advance` for the one chosen."""
+        labels = np.asarray(labels, dtype=np.int64)
+        x = self.logp[:, labels]  # (T, K)
+        n, k = x.shape
+        ending_label = np.full((n, k), NEG_INF)
+        ending_blank = np.full((n, k), NEG_INF)
+        if self.last is None:
+            ending_label[0] = x[0]
+        before = np.logaddexp(self.ending_blank, self.ending_label)
+        repeat = labels == self.last  # a repeated label needs a blank between the two
+        score = ending_label[0].copy()
+        for t in range(1, n):
+            start = np.where(repeat, self.ending_blank[t - 1], before[t - 1])  # c begins at frame t
+            ending_label[t] = np.logaddexp(ending_label[t - 1], start) + x[t]
+            ending_blank[t] = np.logaddexp(ending_blank[t - 1], ending_label[t - 1]) + self.logp[t, 0]
+            score = np.logaddexp(score, start + x[t])
+        return score, ending_label, ending_blank
+
+    def advance(self, label: int, score: float, ending_label: np.ndarray, ending_blank: np.ndarray) -> None:
+        self.ending_label, self.ending_blank = ending_label.copy(), ending_blank.copy()
+        self.last, self.score = int(label), float(score)
+
+    def final_score(self) -> float:
+        """log P(the transcript is exactly the current prefix | the frames)."""
+        return float(np.logaddexp(self.ending_label[-1], self.ending_blank[-1]))
+
+    def likely_labels(self, per_frame: int = 2) -> np.ndarray:
+        """Labels among each frame's `per_frame` most probable (blank excluded): candidates the
+        LM may not rank high but the speech holds. Computed once per clip."""
+        if self._likely is None:
+            top = np.argpartition(-self.logp, per_frame - 1, axis=1)[:, :per_frame]
+            self._likely = np.unique(top[top > 0])
+        return self._likely

@@ -1,0 +1,112 @@
+"""Joint CTC decoding: prefix scores against brute force, and a decoder it keeps to the speech."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from engine.ctc_prefix import CTCPrefixScorer
+
+
+def _collapse(path):
+    out, prev = [], 0
+    for p in path:
+        if p != 0 and p != prev:
+            out.append(p)
+        prev = p
+    return tuple(out)
+
+
+def _brute(logp):
+    """log P(labelling) and log P(prefix) for every labelling, summing over all T-frame paths."""
+    t, n = logp.shape
+    full, prefix = {}, {}
+    for path in itertools.product(range(n), repeat=t):
+        lab = _collapse(path)
+        lp = sum(logp[i, p] for i, p in enumerate(path))
+        full[lab] = np.logaddexp(full.get(lab, -np.inf), lp)
+    for lab, lp in full.items():
+        for k in range(len(lab) + 1):
+            prefix[lab[:k]] = np.logaddexp(prefix.get(lab[:k], -np.inf), lp)
+    return full, prefix
+
+
+def test_prefix_and_final_scores_equal_brute_force():
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((5, 4))
+    logp = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+    full, prefix = _brute(logp)
+    for target in [(1,), (2, 2), (1, 3, 1), (3, 2)]:
+        s = CTCPrefixScorer(logp)
+        assert s.final_score() == pytest.approx(full[()])
+        for k, lab in enumerate(target):
+            scores, el, eb = s.extend(np.array([1, 2, 3]))
+            assert scores[lab - 1] == pytest.approx(prefix[target[:k + 1]], abs=1e-9)
+            s.advance(lab, scores[lab - 1], el[:, lab - 1], eb[:, lab - 1])
+        assert s.final_score() == pytest.approx(full.get(target, -np.inf), abs=1e-9)
+
+
+def test_likely_labels_are_what_frames_rank_high():
+    logp = np.log(np.array([[0.7, 0.2, 0.1, 0.0 + 1e-9], [0.1, 0.1, 0.1, 0.7], [0.9, 0.05, 0.04, 0.01]]))
+    assert set(CTCPrefixScorer(logp).likely_labels()) == {1, 3}
+
+
+def test_joint_greedy_writes_what_the_ctc_head_hears():
+    """A random LM alone writes noise; with the CTC weight near 1 it writes the CTC labelling."""
+    from engine.decode import CTCGuide, greedy
+    from tests.helpers import tiny_model
+
+    m = tiny_model("hubert", "ctc", "gpt2").eval()
+    vocab = m.lm.get_input_embeddings().num_embeddings
+    token_to_label = m.bridge.token_to_label.numpy()
+    words = [7, 12, 9]  # LM token ids; their CTC labels are spoken, with blanks between
+    n_labels = m.bridge.n_labels
+    frames = []
+    for tok in words:
+        for lab in (token_to_label[tok], 0):
+            row = np.full(n_labels, -20.0)
+            row[lab] = 0.0
+            frames.append(row)
+    logp = np.array(frames) - np.logaddexp.reduce(np.array(frames), axis=1, keepdims=True)
+    speech = torch.randn(4, m.lm.config.n_embd)
+    lm_in, _ = m.lm_inputs([speech])
+    eos = m.tokenizer.eos_token_id
+    plain = greedy(m.lm, lm_in, [10], eos, min_new_tokens=1)[0]
+    guided = greedy(m.lm, lm_in, [10], eos, min_new_tokens=1,
+                    ctc=CTCGuide([CTCPrefixScorer(logp)], token_to_label, weight=0.95))[0]
+    assert guided.tokens == words and plain.tokens != words
+    assert vocab > max(words)
+
+
+def test_ctc_graph_returns_log_probs_and_transcribes_with_the_weight(tmp_path, monkeypatch):
+    from engine.folder import save_model
+    from engine.transcriber import Transcriber
+    from tests.helpers import tiny_model
+
+    m = tiny_model("hubert", "ctc", "gpt2")
+    m.config.decode.ctc_weight = 0.5
+    folder = save_model(m, tmp_path / "ctc-model")
+    tr = Transcriber(folder, device="cpu")
+    audio = (np.random.default_rng(0).standard_normal(16000) * 0.1).astype(np.float32)
+    emb, logp = tr.backend.speech_outputs(audio)
+    with torch.no_grad():
+        expected = m.speech_outputs(torch.from_numpy(audio)[None])
+    assert np.abs(emb - expected[0][0].numpy()).max() < 1e-3
+    assert np.abs(logp - expected[1][0].numpy()).max() < 1e-3
+    assert np.allclose(np.exp(logp).sum(-1), 1, atol=1e-4)
+    import engine.bridge_backend as bb
+
+    guides = []
+    real = bb.greedy
+
+    def spy(*args, **kw):
+        guides.append(args[6] if len(args) > 6 else kw.get("ctc"))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(bb, "greedy", spy)
+    tr.backend.transcribe_batch([audio], hints=None, beam_size=1, timing=tr.timing)
+    assert isinstance(guides[-1], bb.CTCGuide) and guides[-1].weight == 0.5
+    tr.backend.config.decode.ctc_weight = 0.0
+    tr.backend.transcribe_batch([audio], hints=None, beam_size=1, timing=tr.timing)
+    assert guides[-1] is None
