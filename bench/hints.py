@@ -41,9 +41,13 @@ def main() -> None:
     p.add_argument("--adapter", action="append", default=[], metavar="MODEL=DIR",
                    help="also a row for MODEL with this adapter (e.g. one made by bench/trainer.py)")
     p.add_argument("--calibrate", action="store_true", help="score distributions for MIN_HINT_SCORE instead")
+    p.add_argument("--whole-list", action="store_true",
+                   help="instead: general WER with no hints, the whole list in the prompt (sessions 1-2), the guard")
     args = p.parse_args()
     if args.calibrate:
         return calibrate(args)
+    if args.whole_list:
+        return whole_list(args)
 
     from engine.metrics import error_rates, term_recall
     from engine.models import resolve_model
@@ -74,6 +78,33 @@ def main() -> None:
                  error_rates(refs, plain).wer, error_rates(refs, hinted).wer,
                  error_rates(grefs, gplain).wer, error_rates(grefs, ghinted).wer]
         print(f"| {name} | " + " | ".join(f"{100 * c:.1f}%" for c in cells) + " |", flush=True)
+
+
+def whole_list(args) -> None:
+    """What the guard saves: the general (irrelevant-list) sentences with the terms passed
+    straight to the backend, as sessions 1-2 did, against the Transcriber's guarded hints."""
+    from engine.audio import load_audio, split_on_speech
+    from engine.metrics import error_rates
+    from engine.models import resolve_model
+    from engine.transcriber import Transcriber
+    from trainer.api import collect_data
+
+    terms = (args.data / "words.txt").read_text(encoding="utf-8").split()
+    general = collect_data([args.data / "general"], eval_fraction=0).pairs[:args.limit or None]
+    for name in args.models:
+        tr = Transcriber(resolve_model(name), device=args.device)
+        refs, plain, whole, guarded = [], [], [], []
+        for p in general:
+            chunks = split_on_speech(load_audio(p.audio), max_seconds=tr.config.max_segment_seconds)
+            refs.append(p.text)
+            plain.append(" ".join(s.text for s in tr.transcribe_chunks(chunks)))
+            whole.append(" ".join(r.text for r in tr.backend.transcribe_batch(
+                [c.audio for c in chunks], hints=terms[:tr.config.prompt.max_hint_terms], beam_size=1,
+                timing=tr.timing)))
+            guarded.append(" ".join(s.text for s in tr.transcribe_chunks(chunks, hints=terms)))
+        print(f"{name}: general WER, no hints {100 * error_rates(refs, plain).wer:.1f}%, whole list in the prompt "
+              f"{100 * error_rates(refs, whole).wer:.1f}%, guarded hints {100 * error_rates(refs, guarded).wer:.1f}%",
+              flush=True)
 
 
 def calibrate(args) -> None:
