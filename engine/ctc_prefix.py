@@ -14,6 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 NEG_INF = -1e30
+# Frames where the current prefix's probability is this far (in nats) below its best frame
+# are skipped: the prefix cannot have ended there, and the recursion is the cost of a step.
+PRUNE = 30.0
 
 
 class CTCPrefixScorer:
@@ -31,26 +34,34 @@ class CTCPrefixScorer:
         self.ending_blank = np.cumsum(self.logp[:, 0])  # the empty prefix: blanks only
         self.last: int | None = None
         self.score = 0.0  # log P(g is a prefix), 0 for the empty prefix
-        self._likely: np.ndarray | None = None
+        self._top: np.ndarray | None = None  # each frame's most probable labels
 
-    def extend(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def start_frame(self) -> int:
+        """The first frame where the current prefix may have ended (see PRUNE)."""
+        mass = np.logaddexp(self.ending_blank, self.ending_label)
+        return int(np.argmax(mass > mass.max() - PRUNE))
+
+    def extend(self, labels: np.ndarray, start: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Prefix log-probabilities of g + c for each label c in `labels` (K,), and the (T, K)
-        states to pass to `advance` for the one chosen."""
+        states to pass to `advance` for the one chosen. Frames before `start` (default:
+        `start_frame()`) are taken as impossible ends for g + c."""
         labels = np.asarray(labels, dtype=np.int64)
+        start = self.start_frame() if start is None else start
         x = self.logp[:, labels]  # (T, K)
         n, k = x.shape
         ending_label = np.full((n, k), NEG_INF)
         ending_blank = np.full((n, k), NEG_INF)
-        if self.last is None:
+        if self.last is None and start == 0:
             ending_label[0] = x[0]
         before = np.logaddexp(self.ending_blank, self.ending_label)
         repeat = labels == self.last  # a repeated label needs a blank between the two
         score = ending_label[0].copy()
-        for t in range(1, n):
-            start = np.where(repeat, self.ending_blank[t - 1], before[t - 1])  # c begins at frame t
-            ending_label[t] = np.logaddexp(ending_label[t - 1], start) + x[t]
+        for t in range(max(1, start), n):
+            begin = np.where(repeat, self.ending_blank[t - 1], before[t - 1])  # c begins at frame t
+            ending_label[t] = np.logaddexp(ending_label[t - 1], begin) + x[t]
             ending_blank[t] = np.logaddexp(ending_blank[t - 1], ending_label[t - 1]) + self.logp[t, 0]
-            score = np.logaddexp(score, start + x[t])
+            score = np.logaddexp(score, begin + x[t])
         return score, ending_label, ending_blank
 
     def advance(self, label: int, score: float, ending_label: np.ndarray, ending_blank: np.ndarray) -> None:
@@ -61,10 +72,10 @@ class CTCPrefixScorer:
         """log P(the transcript is exactly the current prefix | the frames)."""
         return float(np.logaddexp(self.ending_label[-1], self.ending_blank[-1]))
 
-    def likely_labels(self, per_frame: int = 2) -> np.ndarray:
-        """Labels among each frame's `per_frame` most probable (blank excluded): candidates the
-        LM may not rank high but the speech holds. Computed once per clip."""
-        if self._likely is None:
-            top = np.argpartition(-self.logp, per_frame - 1, axis=1)[:, :per_frame]
-            self._likely = np.unique(top[top > 0])
-        return self._likely
+    def likely_labels(self, start: int = 0, per_frame: int = 2) -> np.ndarray:
+        """Labels among the `per_frame` most probable (blank excluded) of the frames from
+        `start` on: candidates the LM may not rank high but the speech still holds."""
+        if self._top is None:
+            self._top = np.argpartition(-self.logp, per_frame - 1, axis=1)[:, :per_frame]
+        top = self._top[start:]
+        return np.unique(top[top > 0])

@@ -82,13 +82,14 @@ class CTCGuide:
 
     def choose(self, i: int, logp: torch.Tensor, eos_id: int, allow_eos: bool) -> int:
         scorer = self.scorers[i]
+        start = scorer.start_frame()
         top = logp.topk(min(self.lm_candidates, logp.shape[-1])).indices.cpu().numpy()
-        tokens = np.union1d(top, self.label_to_token[scorer.likely_labels()])
+        tokens = np.union1d(top, self.label_to_token[scorer.likely_labels(start)])
         tokens = tokens[self.token_to_label[tokens] > 0]
         if len(tokens) == 0:
             return int(logp.argmax())
         lm = logp.float().cpu().numpy()
-        prefix, ending_label, ending_blank = scorer.extend(self.token_to_label[tokens])
+        prefix, ending_label, ending_blank = scorer.extend(self.token_to_label[tokens], start)
         total = (1 - self.weight) * lm[tokens] + self.weight * (prefix - scorer.score)
         best = int(total.argmax())
         if allow_eos:

@@ -110,3 +110,18 @@ def test_ctc_graph_returns_log_probs_and_transcribes_with_the_weight(tmp_path, m
     tr.backend.config.decode.ctc_weight = 0.0
     tr.backend.transcribe_batch([audio], hints=None, beam_size=1, timing=tr.timing)
     assert guides[-1] is None
+
+
+def test_skipping_frames_where_the_prefix_cannot_end_changes_nothing_that_matters():
+    rng = np.random.default_rng(1)
+    path = [3, 0, 0, 5, 5, 0, 2, 0, 0, 7, 0, 1, 0, 0, 4, 0]
+    logits = rng.standard_normal((len(path), 9))
+    logits[np.arange(len(path)), path] += 12  # peaky, as a trained head is
+    logp = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+    s = CTCPrefixScorer(logp)
+    for lab in (3, 5, 2, 7):
+        pruned, el, eb = s.extend(np.arange(1, 9))
+        full = s.extend(np.arange(1, 9), start=0)[0]
+        assert np.allclose(pruned[lab - 1], full[lab - 1], atol=1e-6)
+        s.advance(lab, pruned[lab - 1], el[:, lab - 1], eb[:, lab - 1])
+    assert s.start_frame() > 0  # "3 5 2 7" cannot have ended in the first frames: they are skipped
