@@ -68,8 +68,9 @@ def _cut_loop(d: Decoded, max_repeats: int) -> bool:
 class CTCGuide:
     """Joint decoding with a ctc bridge (engine/ctc_prefix.py): each next token is chosen by
     (1 - weight) x LM log-prob + weight x the change in CTC prefix log-prob, among the LM's
-    `lm_candidates` best tokens and the labels the CTC head hears anywhere in the clip. Only
-    tokens the CTC head has a label for can be written (and eos)."""
+    `lm_candidates` best tokens and the labels the CTC head ranks high on the frames where the
+    transcript may go on (from `start_frame()`). Only tokens the CTC head has a label for can
+    be written (and eos)."""
     scorers: list  # one CTCPrefixScorer per batch item
     token_to_label: np.ndarray  # (vocab,) CTC label of each LM token, -1 where there is none
     weight: float

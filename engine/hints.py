@@ -89,7 +89,7 @@ def said_terms(text: str, terms: list[str]) -> list[str]:
     from engine.metrics import normalize
 
     padded = f" {normalize(text)} "
-    return [t for t in terms if normalize(t) and f" {normalize(t)} " in padded]
+    return [t for t, n in ((t, normalize(t)) for t in terms) if n and f" {n} " in padded]
 
 
 def uses_terms(draft: str, hinted: str, terms: list[str]) -> bool:

@@ -608,8 +608,7 @@ def train(base_model, data: DataReport, out_dir: Path, s: TrainSettings, callbac
     # 5. save (atomically), measuring the adapter from its own folder before it replaces the old one
     trainee.eval()
     opt.state.clear()  # free the AdamW moments before evaluation loads another model copy
-    meta = _meta(out_dir, folder, config, base_id, data, s, before, run, device, trainee)
-    meta["data"]["rehearsal_pairs"] = len(rehearsal)
+    meta = _meta(out_dir, folder, config, base_id, data, s, before, run, device, trainee, len(rehearsal))
     try:
         with atomic_dir(out_dir) as tmp:
             trainee.save(tmp)
@@ -633,7 +632,7 @@ def write_meta(folder: Path, meta: dict) -> None:
     atomic_write_text(Path(folder) / ADAPTER_META, json.dumps(meta, indent=2, allow_nan=False) + "\n")
 
 
-def _meta(out_dir, folder, config, base_id, data, s, before, run, device, trainee) -> dict:
+def _meta(out_dir, folder, config, base_id, data, s, before, run, device, trainee, rehearsal_pairs: int) -> dict:
     lora = trainee.lora_config()
     targets = lora.target_modules
     return {
@@ -644,7 +643,7 @@ def _meta(out_dir, folder, config, base_id, data, s, before, run, device, traine
         "lora": {"rank": lora.r, "alpha": lora.lora_alpha, "dropout": lora.lora_dropout,
                  "target_modules": targets if isinstance(targets, str) else sorted(targets)},
         "bridge": s.bridge, "hyperparameters": json.loads(json.dumps(asdict(s), default=str)),
-        "data": data.to_dict(), "terms": data.terms[:500],
+        "data": {**data.to_dict(), "rehearsal_pairs": rehearsal_pairs}, "terms": data.terms[:500],
         "before": before.to_dict(), "after": None,
         "training": {"steps": run["step"], "epochs": run["epoch"], "stopped_early": run["stopped_early"],
                      "best_eval_loss": run["best_loss"], "seconds": round(run["train_seconds"], 1),

@@ -87,11 +87,12 @@ class WhisperTrainee:
     def eval(self) -> None:
         self.whisper.eval()
 
-    def target_ids(self, text: str, seconds: float, prompt_len: int | None = None) -> list[int]:
+    def target_ids(self, text: str, seconds: float, prompt_len: int) -> list[int]:
+        """The transcript in the backend's form, cut to what fits after a prompt of `prompt_len`."""
         ts = self.vocab.timestamp_begin
         end = ts + min(round(seconds / SECONDS_PER_FRAME), 1500)
         words = self.tokenizer.encode(" " + text.strip(), add_special_tokens=False)
-        room = self.max_positions - (len(self.vocab.prefix) if prompt_len is None else prompt_len) - 3
+        room = self.max_positions - prompt_len - 3
         return [ts] + words[:room] + [end, self.vocab.eot]
 
     def speech_loss(self, frames: list[torch.Tensor], texts: list[str], seconds: list[float],
