@@ -12,9 +12,11 @@ real-speech dev set (data/dev/dev.tsv). Compared:
   CTC head from scratch learns nothing in a CPU budget);
 - what trains: bridge only / bridge + LoRA r=16 on the LM's attention / bridge + full LM;
 - the auxiliary CTC loss for the ctc bridge: weight 0.3 vs 0;
+- + encoder top layers: bridge + LoRA + the encoder's last blocks and final norm (its
+  convolutional front end and lower blocks frozen); these rows read the frames of the block
+  below (computed once from the corpus audio, cached), every other row the final frames;
 - a reference row: the shipped bridge + shipped LoRA, untrained here, so the figures of the
   short-budget rows can be read against a model that does transcribe.
-"+ encoder top layers" is not implemented (the frames are the encoder's final layer).
 Each finished configuration is appended at once to data/ablation/results.jsonl and is
 skipped when the script runs again, so an interrupted run keeps its rows.
 Timings exclude the encoder (frames are precomputed): the decoding real-time factor is
@@ -48,6 +50,7 @@ class Spec:
     bridge: str  # "conv" | "ctc"
     train: str  # "bridge" | "lora" | "full" | "shipped" (the shipped LoRA, nothing trains: a reference)
     ctc_weight: float = 0.0
+    encoder_layers: int = 0  # the encoder's top blocks that train too (their input frames are precomputed)
 
 
 @dataclass
@@ -72,6 +75,35 @@ class Setup:
     warm_start: Callable | None = None  # (ctc bridge) -> None
     lora_targets: list[str] = field(default_factory=lambda: list(ATTENTION))
     shipped_lora: Path | None = None  # peft adapter of the "shipped" reference row
+    encoder_top: Callable[[int], torch.nn.Module] | None = None  # k -> a fresh copy of the encoder's last k blocks + norm
+
+
+class EncoderTop(torch.nn.Module):
+    """The encoder's last blocks and final norm, run on the frames of the block below them."""
+
+    def __init__(self, blocks: list[torch.nn.Module], norm: torch.nn.Module):
+        super().__init__()
+        self.blocks, self.norm = torch.nn.ModuleList(blocks), norm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x, None)
+            x = x[0] if isinstance(x, tuple) else x
+        return self.norm(x)
+
+
+def whisper_top(encoder, k: int) -> EncoderTop:
+    """A trainable copy of a WhisperEncoder's last k blocks and its final layer norm."""
+    import copy
+
+    return EncoderTop([copy.deepcopy(b) for b in encoder.layers[len(encoder.layers) - k:]],
+                      copy.deepcopy(encoder.layer_norm)).train()
+
+
+def model_frames(model, frames: torch.Tensor) -> torch.Tensor:
+    """One clip's stored frames -> what the bridge reads: through the trained encoder blocks, if any."""
+    top = getattr(model, "encoder_top", None)
+    return top(frames.float()[None])[0] if top is not None else frames.float()
 
 
 def default_specs() -> list[Spec]:
@@ -83,13 +115,16 @@ def default_specs() -> list[Spec]:
         Spec("ctc / bridge + LoRA / ctc 0.3", "ctc", "lora", 0.3),
         Spec("ctc / bridge + LoRA / ctc 0", "ctc", "lora", 0.0),
         Spec("ctc / bridge + full LM / ctc 0.3", "ctc", "full", 0.3),
+        Spec("conv / bridge + LoRA + encoder top 2 blocks", "conv", "lora", 0.0, 2),
+        Spec("ctc / bridge + LoRA + encoder top 2 blocks / ctc 0.3", "ctc", "lora", 0.3, 2),
         Spec("reference: shipped ctc bridge + shipped LoRA, no training", "ctc", "shipped", 0.3),
     ]
 
 
 # ---- model ---------------------------------------------------------------------------------
 def build_model(spec: Spec, setup: Setup, in_dim: int, seed: int):
-    """A SpeechLM without encoder (frames are precomputed) and the parameter groups to train."""
+    """A SpeechLM without encoder (frames are precomputed) and the parameter groups to train:
+    (model, bridge params, LM params, encoder params)."""
     from dataclasses import replace
 
     from engine.bridge import build_bridge
@@ -110,7 +145,7 @@ def build_model(spec: Spec, setup: Setup, in_dim: int, seed: int):
         model.lm = PeftModel.from_pretrained(model.lm, setup.shipped_lora)
         for p in model.parameters():
             p.requires_grad_(False)
-        return model, [], []
+        return model, [], [], []
     for p in model.lm.parameters():
         p.requires_grad_(spec.train == "full")
     if spec.train == "lora":
@@ -122,8 +157,16 @@ def build_model(spec: Spec, setup: Setup, in_dim: int, seed: int):
                                                        task_type="CAUSAL_LM"))
     for p in model.bridge.parameters():
         p.requires_grad_(True)
+    encoder_params = []
+    if spec.encoder_layers:
+        if setup.encoder_top is None:
+            raise ValueError(f"{spec.name}: this setup has no encoder blocks to train")
+        model.encoder_top = setup.encoder_top(spec.encoder_layers)
+        encoder_params = list(model.encoder_top.parameters())
+        for p in encoder_params:
+            p.requires_grad_(True)
     lm_params = [p for p in model.lm.parameters() if p.requires_grad]
-    return model, list(model.bridge.parameters()), lm_params
+    return model, list(model.bridge.parameters()), lm_params, encoder_params
 
 
 def n_params(params) -> int:
@@ -131,21 +174,25 @@ def n_params(params) -> int:
 
 
 # ---- training and decoding -----------------------------------------------------------------
-def train(model, bridge_params, lm_params, items, budget: Budget, spec: Spec, log=print) -> dict:
-    """Same batches for every configuration (seeded), until the time or sample budget ends."""
+def train(model, bridge_params, lm_params, items, budget: Budget, spec: Spec, log=print,
+          encoder_params=()) -> dict:
+    """Same batches for every configuration (seeded), until the time or sample budget ends.
+    Pretrained weights (the LM's own, the encoder's blocks) learn at `lm_lr`; new ones at `lr`."""
     groups = [{"params": bridge_params, "lr": budget.lr}]
     if lm_params:
         groups.append({"params": lm_params, "lr": budget.lr if spec.train == "lora" else budget.lm_lr})
+    if encoder_params:
+        groups.append({"params": list(encoder_params), "lr": budget.lm_lr})
     base = [g["lr"] for g in groups]
     opt = torch.optim.AdamW(groups, weight_decay=0.01)
-    params = bridge_params + lm_params
+    params = bridge_params + lm_params + list(encoder_params)
     rng = random.Random(budget.seed)
     model.train()
     deadline = time.time() + 60 * budget.minutes if budget.minutes > 0 else float("inf")
     t0, step, seen, losses = time.time(), 0, 0, []
     while time.time() < deadline and (budget.samples <= 0 or seen < budget.samples):
         idx = [rng.randrange(len(items)) for _ in range(budget.batch_size)]
-        out = model.loss_from_frames([items[i][0].float() for i in idx], [items[i][1] for i in idx])
+        out = model.loss_from_frames([model_frames(model, items[i][0]) for i in idx], [items[i][1] for i in idx])
         for g, lr in zip(opt.param_groups, base):
             g["lr"] = lr * min(1.0, (step + 1) / budget.warmup)
         opt.zero_grad()
@@ -167,7 +214,7 @@ def speech_vectors(model, frames: torch.Tensor) -> torch.Tensor:
     """One clip's frames (T, D) -> LM input vectors (N, lm_dim), as the exported bridge does."""
     from engine.bridge import CTCBridge
 
-    out = model.bridge(frames.float()[None])
+    out = model.bridge(model_frames(model, frames)[None])
     return (out[0] if isinstance(model.bridge, CTCBridge) else out)[0]
 
 
@@ -237,7 +284,7 @@ def ctc_compression_report(model, items: list[tuple[torch.Tensor, str]], example
     short = oov = dels = subs = total = 0
     dropped, cases = Counter(), []
     for frames, text in items:
-        _, logits = bridge.frame_states(frames.float()[None])
+        _, logits = bridge.frame_states(model_frames(model, frames)[None])
         labels, runs, prev = logits[0].argmax(-1).tolist(), [], 0
         for lab in labels:
             if lab != 0 and lab != prev:
@@ -265,16 +312,17 @@ def ctc_compression_report(model, items: list[tuple[torch.Tensor, str]], example
 # ---- one configuration, and the table ------------------------------------------------------
 def run_config(spec: Spec, setup: Setup, train_items, synth_items, real_items, budget: Budget, log=print) -> dict:
     """Build, train and evaluate one configuration: one result row."""
-    model, bridge_params, lm_params = build_model(spec, setup, train_items[0][0].shape[1], budget.seed)
+    model, bridge_params, lm_params, encoder_params = build_model(spec, setup, train_items[0][0].shape[1], budget.seed)
     row = {"name": spec.name, **asdict(spec), "budget": asdict(budget),
-           "trainable_params": n_params(bridge_params + lm_params), "bridge_params": n_params(bridge_params),
-           "lm_trainable_params": n_params(lm_params)}
+           "trainable_params": n_params(bridge_params + lm_params + encoder_params),
+           "bridge_params": n_params(bridge_params), "lm_trainable_params": n_params(lm_params),
+           "encoder_trainable_params": n_params(encoder_params)}
     if spec.bridge == "conv":
         row["conv_positions_per_s_by_stride"] = FRAME_RATE / model.config.bridge.total_stride
     if spec.train == "shipped":
         row.update(steps=0, train_samples=0, train_seconds=0.0, train_samples_per_s=0.0, final_loss=None)
     else:
-        row.update(train(model, bridge_params, lm_params, train_items, budget, spec, log))
+        row.update(train(model, bridge_params, lm_params, train_items, budget, spec, log, encoder_params))
     row.update(evaluate(model, "synth", synth_items))
     row.update(evaluate(model, "real", real_items))
     if spec.bridge == "ctc":
@@ -298,7 +346,6 @@ def markdown_table(rows: list[dict]) -> str:
             f"| {_pct(r.get('real_wer'))} / {_pct(r.get('real_cer'))} "
             f"| {r.get('synth_rtf', float('nan')):.2f} / {r.get('real_rtf', float('nan')):.2f} "
             f"| {r.get('synth_positions_per_s', float('nan')):.1f} |")
-    lines.append("| + encoder top layers | not run | | | | | | | |")
     return "\n".join(lines)
 
 
@@ -309,8 +356,10 @@ def read_rows(path: Path) -> list[dict]:
 
 
 def run_all(specs: list[Spec], setup: Setup, train_items, synth_items, real_items, budget: Budget,
-            out: Path, log=print) -> list[dict]:
-    """Every configuration not yet in `out` (JSON lines), each appended as soon as it is done."""
+            out: Path, log=print, lower: Callable[[int], tuple] | None = None) -> list[dict]:
+    """Every configuration not yet in `out` (JSON lines), each appended as soon as it is done.
+    Rows that train the encoder's top k blocks read `lower(k)`: (train, synth, real) items of
+    the frames below those blocks, the same clips in the same order."""
     out.parent.mkdir(parents=True, exist_ok=True)
     done = {r["name"] for r in read_rows(out)}
     for spec in specs:
@@ -318,7 +367,8 @@ def run_all(specs: list[Spec], setup: Setup, train_items, synth_items, real_item
             log(f"{spec.name}: already in {out}, skipped")
             continue
         log(f"{spec.name}: start")
-        row = run_config(spec, setup, train_items, synth_items, real_items, budget, log)
+        items = lower(spec.encoder_layers) if spec.encoder_layers else (train_items, synth_items, real_items)
+        row = run_config(spec, setup, *items, budget, log)
         with open(out, "a") as f:
             f.write(json.dumps(row) + "\n")
         log(f"{spec.name}: {json.dumps({k: v for k, v in row.items() if not k.startswith('ctc_ex')})}")
@@ -359,7 +409,59 @@ def real_setup(work: Path) -> Setup:
 
     return Setup(make_lm=make_lm, conv=BridgeConfig(kind="conv", kernel_sizes=[4, 4], strides=[2, 2]),
                  ctc=ctc_bridge_config(token_ids), prompt=PROMPT,
-                 warm_start=lambda bridge: _load_shipped(bridge, token_ids), shipped_lora=SHIPPED / "model" / "lora")
+                 warm_start=lambda bridge: _load_shipped(bridge, token_ids), shipped_lora=SHIPPED / "model" / "lora",
+                 encoder_top=lambda k: whisper_top(_whisper(work), k))
+
+
+def _whisper(work: Path):
+    from trainer.base_recipe import load_whisper_encoder
+
+    return load_whisper_encoder("whisper-base", work / "pretrained")
+
+
+@torch.no_grad()
+def lower_frames(encoder, paths: list[Path], k: int) -> list[torch.Tensor]:
+    """The frames below the encoder's last k blocks (fp16, as the feature shards store theirs)."""
+    from engine.audio import load_audio
+    from engine.encoder import _whisper_forward
+    from engine.features import whisper_log_mel
+
+    return [_whisper_forward(encoder, torch.from_numpy(whisper_log_mel(load_audio(p)))[None],
+                             len(encoder.layers) - k)[0].half() for p in paths]
+
+
+def lower_items(work: Path, corpus: Path, dev_tsv: Path, cache_dir: Path, n_train: int, n_eval: int, k: int,
+                finals: tuple, log=print) -> tuple:
+    """(train, synth, real) items of the frames below the last k blocks: the clips of the
+    feature shards (corpus train rows 0.., test rows 200..) and the dev set, cached. Checks
+    that the frozen blocks on them give back the stored final frames, so both kinds of row
+    read the same clips."""
+    from trainer.base_recipe import read_split
+
+    cache = cache_dir / f"lower_{k}_{n_train}_{n_eval}.pt"
+    if cache.is_file():
+        return torch.load(cache)
+    encoder = _whisper(work)
+    splits = {"train": [p for p, _ in read_split(corpus, "train")[:n_train]],
+              "synth": [p for p, _ in read_split(corpus, "test")[200:200 + n_eval]],
+              "real": [dev_tsv.parent / line.split("\t")[0] for line in dev_tsv.read_text(encoding="utf-8").splitlines()
+                       if line.strip()] if dev_tsv.is_file() else []}
+    out = []
+    for (name, paths), final in zip(splits.items(), finals):
+        log(f"encoder frames below the top {k} blocks: {name}, {len(paths)} clips")
+        frames = lower_frames(encoder, paths, k)
+        if len(frames) != len(final):
+            raise ValueError(f"{name}: {len(frames)} clips in {corpus}, {len(final)} in the feature shards")
+        top = whisper_top(encoder, k).eval()
+        with torch.no_grad():
+            for f, (g, _) in zip(frames[:4], final[:4]):
+                gap = (top(f.float()[None])[0] - g.float()).abs().max().item()
+                if f.shape[0] != g.shape[0] or gap > 0.1:
+                    raise ValueError(f"{name}: corpus clip does not match its stored frames (max gap {gap:.3f})")
+        out.append([(f, t) for f, (_, t) in zip(frames, final)])
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(tuple(out), cache)
+    return tuple(out)
 
 
 def real_dev(work: Path, dev_tsv: Path, cache: Path) -> list[tuple[torch.Tensor, str]]:
@@ -379,6 +481,8 @@ def real_dev(work: Path, dev_tsv: Path, cache: Path) -> list[tuple[torch.Tensor,
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", type=Path, default=Path("data/base"))
+    p.add_argument("--corpus", type=Path, default=Path("data/corpus"), help="the audio of the feature shards "
+                   "(for the rows that train the encoder's top blocks)")
     p.add_argument("--dev", type=Path, default=Path("data/dev/dev.tsv"))
     p.add_argument("--out", type=Path, default=Path("data/ablation/results.jsonl"))
     p.add_argument("--minutes", type=float, default=3.0, help="training minutes per configuration (0: no limit)")
@@ -406,7 +510,9 @@ def main() -> None:
     real = real_dev(args.work, args.dev, args.out.parent / "real_dev_frames.pt")
     say(f"train {len(train_items)} clips, synthetic eval {len(synth)}, real dev {len(real)}; budget {budget}")
     specs = [s for s in default_specs() if not args.only or s.name in args.only]
-    print_report(run_all(specs, real_setup(args.work), train_items, synth, real, budget, args.out, say))
+    lower = lambda k: lower_items(args.work, args.corpus, args.dev, args.out.parent, args.train, args.eval, k,  # noqa: E731
+                                  (train_items, synth, real), say)
+    print_report(run_all(specs, real_setup(args.work), train_items, synth, real, budget, args.out, say, lower))
 
 
 def print_report(rows: list[dict], say=print) -> None:

@@ -6,7 +6,8 @@ import json
 
 import torch
 
-from bench.ablation import (Budget, Setup, Spec, _align, build_model, markdown_table, run_all, run_config)
+from bench.ablation import (Budget, Setup, Spec, _align, build_model, markdown_table, model_frames, run_all, run_config,
+                            train, whisper_top)
 from engine.config import BridgeConfig, PromptConfig
 from tests.helpers import CORPUS, tiny_lm, tiny_tokenizer
 
@@ -60,7 +61,8 @@ def test_trainable_counts_order():
     setup = _setup()
     counts = {}
     for train in ("bridge", "lora", "full"):
-        _, bridge, lm = build_model(Spec(train, "conv", train), setup, DIM, 0)
+        _, bridge, lm, encoder = build_model(Spec(train, "conv", train), setup, DIM, 0)
+        assert encoder == []
         counts[train] = (sum(p.numel() for p in bridge), sum(p.numel() for p in lm))
     assert counts["bridge"][0] == counts["lora"][0] == counts["full"][0]
     assert counts["bridge"][1] == 0 < counts["lora"][1] < counts["full"][1]
@@ -91,3 +93,55 @@ def test_shipped_reference_row_trains_nothing(tmp_path):
     row = run_config(Spec("ref", "ctc", "shipped", 0.3), setup, _items(4, 0), _items(2, 1), [],
                      Budget(minutes=0, samples=2, batch_size=2), log=lambda m: None)
     assert row["trainable_params"] == 0 and row["train_samples"] == 0 and "synth_wer" in row
+
+
+def _tiny_whisper_encoder():
+    from transformers import WhisperConfig
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    torch.manual_seed(3)
+    return WhisperEncoder(WhisperConfig(d_model=DIM, encoder_layers=3, encoder_attention_heads=2, encoder_ffn_dim=32,
+                                        num_mel_bins=80, max_source_positions=100)).eval()
+
+
+def test_encoder_top_equals_the_frozen_encoder_and_trains():
+    """The top-blocks row starts from exactly the encoder's own output, then only its copy learns."""
+    from engine.encoder import _whisper_forward
+
+    encoder = _tiny_whisper_encoder()
+    setup = _setup()
+    setup.encoder_top = lambda k: whisper_top(encoder, k)
+    mel = torch.randn(1, 80, 60)
+    with torch.no_grad():
+        below, final = _whisper_forward(encoder, mel, 2)[0], _whisper_forward(encoder, mel, None)[0]
+    spec = Spec("conv lora top", "conv", "lora", 0.0, 1)
+    model, bridge, lm, enc = build_model(spec, setup, DIM, 0)
+    with torch.no_grad():
+        assert torch.allclose(model_frames(model, below), final, atol=1e-5)
+    assert sum(p.numel() for p in enc) == sum(p.numel() for p in encoder.layers[2].parameters()) + \
+        sum(p.numel() for p in encoder.layer_norm.parameters())
+    before = [p.detach().clone() for p in enc]
+    untouched = [p.detach().clone() for p in encoder.parameters()]
+    items = [(below.half(), "hello world")] * 4
+    train(model, bridge, lm, items, Budget(minutes=0, samples=4, batch_size=2, lm_lr=1e-2), spec, lambda m: None, enc)
+    assert any(not torch.equal(a, b) for a, b in zip(before, enc))
+    assert all(torch.equal(a, b) for a, b in zip(untouched, encoder.parameters()))
+
+
+def test_encoder_rows_read_the_lower_frames(tmp_path):
+    encoder = _tiny_whisper_encoder()
+    setup = _setup()
+    setup.encoder_top = lambda k: whisper_top(encoder, k)
+    asked: list[int] = []
+
+    def lower(k):
+        asked.append(k)
+        return _items(4, 5), _items(2, 6), []
+
+    specs = [Spec("ctc lora", "ctc", "lora", 0.3), Spec("ctc lora top 2", "ctc", "lora", 0.3, 2)]
+    rows = run_all(specs, setup, _items(4, 0), _items(2, 1), [], Budget(minutes=0, samples=2, batch_size=2),
+                   tmp_path / "r.jsonl", log=lambda m: None, lower=lower)
+    assert asked == [2]
+    assert rows[0]["encoder_trainable_params"] == 0 < rows[1]["encoder_trainable_params"]
+    assert rows[1]["trainable_params"] == rows[0]["trainable_params"] + rows[1]["encoder_trainable_params"]
+    assert "ctc lora top 2" in markdown_table(rows)
