@@ -7,9 +7,11 @@
 For each model, each engine runs in its own process (so peak memory is its own) with the
 same thread count; all are loaded together and take turns clip by clip (rotating the
 order), so load from other work on the machine falls on all of them alike:
-- steno            `Transcriber.transcribe` as `steno transcribe` runs it: VAD, 30 s window, greedy
-- steno-int8       the same with the encoder graph's weights quantised to int8 (opt-in)
-- steno-whole      the backend on each whole clip without the VAD, 30 s window
+- steno            `Transcriber.transcribe` as `steno transcribe` runs it: VAD, 30 s window, greedy,
+                   fp32 encoder graph, int8 decoder (the CPU default, engine.quantize)
+- steno-fp32       the same with the decoder in fp32 too
+- steno-int8       the same with the encoder graph's weights quantised to int8 as well (opt-in)
+- steno-whole      the backend on each whole clip without the VAD, 30 s window, all fp32
 - steno-fwpad      the same, but the log-mel padded with zeros as faster-whisper does: proves
                    the converted weights against faster-whisper frame for frame
 - faster-fp32/int8 faster-whisper 1.2 on the CTranslate2 folder assembled from the same
@@ -59,8 +61,9 @@ def _steno_engine(kind: str, model: str, threads: int):
     engine.runtime.cpu_threads = lambda: threads
     if kind == "steno-int8":
         engine.whisper_backend.PRECISION = "int8"
-    tr = Transcriber(model, device="cpu")
-    if kind in ("steno", "steno-int8"):
+    decoder = None if kind in ("steno", "steno-int8") else "fp32"  # None: the CPU default, int8
+    tr = Transcriber(model, device="cpu", decoder_precision=decoder)
+    if kind in ("steno", "steno-fp32", "steno-int8"):
         return lambda a: tr.transcribe(a).text
     tr.backend.window = {"steno-whole": "30s", "steno-fwpad": "30s-zeros"}[kind]
     return lambda a: tr.backend.transcribe_batch([a], hints=None, beam_size=1, timing=Timing())[0].text
@@ -140,7 +143,7 @@ def compare(model: str, items, threads: int, repeats: int, ct2_root: Path) -> di
     ct2_dir = ct2_root / model
     if not ct2_dir.is_dir():
         assemble_ct2_folder(model, ct2_dir)
-    names = ["steno", "steno-int8", "steno-whole", "steno-fwpad", "faster-float32", "faster-int8"]
+    names = ["steno", "steno-fp32", "steno-int8", "steno-whole", "steno-fwpad", "faster-float32", "faster-int8"]
     engines = race([(n, n, model if n.startswith("steno") else str(ct2_dir)) for n in names], paths, threads, repeats)
     raw = engines["faster-float32"]["texts"]
     baseline = [normalize(t) for t in raw]

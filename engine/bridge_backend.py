@@ -25,6 +25,7 @@ from engine.decode import CTCGuide, Decoded, beam_search, find_repeat, greedy
 from engine.encoder import encoder_inputs, min_input_samples
 from engine.export import ensure_onnx
 from engine.folder import load_model
+from engine.quantize import choose_precision, decoding_model
 from engine.runtime import create_session, run_outputs, torch_device
 
 PHRASE_MIN, PHRASE_MAX = 8, 64
@@ -47,21 +48,24 @@ def cut_phrase_loop(d: Decoded, max_repeats: int) -> bool:
 
 
 class BridgeBackend:
-    def __init__(self, folder: Path, config: ModelConfig, device: str = "auto"):
+    def __init__(self, folder: Path, config: ModelConfig, device: str = "auto", decoder_precision: str | None = None):
         self.folder = folder
         self.config = config
         self.device = torch_device(device)
+        # the LM decodes in int8 on a CPU unless asked otherwise (engine.quantize); figures in docs/default_model.md
+        self.decoder_precision = choose_precision(decoder_precision, self.device)
         self.model = load_model(folder)  # on CPU first: the ONNX export reads CPU tensors
         self.requested_device = device
         self._open_session(ensure_onnx(self.model, folder))
         self.model.lm.to(self.device)
+        self.decoding_lm = decoding_model(self.model.lm, self.decoder_precision)  # the LM, or its int8 copy
         self.base_bridge = {k: v.clone() for k, v in self.model.bridge.state_dict().items()}
         self._bridge_swapped = False
 
     def _open_session(self, onnx_path: Path) -> None:
         self.session, self.onnx_device = create_session(onnx_path, self.requested_device)
         self.device_text = (f"encoder+bridge on {self.onnx_device.upper()} (ONNX Runtime), "
-                            f"LM on {self.device.upper()} (torch)")
+                            f"LM on {self.device.upper()} (torch, {self.decoder_precision})")
 
     def set_adapter(self, adapter: str | Path | None, base_model_id: str) -> dict | None:
         """Swap the LoRA adapter (and its bridge, if it has one) in place; None restores the base."""
@@ -71,6 +75,7 @@ class BridgeBackend:
 
         if isinstance(self.model.lm, PeftModel):
             self.model.lm = self.model.lm.unload()  # removes the LoRA layers, base weights untouched
+            self.decoding_lm = decoding_model(self.model.lm, self.decoder_precision)
         if self._bridge_swapped:
             self.model.bridge.load_state_dict(self.base_bridge)
             self._open_session(ensure_onnx(self.model, self.folder))
@@ -79,6 +84,7 @@ class BridgeBackend:
             return None
         meta = apply_adapter(self.model, adapter, base_model_id)
         self.model.lm.to(self.device)
+        self.decoding_lm = decoding_model(self.model.lm, self.decoder_precision)
         if (Path(adapter) / ADAPTER_BRIDGE).is_file():  # its own graph, beside its bridge
             self._bridge_swapped = True
             self._open_session(ensure_onnx(self.model, adapter))
@@ -113,14 +119,14 @@ class BridgeBackend:
         eos = self.model.tokenizer.eos_token_id
         d = self.config.decode
         if beam_size > 1:
-            decoded = [beam_search(self.model.lm, lm_in, limits[0], eos, beam_size, d.min_new_tokens,
+            decoded = [beam_search(self.decoding_lm, lm_in, limits[0], eos, beam_size, d.min_new_tokens,
                                    d.length_penalty, d.max_repeats)]
         else:
             guide = None
             if d.ctc_weight > 0 and all(len(o) > 1 for o in outputs):
                 guide = CTCGuide([CTCPrefixScorer(o[1]) for o in outputs],
                                  self.model.bridge.token_to_label.cpu().numpy(), d.ctc_weight)
-            decoded = greedy(self.model.lm, lm_in, limits, eos, d.min_new_tokens, d.max_repeats, guide)
+            decoded = greedy(self.decoding_lm, lm_in, limits, eos, d.min_new_tokens, d.max_repeats, guide)
         for x in decoded:
             if "dropped-repetition" not in x.flags:
                 cut_phrase_loop(x, d.max_repeats)

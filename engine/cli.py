@@ -45,7 +45,8 @@ def cmd_transcribe(args) -> int:
     files = [Path(f) for f in args.files]
     if args.output and len(files) > 1 and Path(args.output).exists() and not Path(args.output).is_dir():
         raise StenoError("with several input files, --output must be a folder", args.output)
-    transcriber = Transcriber(args.model, adapter=args.adapter, device=args.device, beam_size=args.beam)
+    transcriber = Transcriber(args.model, adapter=args.adapter, device=args.device, beam_size=args.beam,
+                              decoder_precision=args.precision)
     _info(args, f"model {transcriber.name}: {transcriber.device_text}")
     hints = _read_hints(args.hints) if args.hints else None
     failures = 0
@@ -92,7 +93,7 @@ def cmd_eval(args) -> int:
     update, close = _progress_bar("eval", args.quiet)
     try:
         report = evaluate(items, model=args.model, adapter=args.adapter, device=args.device, beam_size=args.beam,
-                          progress=update)
+                          progress=update, decoder_precision=args.precision)
     finally:
         close()
     if args.json:
@@ -182,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--adapter", help="LoRA adapter folder to apply")
         sp.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
         sp.add_argument("--beam", type=int, default=None, help="beam size (1 = greedy)")
+        sp.add_argument("--precision", choices=("int8", "fp32"), default=None,
+                        help="the decoder's weights (default: int8 on a CPU, fp32 on a GPU)")
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar or info lines")
 
     t = sub.add_parser("transcribe", help="transcribe audio files")

@@ -37,6 +37,7 @@ from engine.decode import find_repeat
 from engine.errors import ModelFolderError, StenoError
 from engine.features import whisper_log_mel
 from engine.runtime import create_session, run_session, torch_device
+from engine.quantize import choose_precision, decoding_model
 from engine.whisper_model import Cache, load_decoder
 
 WHISPER_DIR = "whisper"
@@ -323,7 +324,7 @@ def prompt_tokens(tokenizer, vocab: Vocab, hints: list[str] | None) -> list[int]
 
 class WhisperBackend:
     def __init__(self, folder: Path, config: ModelConfig, device: str = "auto", window: str | None = None,
-                 precision: str | None = None):
+                 precision: str | None = None, decoder_precision: str | None = None):
         from transformers import WhisperTokenizer
 
         self.folder = Path(folder)
@@ -334,7 +335,10 @@ class WhisperBackend:
         sub = self.folder / WHISPER_DIR
         self.precision = precision or PRECISION
         self.session, self.onnx_device = create_session(ensure_encoder_onnx(self.folder, self.precision), device)
-        self.whisper = load_decoder(sub).to(self.device)
+        self.whisper = load_decoder(sub).to(self.device)  # fp32, peft-wrapped while an adapter is set
+        # int8 on a CPU unless asked otherwise (engine.quantize); figures in docs/whisper_backend.md
+        self.decoder_precision = choose_precision(decoder_precision, self.device)
+        self._decoder = self._decoding_model()
         try:
             self.tokenizer = WhisperTokenizer.from_pretrained(sub)
             generation = json.loads((sub / "generation_config.json").read_text(encoding="utf-8"))
@@ -344,7 +348,7 @@ class WhisperBackend:
         self.n_mels = self.whisper.dims.n_mels
         self.max_positions = self.whisper.dims.n_ctx
         self.device_text = (f"Whisper encoder on {self.onnx_device.upper()} (ONNX Runtime), "
-                            f"decoder on {self.device.upper()} (torch)")
+                            f"decoder on {self.device.upper()} (torch, {self.decoder_precision})")
 
     # ------------------------------------------------------------------ adapters
 
@@ -356,6 +360,7 @@ class WhisperBackend:
 
         if isinstance(self.whisper, PeftModel):
             self.whisper = self.whisper.unload()  # removes the LoRA layers, base weights untouched
+            self._decoder = self._decoding_model()
         if adapter is None:
             return None
         meta = check_adapter(adapter, base_model_id)
@@ -364,11 +369,15 @@ class WhisperBackend:
         _refuse_encoder_lora(Path(adapter))
         meta = apply_adapter(self, adapter, base_model_id)
         self.whisper.to(self.device)
+        self._decoder = self._decoding_model()
         return meta
 
+    def _decoding_model(self):
+        """What decodes: the fp32 decoder (LoRA layers live), or its int8 copy (LoRA merged)."""
+        return decoding_model(self.whisper, self.decoder_precision)
+
     def _model(self):
-        """The decoder underneath a peft wrapper, LoRA layers included."""
-        return self.whisper.get_base_model() if hasattr(self.whisper, "get_base_model") else self.whisper
+        return self._decoder
 
     # ------------------------------------------------------------------ encoder
 

@@ -10,6 +10,8 @@ transformers model. tests/test_whisper_backend.py checks its logits against tran
 Cross-attention keys/values are computed once per segment and kept in the cache; when
 the beams of one segment share them, they are never copied: the beams are folded into
 the query length of one attention over the shared keys.
+
+On a CPU the backend decodes from an int8 copy of this module (engine.quantize).
 """
 
 from __future__ import annotations

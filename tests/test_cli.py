@@ -172,3 +172,22 @@ def test_device_cuda_without_a_gpu_is_a_clear_error(tiny_model_dir, speech_wav, 
         assert rc == 0
     else:
         assert rc == 1 and "CUDA" in err and "Traceback" not in err
+
+
+def test_precision_flag_picks_the_decoder_weights(tiny_model_dir, speech_wav, tmp_path, capsys):
+    """int8 by default on a CPU, fp32 on request: the fp32 run is the exact model's output."""
+    from engine.transcriber import Transcriber
+
+    texts = {}
+    for flag in ("default", "fp32"):
+        out = tmp_path / f"{flag}.json"
+        extra = [] if flag == "default" else ["--precision", "fp32"]
+        rc, _, err = _run(["transcribe", speech_wav, "--model", str(tiny_model_dir), "--format", "json", "-o",
+                           str(out), *extra], capsys)
+        assert rc == 0, err
+        assert f"(torch, {'int8' if flag == 'default' else 'fp32'})" in err
+        texts[flag] = " ".join(s["text"] for s in json.loads(out.read_text())["segments"])
+    exact = Transcriber(tiny_model_dir, device="cpu", decoder_precision="fp32").transcribe(speech_wav)
+    assert texts["fp32"] == " ".join(s.text for s in exact.segments)
+    with pytest.raises(SystemExit):
+        main(["transcribe", speech_wav, "--model", str(tiny_model_dir), "--precision", "int4"])

@@ -92,7 +92,7 @@ def test_speech_passes_the_vad_check(bridge, tmp_path):
 
 def _force(tr: Transcriber, monkeypatch, phrase: list[int]) -> None:
     """Make the LM say `phrase` over and over, whatever it hears."""
-    lm = tr.backend.model.lm
+    lm = tr.backend.decoding_lm  # what decodes (an int8 copy on a CPU)
     forward = lm.forward
     base = {}
 

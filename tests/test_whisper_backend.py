@@ -76,7 +76,7 @@ def tiny_backend(tiny_whisper):
     from engine.whisper_backend import WhisperBackend
 
     folder, _ = tiny_whisper
-    return WhisperBackend(folder, ModelConfig.load(folder), "cpu")
+    return WhisperBackend(folder, ModelConfig.load(folder), "cpu", decoder_precision="fp32")
 
 
 @pytest.fixture(scope="session")
@@ -322,6 +322,42 @@ def test_adapter_swaps_in_and_out(tiny_whisper, tiny_backend, tmp_path):
     with pytest.raises(StenoError, match="only the decoder"):
         b.set_adapter(tmp_path / "enc", base_id)
     assert torch.equal(logits(), before)
+
+
+def test_int8_decoder_is_close_and_carries_the_lora(tiny_whisper, tmp_path):
+    """The CPU default decodes from an int8 copy: logits near fp32's, the adapter merged into
+    it, and unloading the adapter gives back the same int8 weights."""
+    from engine.models import model_id
+    from engine.whisper_backend import WhisperBackend
+
+    folder, _ = tiny_whisper
+    fp32 = WhisperBackend(folder, ModelConfig.load(folder), "cpu", decoder_precision="fp32")
+    int8 = WhisperBackend(folder, ModelConfig.load(folder), "cpu")
+    assert int8.decoder_precision == "int8"
+    assert type(int8._model().proj_out).__module__.startswith("torch.ao.nn.quantized")
+    enc = torch.randn(1, 40, 32)
+    tokens = torch.tensor([[50257, 50363, 400, 401, 402]])
+
+    def logits(b):
+        with torch.no_grad():
+            return b._model()(tokens, enc, b._model().new_cache())
+
+    exact, before = logits(fp32), logits(int8)
+    scale = exact.abs().max()
+    assert (before - exact).abs().max() < 0.05 * scale
+    assert not torch.equal(before, exact)
+    base_id = model_id(folder)
+    peft_model = _lora_adapter(tiny_whisper, tmp_path / "a", base_id)
+    int8.set_adapter(tmp_path / "a", base_id)
+    with torch.no_grad():
+        expected = peft_model(encoder_outputs=(enc,), decoder_input_ids=tokens).logits
+    adapted = logits(int8)
+    assert (adapted - expected).abs().max() < 0.05 * expected.abs().max()
+    assert (adapted - before).abs().max() > 0.2 * scale  # the LoRA really changed the int8 weights
+    int8.set_adapter(None, base_id)
+    assert torch.equal(logits(int8), before)
+    with pytest.raises(ValueError, match="precision"):
+        WhisperBackend(folder, ModelConfig.load(folder), "cpu", decoder_precision="int4")
 
 
 # ------------------------------------------------------------------ the real tiny.en
