@@ -17,6 +17,13 @@ that threshold sorts terms on clips that are *not* the test clips: the clinical 
 clips (terms said) and the trainer's rehearsal sentences (no term said):
 
     .venv/bin/python bench/hints.py --data data/clinical --calibrate [--models whisper-base]
+
+`--calibrate-guard` does the same for the acceptance test (`engine.hints.uses_terms`): on
+those clips it decodes with the selected terms and tabulates every stretch where the hinted
+transcript writes a term, right (the term is in the reference) or wrong, by the fuzzy score
+against the draft words it replaces and by how surely the draft heard those words:
+
+    .venv/bin/python bench/hints.py --data data/clinical --calibrate-guard [--models whisper-base]
 """
 
 from __future__ import annotations
@@ -41,11 +48,15 @@ def main() -> None:
     p.add_argument("--adapter", action="append", default=[], metavar="MODEL=DIR",
                    help="also a row for MODEL with this adapter (e.g. one made by bench/trainer.py)")
     p.add_argument("--calibrate", action="store_true", help="score distributions for MIN_HINT_SCORE instead")
+    p.add_argument("--calibrate-guard", action="store_true",
+                   help="term edits on training and rehearsal clips, for MAX_REPLACED_CONFIDENCE, instead")
     p.add_argument("--whole-list", action="store_true",
                    help="instead: general WER with no hints, the whole list in the prompt (sessions 1-2), the guard")
     args = p.parse_args()
     if args.calibrate:
         return calibrate(args)
+    if args.calibrate_guard:
+        return calibrate_guard(args)
     if args.whole_list:
         return whole_list(args)
 
@@ -107,6 +118,17 @@ def whole_list(args) -> None:
               flush=True)
 
 
+def calibration_clips(args, tmp: Path):
+    """The terms, the clinical *training* clips (terms said) and rehearsal sentences spoken
+    into `tmp` (no term said): never the test clips."""
+    from trainer.api import collect_data
+    from trainer.rehearsal import rehearsal_pairs
+
+    terms = (args.data / "words.txt").read_text(encoding="utf-8").split()
+    clinical = collect_data([args.data / "train"], eval_fraction=0).pairs[:args.limit or 100]
+    return terms, clinical, rehearsal_pairs(tmp, args.limit or 100, seed=1)
+
+
 def calibrate(args) -> None:
     import tempfile
 
@@ -114,13 +136,9 @@ def calibrate(args) -> None:
     from engine.metrics import normalize
     from engine.models import resolve_model
     from engine.transcriber import Transcriber
-    from trainer.api import collect_data
-    from trainer.rehearsal import rehearsal_pairs
 
-    terms = (args.data / "words.txt").read_text(encoding="utf-8").split()
-    clinical = collect_data([args.data / "train"], eval_fraction=0).pairs[:args.limit or 100]
     with tempfile.TemporaryDirectory() as tmp:
-        general = rehearsal_pairs(Path(tmp), args.limit or 100, seed=1)
+        terms, clinical, general = calibration_clips(args, Path(tmp))
         for name in args.models:
             tr = Transcriber(resolve_model(name), device=args.device)
             said, unsaid, other = [], [], []  # scores of terms said / not said in clinical clips; in general clips
@@ -140,6 +158,54 @@ def calibrate(args) -> None:
                 print(f"| {th} | {100 * sum(x >= th for x in said) / max(len(said), 1):.1f}% "
                       f"| {sum(x >= th for x in unsaid) / n_cl:.2f} | {100 * sum(x >= th for x in other) / n_ge:.0f}% |",
                       flush=True)
+
+
+def calibrate_guard(args) -> None:
+    """Every term edit of the hinted decodes on training and rehearsal clips, then how many
+    right and wrong edits each (fuzzy score, draft confidence) rule lets through."""
+    import tempfile
+
+    from engine.audio import load_audio, split_on_speech
+    from engine.hints import MIN_HINT_SCORE, acceptable, select_hints, term_edits, word_confidences
+    from engine.metrics import normalize
+    from engine.models import resolve_model
+    from engine.transcriber import Timing, Transcriber
+
+    with tempfile.TemporaryDirectory() as tmp:
+        terms, clinical, general = calibration_clips(args, Path(tmp))
+        for name in args.models:
+            tr = Transcriber(resolve_model(name), device=args.device)
+            limit = tr.config.prompt.max_hint_terms
+            edits = []  # (edit, right)
+            for p in clinical + general:
+                ref = f" {normalize(p.text)} "
+                for chunk in split_on_speech(load_audio(p.audio), max_seconds=tr.config.max_segment_seconds):
+                    draft = tr.backend.transcribe_batch([chunk.audio], hints=None, beam_size=1, timing=Timing())[0]
+                    picked = select_hints(terms, draft.text, limit)
+                    if not picked:
+                        continue
+                    hinted = tr.backend.transcribe_batch([chunk.audio], hints=picked, beam_size=1, timing=Timing())[0]
+                    conf = word_confidences(draft.token_texts, draft.logprobs)
+                    for e in term_edits(draft.text, hinted.text, picked, conf):
+                        edits.append((e, all(f" {t} " in ref for t in e.terms)))
+            right = sum(r for _, r in edits)
+            print(f"\n{name}: {len(clinical)} clinical training clips, {len(general)} rehearsal clips; "
+                  f"{len(edits)} term edits, {right} right (the term is said there)")
+            known = [e.draft_confidence for e, _ in edits if e.draft_confidence is not None]
+            print(f"draft confidence known for {len(known)} edits; right edits' confidences: "
+                  f"{sorted(round(e.draft_confidence, 2) for e, r in edits if r and e.draft_confidence is not None)}")
+            print(f"wrong edits' confidences: "
+                  f"{sorted(round(e.draft_confidence, 2) for e, r in edits if not r and e.draft_confidence is not None)}")
+            print("| min fuzzy score | max draft confidence | right edits passing | wrong edits passing |\n|---|---|---|---|")
+            for score in (0, 30, 40, MIN_HINT_SCORE, 60):
+                for conf in (1.01, 0.99, 0.95, 0.9, 0.8, 0.6):
+                    ok = [(r) for e, r in edits if acceptable(e, score, conf)]
+                    print(f"| {score:g} | {conf:g} | {sum(ok)} of {right} | {len(ok) - sum(ok)} of {len(edits) - right} |",
+                          flush=True)
+            for e, r in edits:
+                if not r and acceptable(e):
+                    print(f"  wrong and accepted now: {' '.join(e.draft_words)!r} -> {' '.join(e.hinted_words)!r} "
+                          f"(score {e.score:.0f}, confidence {e.draft_confidence})")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import StenoError
@@ -50,6 +51,10 @@ MAX_PROMPT_TERMS = 40
 MIN_HINT_SCORE = 50.0
 # A term may bring this many other changed words with it ("apixa band five" -> "apixaban 5").
 MAX_WORDS_AROUND_TERM = 2
+# A term may not replace draft words the model heard this surely (each word's probability
+# is its least likely token's): chosen with `bench/hints.py --calibrate-guard` on training
+# and rehearsal clips (docs/hints.md). 1.0 turns the test off.
+MAX_REPLACED_CONFIDENCE = 1.01
 
 
 def hint_scores(terms: list[str], draft: str) -> list[float]:
@@ -92,16 +97,43 @@ def said_terms(text: str, terms: list[str]) -> list[str]:
     return [t for t, n in ((t, normalize(t)) for t in terms) if n and f" {n} " in padded]
 
 
-def uses_terms(draft: str, hinted: str, terms: list[str]) -> bool:
-    """Whether `hinted` (a transcript made with `terms` in the prompt) fixes the draft with a
-    term, and only where the draft heard something like it.
+def word_confidences(token_texts: list[str], logprobs: list[float]) -> list[float] | None:
+    """The probability of each word of the normalised transcript, as its least likely token's.
 
-    The two are aligned word by word. Every changed stretch of `hinted` that writes a term
-    must replace draft words that look like it (fuzzy score >= MIN_HINT_SCORE, spaces
-    ignored) and bring at most MAX_WORDS_AROUND_TERM other words; at least one such stretch
-    must exist. A prompt full of drug names makes a decoder write "the venlafaxine" for
-    "The band played until well after midnight": that stretch fails, and the draft stands.
+    Words are the tokens between leading spaces, each normalised as the metrics do (one
+    written word may give several: "5mg" -> "5 mg"). None when the words so made are not
+    the normalised transcript's (the normaliser joined or split across tokens).
     """
+    import math
+
+    from engine.metrics import normalize
+
+    words: list[tuple[str, float]] = []
+    for text, lp in zip(token_texts, logprobs):
+        if not words or text.startswith(" ") or not words[-1][0]:
+            words.append((text, lp))
+        else:
+            words[-1] = (words[-1][0] + text, min(words[-1][1], lp))
+    out = [(w, math.exp(lp)) for word, lp in words for w in normalize(word).split()]
+    if [w for w, _ in out] != normalize("".join(token_texts)).split():
+        return None
+    return [c for _, c in out]
+
+
+@dataclass
+class TermEdit:
+    """A stretch where a hinted transcript differs from its draft and writes a term."""
+    draft_words: list[str]  # what the draft has there (normalised), possibly nothing
+    hinted_words: list[str]
+    terms: list[str]  # the terms written in it (normalised)
+    score: float  # how much the two stretches look alike, 0-100 (spaces ignored)
+    others: int  # words of the hinted stretch that belong to no term
+    draft_confidence: float | None  # the least probable draft word of the stretch (None: unknown or empty)
+
+
+def term_edits(draft: str, hinted: str, terms: list[str], confidences: list[float] | None = None) -> list[TermEdit]:
+    """The changed stretches (word alignment, difflib) in which `hinted` writes one of `terms`.
+    `confidences`: `word_confidences` of the draft, for `TermEdit.draft_confidence`."""
     import difflib
 
     from rapidfuzz import fuzz
@@ -109,17 +141,39 @@ def uses_terms(draft: str, hinted: str, terms: list[str]) -> bool:
     from engine.metrics import normalize
 
     d, h = normalize(draft).split(), normalize(hinted).split()
+    if confidences is not None and len(confidences) != len(d):
+        confidences = None
     wanted = [normalize(t).split() for t in terms if normalize(t)]
-    fixed = False
+    edits = []
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, d, h, autojunk=False).get_opcodes():
         if tag == "equal":
             continue
         span = h[j1:j2]
         written = [w for w in wanted if any(span[k:k + len(w)] == w for k in range(len(span) - len(w) + 1))]
-        if not written:
-            continue
-        others = len(span) - sum(len(w) for w in written)
-        if others > MAX_WORDS_AROUND_TERM or fuzz.ratio("".join(d[i1:i2]), "".join(span)) < MIN_HINT_SCORE:
-            return False
-        fixed = True
-    return fixed
+        if written:
+            edits.append(TermEdit(d[i1:i2], span, [" ".join(w) for w in written],
+                                  fuzz.ratio("".join(d[i1:i2]), "".join(span)), len(span) - sum(map(len, written)),
+                                  min(confidences[i1:i2]) if confidences is not None and i2 > i1 else None))
+    return edits
+
+
+def uses_terms(draft: str, hinted: str, terms: list[str], confidences: list[float] | None = None) -> bool:
+    """Whether `hinted` (a transcript made with `terms` in the prompt) fixes the draft with a
+    term, and only where the draft heard something like it.
+
+    The two are aligned word by word (`term_edits`). Every changed stretch of `hinted` that
+    writes a term must replace draft words that look like it (fuzzy score >= MIN_HINT_SCORE,
+    spaces ignored) and bring at most MAX_WORDS_AROUND_TERM other words; where the draft's
+    word `confidences` are known, the words replaced must not all have been heard surely
+    (the least probable under MAX_REPLACED_CONFIDENCE). At least one such stretch must exist.
+    A prompt full of drug names makes a decoder write "the venlafaxine" for "The band played
+    until well after midnight": that stretch fails, and the draft stands.
+    """
+    edits = term_edits(draft, hinted, terms, confidences)
+    return bool(edits) and all(acceptable(e) for e in edits)
+
+
+def acceptable(edit: TermEdit, min_score: float = MIN_HINT_SCORE, max_confidence: float = MAX_REPLACED_CONFIDENCE) -> bool:
+    """One term edit passes the guard of `uses_terms`."""
+    sure = edit.draft_confidence is not None and edit.draft_confidence >= max_confidence
+    return edit.others <= MAX_WORDS_AROUND_TERM and edit.score >= min_score and not sure

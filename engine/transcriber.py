@@ -23,7 +23,7 @@ import numpy as np
 
 from engine.audio import SAMPLE_RATE, AudioChunk, load_audio, split_on_speech
 from engine.errors import StenoError
-from engine.hints import select_hints, uses_terms
+from engine.hints import select_hints, uses_terms, word_confidences
 from engine.transcript import Segment, Transcript, Word
 
 ProgressFn = Callable[[float, str], None]
@@ -187,7 +187,8 @@ class Transcriber:
             picked = select_hints(hints, draft.text, limit)
             hinted = self.backend.transcribe_batch([clip], hints=picked, beam_size=beam, timing=self.timing)[0] \
                 if picked else None
-            out.append(hinted if hinted is not None and uses_terms(draft.text, hinted.text, picked) else draft)
+            sure = word_confidences(draft.token_texts, draft.logprobs)
+            out.append(hinted if hinted is not None and uses_terms(draft.text, hinted.text, picked, sure) else draft)
         return out
 
 

@@ -6,6 +6,7 @@ import string
 from unittest.mock import patch
 
 import numpy as np
+import pytest
 
 from engine.hints import MAX_PROMPT_TERMS, select_hints
 
@@ -101,3 +102,37 @@ def test_a_term_must_replace_words_that_sound_like_it():
     # nothing fixed by a term (the draft already had it, or no term written): the draft stands
     assert not uses_terms("Start apixaban today", "Start apixaban today.", terms)
     assert not uses_terms("Start a pixel ban today", "Start a pixel band today", terms)
+
+
+def test_word_confidences_follow_the_normalised_words():
+    import math
+
+    from engine.hints import word_confidences
+
+    texts = [" The", " patient", " took", " am", "lo", "dip", "ine", " 5", "mg", "."]
+    lps = [-0.1, -0.2, -0.05, -2.0, -0.1, -1.0, -0.3, -0.1, -0.4, -0.01]
+    conf = word_confidences(texts, lps)
+    assert len(conf) == 5
+    assert conf[3] == pytest.approx(math.exp(-2.0))  # a word is as sure as its least sure token
+    assert conf[0] == pytest.approx(math.exp(-0.1))
+    assert word_confidences([], []) == []
+
+
+def test_a_term_may_not_replace_words_the_draft_heard_surely():
+    """"I will rather stay in" -> "atorvastatin": the words look like the term, but the model
+    was sure of them; a misheard drug name is written unsurely."""
+    from engine.hints import TermEdit, acceptable, term_edits, uses_terms
+
+    terms = ["atorvastatin", "amlodipine"]
+    draft, hinted = "I will rather stay in.", "I will atorvastatin."
+    sure = [0.99, 0.98, 0.97, 0.99, 0.96]
+    unsure = [0.99, 0.98, 0.4, 0.5, 0.3]
+    [edit] = term_edits(draft, hinted, terms, sure)
+    assert edit.draft_words == ["rather", "stay", "in"] and edit.terms == ["atorvastatin"]
+    assert edit.draft_confidence == pytest.approx(0.96)
+    assert acceptable(edit, max_confidence=1.01)  # looks alike: only the confidence tells
+    assert not acceptable(edit, max_confidence=0.9)
+    assert acceptable(term_edits(draft, hinted, terms, unsure)[0], max_confidence=0.9)
+    assert term_edits(draft, hinted, terms, [0.9])[0].draft_confidence is None  # a mismatch is unknown
+    assert uses_terms(draft, hinted, terms, None) == acceptable(edit, max_confidence=1.01)
+    assert not acceptable(TermEdit([], ["amlodipine"], ["amlodipine"], 0.0, 0, None))
