@@ -134,5 +134,7 @@ def test_a_term_may_not_replace_words_the_draft_heard_surely():
     assert not acceptable(edit, max_confidence=0.9)
     assert acceptable(term_edits(draft, hinted, terms, unsure)[0], max_confidence=0.9)
     assert term_edits(draft, hinted, terms, [0.9])[0].draft_confidence is None  # a mismatch is unknown
-    assert uses_terms(draft, hinted, terms, None) == acceptable(edit, max_confidence=1.01)
+    assert uses_terms(draft, hinted, terms, None)  # confidence unknown: the old guard alone
+    assert not uses_terms(draft, hinted, terms, sure)  # the default threshold
+    assert uses_terms(draft, hinted, terms, unsure)
     assert not acceptable(TermEdit([], ["amlodipine"], ["amlodipine"], 0.0, 0, None))
