@@ -335,14 +335,46 @@ def _pct(x) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
 
+def _speed(r: dict) -> str:
+    alone = r.get("alone_samples_per_s")
+    return f"{r['train_samples_per_s']:.2f}" if alone is None else f"{alone:.2f} ({r['train_samples_per_s']:.2f})"
+
+
+def measure_speed(specs: list[Spec], setup: Setup, train_items, budget: Budget, steps: int, out: Path,
+                  lower: Callable[[int], tuple] | None = None, log=print) -> None:
+    """Training samples/s of each row again, rows one after another with nothing else
+    running: `steps` batches after one warm-up batch. Written into the rows of `out` as
+    `alone_samples_per_s` (the run's own figure depends on what else the machine did)."""
+    from dataclasses import replace
+
+    rows = read_rows(out)
+    for spec in specs:
+        if spec.train == "shipped":
+            continue
+        items = lower(spec.encoder_layers)[0] if spec.encoder_layers else train_items
+        model, bridge, lm, encoder = build_model(spec, setup, items[0][0].shape[1], budget.seed)
+        quiet = lambda m: None  # noqa: E731
+        train(model, bridge, lm, items, replace(budget, minutes=0, samples=budget.batch_size), spec, quiet, encoder)
+        speed = train(model, bridge, lm, items, replace(budget, minutes=0, samples=steps * budget.batch_size), spec,
+                      quiet, encoder)["train_samples_per_s"]
+        log(f"{spec.name}: {speed:.2f} samples/s alone")
+        for r in rows:
+            if r["name"] == spec.name:
+                r["alone_samples_per_s"] = speed
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tmp.replace(out)
+
+
 def markdown_table(rows: list[dict]) -> str:
-    head = ("| configuration | trainable params | train samples (s) | samples/s | final loss | synth WER / CER % "
+    head = ("| configuration | trainable params | train samples (s) | samples/s: alone (in the run) | final loss "
+            "| synth WER / CER % "
             "| real WER / CER % | decode RTF synth / real | LM positions / s speech |\n|---|---|---|---|---|---|---|---|---|")
     lines = [head]
     for r in rows:
         lines.append(
             f"| {r['name']} | {r['trainable_params'] / 1e6:.2f}M | {r['train_samples']} ({r['train_seconds']:.0f}) "
-            f"| {r['train_samples_per_s']:.2f} | {r['final_loss']} | {_pct(r.get('synth_wer'))} / {_pct(r.get('synth_cer'))} "
+            f"| {_speed(r)} | {r['final_loss']} | {_pct(r.get('synth_wer'))} / {_pct(r.get('synth_cer'))} "
             f"| {_pct(r.get('real_wer'))} / {_pct(r.get('real_cer'))} "
             f"| {r.get('synth_rtf', float('nan')):.2f} / {r.get('real_rtf', float('nan')):.2f} "
             f"| {r.get('synth_positions_per_s', float('nan')):.1f} |")
@@ -494,6 +526,8 @@ def main() -> None:
     p.add_argument("--only", nargs="*", default=None, help="configuration names to run (default: all)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--report", action="store_true", help="only print the table of the rows already in --out")
+    p.add_argument("--speed", type=int, default=0, metavar="STEPS",
+                   help="instead: time STEPS training batches of every row, one after another, into --out")
     args = p.parse_args()
     if args.report:
         print_report(read_rows(args.out))
@@ -512,6 +546,10 @@ def main() -> None:
     specs = [s for s in default_specs() if not args.only or s.name in args.only]
     lower = lambda k: lower_items(args.work, args.corpus, args.dev, args.out.parent, args.train, args.eval, k,  # noqa: E731
                                   (train_items, synth, real), say)
+    if args.speed:
+        measure_speed(specs, real_setup(args.work), train_items, budget, args.speed, args.out, lower, say)
+        print_report(read_rows(args.out))
+        return
     print_report(run_all(specs, real_setup(args.work), train_items, synth, real, budget, args.out, say, lower))
 
 

@@ -145,3 +145,18 @@ def test_encoder_rows_read_the_lower_frames(tmp_path):
     assert rows[0]["encoder_trainable_params"] == 0 < rows[1]["encoder_trainable_params"]
     assert rows[1]["trainable_params"] == rows[0]["trainable_params"] + rows[1]["encoder_trainable_params"]
     assert "ctc lora top 2" in markdown_table(rows)
+
+
+def test_speed_alone_is_written_into_the_rows(tmp_path):
+    from bench.ablation import measure_speed, read_rows
+
+    setup, budget = _setup(), Budget(minutes=0, samples=2, batch_size=2)
+    specs = [Spec("conv only", "conv", "bridge"), Spec("ctc lora", "ctc", "lora", 0.3)]
+    out = tmp_path / "results.jsonl"
+    run_all(specs, setup, _items(4, 0), _items(2, 1), [], budget, out, log=lambda m: None)
+    assert "alone_samples_per_s" not in read_rows(out)[0]
+    measure_speed(specs, setup, _items(4, 0), budget, 2, out, log=lambda m: None)
+    rows = read_rows(out)
+    assert [r["name"] for r in rows] == ["conv only", "ctc lora"]
+    assert all(r["alone_samples_per_s"] > 0 for r in rows)
+    assert f"{rows[0]['alone_samples_per_s']:.2f} ({rows[0]['train_samples_per_s']:.2f})" in markdown_table(rows)
