@@ -178,6 +178,9 @@ class AudioChunk:
     start: float
     end: float
     audio: np.ndarray
+    # The VAD's speech probability for each window the chunk covers, from the run over the
+    # whole file (`split_on_speech`), so asking again whether it holds speech costs nothing.
+    speech_probs: np.ndarray | None = None
 
 
 def _vad_model_path() -> Path:
@@ -344,7 +347,8 @@ def split_on_speech(
     for s, e in times:
         a, b = round(s * SAMPLE_RATE), min(round(e * SAMPLE_RATE), len(audio))
         if b > a:
-            chunks.append(AudioChunk(a / SAMPLE_RATE, b / SAMPLE_RATE, audio[a:b]))
+            chunks.append(AudioChunk(a / SAMPLE_RATE, b / SAMPLE_RATE, audio[a:b],
+                                     probs[a // VAD_WINDOW:-(-b // VAD_WINDOW)]))
     if progress is not None:
         progress(1.0)
     return chunks

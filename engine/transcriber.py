@@ -161,7 +161,7 @@ class Transcriber:
             idx = order[b:b + batch]
             outs = self._decode([chunks[i].audio for i in idx], hints, beam)
             for i, r in zip(idx, outs):
-                if vad_check and r.text.strip() and not holds_speech(chunks[i].audio):
+                if vad_check and r.text.strip() and not holds_speech(chunks[i].audio, chunks[i].speech_probs):
                     r = _no_speech(r, self.keep_no_speech)
                 results[i] = r
             done += len(idx)
@@ -192,11 +192,12 @@ class Transcriber:
         return out
 
 
-def holds_speech(audio: np.ndarray) -> bool:
-    """Whether the VAD hears speech in `audio` (see SPEECH_MIN_SECONDS / _FRACTION)."""
+def holds_speech(audio: np.ndarray, probs: np.ndarray | None = None) -> bool:
+    """Whether the VAD hears speech in `audio` (see SPEECH_MIN_SECONDS / _FRACTION); `probs`,
+    the VAD's probabilities for it where they are known already, saves running it again."""
     from engine.audio import VAD_FRAME_S, speech_probabilities
 
-    probs = speech_probabilities(audio)
+    probs = speech_probabilities(audio) if probs is None else probs
     speech = int((probs >= 0.5).sum())
     return speech * VAD_FRAME_S >= SPEECH_MIN_SECONDS and speech >= SPEECH_MIN_FRACTION * len(probs)
 

@@ -260,3 +260,27 @@ def test_plan_merges_short_pauses_pads_and_packs():
     # with a 3 s limit the 1 s pause no longer fits in one chunk
     assert len(_plan(probs, max_seconds=3.0)) == 3
     assert _plan(np.zeros(100)) == []
+
+
+@needs_espeak
+def test_chunks_carry_their_vad_probabilities_and_speech_is_not_checked_twice(speech, monkeypatch):
+    """The transcriber asks whether a chunk holds speech; the file's VAD run already knows."""
+    import engine.audio
+    from engine.transcriber import holds_speech
+
+    x = np.concatenate([np.zeros(SAMPLE_RATE, np.float32), speech, np.zeros(SAMPLE_RATE // 3, np.float32)])
+    whole = speech_probabilities(x)
+    chunks = split_on_speech(x)
+    assert chunks
+    for c in chunks:
+        a, b = round(c.start * SAMPLE_RATE), round(c.end * SAMPLE_RATE)
+        assert len(c.speech_probs) == -(-b // 512) - a // 512
+        np.testing.assert_array_equal(c.speech_probs, whole[a // 512:-(-b // 512)])
+    fresh = [holds_speech(c.audio) for c in chunks]
+
+    def no_second_run(*args, **kwargs):
+        raise AssertionError("the VAD ran again")
+
+    monkeypatch.setattr(engine.audio, "speech_probabilities", no_second_run)
+    assert [holds_speech(c.audio, c.speech_probs) for c in chunks] == fresh == [True] * len(chunks)
+    assert not holds_speech(np.zeros(SAMPLE_RATE, np.float32), np.zeros(32, np.float32))
