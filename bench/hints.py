@@ -78,7 +78,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     rows = [(name, None) for name in args.models] + [tuple(a.split("=", 1)) for a in args.adapter]
     for name, adapter in rows:
-        tr = Transcriber(resolve_model(name), adapter=adapter, device=args.device, decoder_precision=args.precision)
+        tr = Transcriber(resolve_model(name), adapter=adapter, device=args.device, precision=args.precision)
         if adapter:
             name = f"{name} + adapter {Path(adapter).name}"
         refs = [x.text for x in test]
@@ -105,7 +105,7 @@ def whole_list(args) -> None:
     terms = (args.data / "words.txt").read_text(encoding="utf-8").split()
     general = collect_data([args.data / "general"], eval_fraction=0).pairs[:args.limit or None]
     for name in args.models:
-        tr = Transcriber(resolve_model(name), device=args.device, decoder_precision=args.precision)
+        tr = Transcriber(resolve_model(name), device=args.device, precision=args.precision)
         refs, plain, whole, guarded = [], [], [], []
         for p in general:
             chunks = split_on_speech(load_audio(p.audio), max_seconds=tr.config.max_segment_seconds)
@@ -142,7 +142,7 @@ def calibrate(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         terms, clinical, general = calibration_clips(args, Path(tmp))
         for name in args.models:
-            tr = Transcriber(resolve_model(name), device=args.device, decoder_precision=args.precision)
+            tr = Transcriber(resolve_model(name), device=args.device, precision=args.precision)
             said, unsaid, other = [], [], []  # scores of terms said / not said in clinical clips; in general clips
             for p in clinical:
                 draft = tr.transcribe(p.audio).text
@@ -176,7 +176,7 @@ def calibrate_guard(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         terms, clinical, general = calibration_clips(args, Path(tmp))
         for name in args.models:
-            tr = Transcriber(resolve_model(name), device=args.device, decoder_precision=args.precision)
+            tr = Transcriber(resolve_model(name), device=args.device, precision=args.precision)
             limit = tr.config.prompt.max_hint_terms
             edits = []  # (edit, right)
             for p in clinical + general:

@@ -9,8 +9,8 @@ same thread count; all are loaded together and take turns clip by clip (rotating
 order), so load from other work on the machine falls on all of them alike:
 - steno            `Transcriber.transcribe` as `steno transcribe` runs it: VAD, 30 s window, greedy,
                    fp32 encoder graph, int8 decoder (the CPU default, engine.quantize)
-- steno-fp32       the same with the decoder in fp32 too
-- steno-int8       the same with the encoder graph's weights quantised to int8 as well (opt-in)
+- steno-fp32       the same with the decoder in fp32 too (`--precision fp32`)
+- steno-int8       the same with the encoder graph in int8 as well (`--precision int8`)
 - steno-whole      the backend on each whole clip without the VAD, 30 s window, all fp32
 - steno-fwpad      the same, but the log-mel padded with zeros as faster-whisper does: proves
                    the converted weights against faster-whisper frame for frame
@@ -54,15 +54,12 @@ def _steno_engine(kind: str, model: str, threads: int):
     import torch
 
     import engine.runtime
-    import engine.whisper_backend
     from engine.transcriber import Timing, Transcriber
 
     torch.set_num_threads(threads)
     engine.runtime.cpu_threads = lambda: threads
-    if kind == "steno-int8":
-        engine.whisper_backend.PRECISION = "int8"
-    decoder = None if kind in ("steno", "steno-int8") else "fp32"  # None: the CPU default, int8
-    tr = Transcriber(model, device="cpu", decoder_precision=decoder)
+    precision = {"steno": None, "steno-int8": "int8"}.get(kind, "fp32")  # None: the CPU default
+    tr = Transcriber(model, device="cpu", precision=precision)
     if kind in ("steno", "steno-fp32", "steno-int8"):
         return lambda a: tr.transcribe(a).text
     tr.backend.window = {"steno-whole": "30s", "steno-fwpad": "30s-zeros"}[kind]

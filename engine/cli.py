@@ -46,7 +46,7 @@ def cmd_transcribe(args) -> int:
     if args.output and len(files) > 1 and Path(args.output).exists() and not Path(args.output).is_dir():
         raise StenoError("with several input files, --output must be a folder", args.output)
     transcriber = Transcriber(args.model, adapter=args.adapter, device=args.device, beam_size=args.beam,
-                              decoder_precision=args.precision)
+                              precision=args.precision)
     _info(args, f"model {transcriber.name}: {transcriber.device_text}")
     hints = _read_hints(args.hints) if args.hints else None
     failures = 0
@@ -93,7 +93,7 @@ def cmd_eval(args) -> int:
     update, close = _progress_bar("eval", args.quiet)
     try:
         report = evaluate(items, model=args.model, adapter=args.adapter, device=args.device, beam_size=args.beam,
-                          progress=update, decoder_precision=args.precision)
+                          progress=update, precision=args.precision)
     finally:
         close()
     if args.json:
@@ -184,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
         sp.add_argument("--beam", type=int, default=None, help="beam size (1 = greedy)")
         sp.add_argument("--precision", choices=("int8", "fp32"), default=None,
-                        help="the decoder's weights (default: int8 on a CPU, fp32 on a GPU)")
+                        help="int8: int8 weights wherever Steno has them (the decoder; a Whisper encoder too), "
+                             "fastest; fp32: none. Default: an int8 decoder on a CPU, fp32 on a GPU")
         sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar or info lines")
 
     t = sub.add_parser("transcribe", help="transcribe audio files")

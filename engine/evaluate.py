@@ -68,13 +68,13 @@ class EvalReport:
 
 
 def evaluate(items: list[ManifestItem], model=None, adapter=None, device="auto", beam_size=None,
-             progress=None, transcriber=None, decoder_precision=None) -> EvalReport:
+             progress=None, transcriber=None, precision=None) -> EvalReport:
     """Transcribe every item the way `steno transcribe` would and score it (see engine.metrics.normalize)."""
     from engine.transcriber import Transcriber
 
     progress = progress or (lambda f, m: None)
     tr = transcriber or Transcriber(model, adapter=adapter, device=device, beam_size=beam_size,
-                                    decoder_precision=decoder_precision)
+                                    precision=precision)
     refs, hyps, rows = [], [], []
     total_audio, wall = 0.0, 0.0
     for i, item in enumerate(items):

@@ -79,9 +79,10 @@ class Transcriber:
     """A loaded model (bridge or Whisper family) ready to transcribe files or arrays."""
 
     def __init__(self, model: str | Path | None = None, adapter: str | Path | None = None, device: str = "auto",
-                 beam_size: int | None = None, batch_size: int = 8, decoder_precision: str | None = None):
-        """decoder_precision: the decoder's (the LM's) weights while decoding, "int8" or "fp32";
-        None is int8 on a CPU (engine.quantize: 2-2.5x faster steps), fp32 on a GPU."""
+                 beam_size: int | None = None, batch_size: int = 8, precision: str | None = None):
+        """precision: None decodes from int8 weights on a CPU (engine.quantize: 2-2.5x faster
+        steps) and keeps the encoder graph in fp32; "int8" also runs a Whisper encoder graph
+        in int8 (the fastest); "fp32" runs every part in fp32 (a GPU always does)."""
         from engine.models import model_id, resolve_model
 
         from engine.folder import check_folder
@@ -96,11 +97,12 @@ class Transcriber:
         if self.config.family == "whisper":
             from engine.whisper_backend import WhisperBackend
 
-            self.backend = WhisperBackend(self.folder, self.config, device, decoder_precision=decoder_precision)
+            self.backend = WhisperBackend(self.folder, self.config, device, precision="int8" if precision == "int8" else None,
+                                          decoder_precision=precision)
         else:
             from engine.bridge_backend import BridgeBackend
 
-            self.backend = BridgeBackend(self.folder, self.config, device, decoder_precision)
+            self.backend = BridgeBackend(self.folder, self.config, device, precision)
         self.adapter_meta = None
         if adapter is not None:
             self.set_adapter(adapter)

@@ -76,7 +76,8 @@ CPU_BATCH = 2
 WINDOWS = ("30s", "clip", "30s-zeros")
 WINDOW = "30s"
 # The encoder graph's weights: "fp32" (the default: transcripts equal faster-whisper's fp32
-# ones on the dev set) or "int8" (dynamically quantised: RTF 20-30% lower, same dev WER).
+# ones on the dev set) or "int8" (dynamically quantised: RTF 20-30% lower, same dev WER;
+# `Transcriber(precision="int8")`, `--precision int8`).
 PRECISION = "fp32"
 
 
@@ -334,47 +335,59 @@ class WhisperBackend:
         self.device = torch_device(device)
         sub = self.folder / WHISPER_DIR
         self.precision = precision or PRECISION
-        self.session, self.onnx_device = create_session(ensure_encoder_onnx(self.folder, self.precision), device)
-        self.whisper = load_decoder(sub).to(self.device)  # fp32, peft-wrapped while an adapter is set
+        self.graph_path = ensure_encoder_onnx(self.folder, self.precision)
+        self.session, self.onnx_device = create_session(self.graph_path, device)
         # int8 on a CPU unless asked otherwise (engine.quantize); figures in docs/whisper_backend.md
         self.decoder_precision = choose_precision(decoder_precision, self.device)
-        self._decoder = self._decoding_model()
+        fp32 = load_decoder(sub).to(self.device)
+        self.dims = fp32.dims
+        self.whisper = fp32  # fp32, peft-wrapped while an adapter is set; None in int8 (`_int8_only`)
+        self._decoder = self._int8_only(decoding_model(fp32, self.decoder_precision))
         try:
             self.tokenizer = WhisperTokenizer.from_pretrained(sub)
             generation = json.loads((sub / "generation_config.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             raise ModelFolderError(f"cannot load the Whisper tokenizer ({_first_line(e)})", self.folder) from None
         self.vocab = Vocab.from_tokenizer(self.tokenizer, generation)
-        self.n_mels = self.whisper.dims.n_mels
-        self.max_positions = self.whisper.dims.n_ctx
+        self.n_mels = self.dims.n_mels
+        self.max_positions = self.dims.n_ctx
         self.device_text = (f"Whisper encoder on {self.onnx_device.upper()} (ONNX Runtime), "
                             f"decoder on {self.device.upper()} (torch, {self.decoder_precision})")
 
     # ------------------------------------------------------------------ adapters
 
     def set_adapter(self, adapter: str | Path | None, base_model_id: str) -> dict | None:
-        """Swap the decoder's LoRA adapter in place (peft); None restores the base model."""
+        """Swap the decoder's LoRA adapter (peft); None restores the base model. A bad adapter
+        changes nothing. In int8 the fp32 weights are read again from the model folder, the
+        adapter applied and merged into a new int8 copy, and only that copy is kept."""
         from peft import PeftModel
 
         from engine.adapters import apply_adapter, check_adapter
 
-        if isinstance(self.whisper, PeftModel):
+        if adapter is not None:
+            meta = check_adapter(adapter, base_model_id)
+            if meta.get("target", "lm") != "whisper":
+                raise StenoError(f"adapter is for a {meta.get('target', 'lm')!r} model, not a Whisper model", adapter)
+            _refuse_encoder_lora(Path(adapter))
+        if self.whisper is None:
+            self.whisper = load_decoder(self.folder / WHISPER_DIR).to(self.device)
+        elif isinstance(self.whisper, PeftModel):
             self.whisper = self.whisper.unload()  # removes the LoRA layers, base weights untouched
-            self._decoder = self._decoding_model()
-        if adapter is None:
-            return None
-        meta = check_adapter(adapter, base_model_id)
-        if meta.get("target", "lm") != "whisper":
-            raise StenoError(f"adapter is for a {meta.get('target', 'lm')!r} model, not a Whisper model", adapter)
-        _refuse_encoder_lora(Path(adapter))
-        meta = apply_adapter(self, adapter, base_model_id)
+        meta = apply_adapter(self, adapter, base_model_id) if adapter is not None else None
         self.whisper.to(self.device)
-        self._decoder = self._decoding_model()
+        self._decoder = self._int8_only(decoding_model(self.whisper, self.decoder_precision))
         return meta
 
-    def _decoding_model(self):
-        """What decodes: the fp32 decoder (LoRA layers live), or its int8 copy (LoRA merged)."""
-        return decoding_model(self.whisper, self.decoder_precision)
+    def _int8_only(self, decoder):
+        """In int8, keep only the int8 copy (the fp32 decoder goes), its token table in fp16:
+        a step looks up one row of it (the projection has its own int8 copy). Base's peak on
+        a 155 s file: 1020 -> 933 MB (docs/whisper_backend.md)."""
+        if self.decoder_precision != "int8":
+            return decoder
+        self.whisper = None
+        table = decoder.model.decoder.embed_tokens
+        table.weight = torch.nn.Parameter(table.weight.detach().half(), requires_grad=False)
+        return decoder
 
     def _model(self):
         return self._decoder

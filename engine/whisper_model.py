@@ -178,7 +178,9 @@ def load_decoder(sub: str | Path, dtype: torch.dtype = torch.float32) -> Whisper
             with safe_open(str(path), "pt") as f:
                 for key in f.keys():
                     if key.startswith("model.decoder.") or key == "proj_out.weight":
-                        state[key] = f.get_tensor(key).to(dtype)
+                        # a copy, not a view of the file's memory map: otherwise the whole file
+                        # stays resident while any tensor of it (the embeddings) lives on
+                        state[key] = f.get_tensor(key).to(dtype, copy=True)
     except Exception as e:  # safetensors raises its own types for corrupt files
         raise ModelFolderError(f"cannot read the Whisper weights ({str(e).splitlines()[0]})", sub) from None
     state.pop("proj_out.weight", None)  # the token embeddings, stored again by some writers

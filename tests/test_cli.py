@@ -187,7 +187,7 @@ def test_precision_flag_picks_the_decoder_weights(tiny_model_dir, speech_wav, tm
         assert rc == 0, err
         assert f"(torch, {'int8' if flag == 'default' else 'fp32'})" in err
         texts[flag] = " ".join(s["text"] for s in json.loads(out.read_text())["segments"])
-    exact = Transcriber(tiny_model_dir, device="cpu", decoder_precision="fp32").transcribe(speech_wav)
+    exact = Transcriber(tiny_model_dir, device="cpu", precision="fp32").transcribe(speech_wav)
     assert texts["fp32"] == " ".join(s.text for s in exact.segments)
     with pytest.raises(SystemExit):
         main(["transcribe", speech_wav, "--model", str(tiny_model_dir), "--precision", "int4"])

@@ -88,7 +88,7 @@ def test_steno_runs_a_nue_asr_model_token_for_token(tmp_path):
     config["decode"]["max_repeats"] = 10_000  # the reference has no loop guard: compare raw decoding
     (steno_dir / "steno.json").write_text(json.dumps(config))
 
-    tr = Transcriber(steno_dir, device="cpu", decoder_precision="fp32")  # encoder+bridge through the ONNX graph, fp32 LM
+    tr = Transcriber(steno_dir, device="cpu", precision="fp32")  # encoder+bridge through the ONNX graph, fp32 LM
     rng = np.random.default_rng(0)
     for seconds in (1.0, 3.7):
         audio = (rng.standard_normal(int(16000 * seconds)) * 0.1).astype(np.float32)

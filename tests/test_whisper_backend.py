@@ -334,6 +334,8 @@ def test_int8_decoder_is_close_and_carries_the_lora(tiny_whisper, tmp_path):
     fp32 = WhisperBackend(folder, ModelConfig.load(folder), "cpu", decoder_precision="fp32")
     int8 = WhisperBackend(folder, ModelConfig.load(folder), "cpu")
     assert int8.decoder_precision == "int8"
+    assert int8.whisper is None  # only the int8 copy stays in memory, its token table in fp16
+    assert int8._model().model.decoder.embed_tokens.weight.dtype == torch.float16
     assert type(int8._model().proj_out).__module__.startswith("torch.ao.nn.quantized")
     enc = torch.randn(1, 40, 32)
     tokens = torch.tensor([[50257, 50363, 400, 401, 402]])
@@ -356,8 +358,22 @@ def test_int8_decoder_is_close_and_carries_the_lora(tiny_whisper, tmp_path):
     assert (adapted - before).abs().max() > 0.2 * scale  # the LoRA really changed the int8 weights
     int8.set_adapter(None, base_id)
     assert torch.equal(logits(int8), before)
+    assert int8.whisper is None
     with pytest.raises(ValueError, match="precision"):
         WhisperBackend(folder, ModelConfig.load(folder), "cpu", decoder_precision="int4")
+
+
+def test_transcriber_precision_sets_encoder_and_decoder(tiny_whisper):
+    """None: int8 decoder, fp32 encoder graph (the CPU default); "int8": both; "fp32": neither."""
+    from engine.transcriber import Transcriber
+    from engine.whisper_backend import GRAPH_INT8_NAME
+
+    folder, _ = tiny_whisper
+    got = {}
+    for precision in (None, "int8", "fp32"):
+        b = Transcriber(folder, device="cpu", precision=precision).backend
+        got[precision] = (b.precision, b.decoder_precision, b.graph_path.name == GRAPH_INT8_NAME)
+    assert got == {None: ("fp32", "int8", False), "int8": ("int8", "int8", True), "fp32": ("fp32", "fp32", False)}
 
 
 # ------------------------------------------------------------------ the real tiny.en
