@@ -188,7 +188,8 @@ def calibrate_guard(args) -> None:
                         continue
                     hinted = tr.backend.transcribe_batch([chunk.audio], hints=picked, beam_size=1, timing=Timing())[0]
                     conf = word_confidences(draft.token_texts, draft.logprobs)
-                    for e in term_edits(draft.text, hinted.text, picked, conf):
+                    hconf = word_confidences(hinted.token_texts, hinted.logprobs)
+                    for e in term_edits(draft.text, hinted.text, picked, conf, hconf):
                         edits.append((e, all(f" {t} " in ref for t in e.terms)))
             right = sum(r for _, r in edits)
             print(f"\n{name}: {len(clinical)} clinical training clips, {len(general)} rehearsal clips; "
@@ -198,6 +199,11 @@ def calibrate_guard(args) -> None:
                   f"{sorted(round(e.draft_confidence, 2) for e, r in edits if r and e.draft_confidence is not None)}")
             print(f"wrong edits' confidences: "
                   f"{sorted(round(e.draft_confidence, 2) for e, r in edits if not r and e.draft_confidence is not None)}")
+            print(f"draft words replaced, right edits: {sorted(len(e.draft_words) for e, r in edits if r)}; "
+                  f"wrong: {sorted(len(e.draft_words) for e, r in edits if not r)}")
+            print(f"hinted stretch confidence, right edits: "
+                  f"{sorted(round(e.hinted_confidence, 2) for e, r in edits if r and e.hinted_confidence is not None)}; "
+                  f"wrong: {sorted(round(e.hinted_confidence, 2) for e, r in edits if not r and e.hinted_confidence is not None)}")
             print("| min fuzzy score | max draft confidence | right edits passing | wrong edits passing |\n|---|---|---|---|")
             for score in (0, 30, 40, MIN_HINT_SCORE, 60):
                 for conf in (1.01, 0.99, 0.95, 0.9, 0.8, 0.6):

@@ -130,11 +130,13 @@ class TermEdit:
     score: float  # how much the two stretches look alike, 0-100 (spaces ignored)
     others: int  # words of the hinted stretch that belong to no term
     draft_confidence: float | None  # the least probable draft word of the stretch (None: unknown or empty)
+    hinted_confidence: float | None = None  # the least probable word of the hinted stretch (None: unknown)
 
 
-def term_edits(draft: str, hinted: str, terms: list[str], confidences: list[float] | None = None) -> list[TermEdit]:
+def term_edits(draft: str, hinted: str, terms: list[str], confidences: list[float] | None = None,
+               hinted_confidences: list[float] | None = None) -> list[TermEdit]:
     """The changed stretches (word alignment, difflib) in which `hinted` writes one of `terms`.
-    `confidences`: `word_confidences` of the draft, for `TermEdit.draft_confidence`."""
+    `confidences` / `hinted_confidences`: `word_confidences` of the draft / the hinted text."""
     import difflib
 
     from rapidfuzz import fuzz
@@ -144,6 +146,8 @@ def term_edits(draft: str, hinted: str, terms: list[str], confidences: list[floa
     d, h = normalize(draft).split(), normalize(hinted).split()
     if confidences is not None and len(confidences) != len(d):
         confidences = None
+    if hinted_confidences is not None and len(hinted_confidences) != len(h):
+        hinted_confidences = None
     wanted = [normalize(t).split() for t in terms if normalize(t)]
     edits = []
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, d, h, autojunk=False).get_opcodes():
@@ -154,7 +158,8 @@ def term_edits(draft: str, hinted: str, terms: list[str], confidences: list[floa
         if written:
             edits.append(TermEdit(d[i1:i2], span, [" ".join(w) for w in written],
                                   fuzz.ratio("".join(d[i1:i2]), "".join(span)), len(span) - sum(map(len, written)),
-                                  min(confidences[i1:i2]) if confidences is not None and i2 > i1 else None))
+                                  min(confidences[i1:i2]) if confidences is not None and i2 > i1 else None,
+                                  min(hinted_confidences[j1:j2]) if hinted_confidences is not None else None))
     return edits
 
 

@@ -130,6 +130,8 @@ def test_a_term_may_not_replace_words_the_draft_heard_surely():
     [edit] = term_edits(draft, hinted, terms, sure)
     assert edit.draft_words == ["rather", "stay", "in"] and edit.terms == ["atorvastatin"]
     assert edit.draft_confidence == pytest.approx(0.96)
+    assert edit.hinted_confidence is None
+    assert term_edits(draft, hinted, terms, sure, [0.9, 0.8, 0.2])[0].hinted_confidence == pytest.approx(0.2)
     assert acceptable(edit, max_confidence=1.01)  # looks alike: only the confidence tells
     assert not acceptable(edit, max_confidence=0.9)
     assert acceptable(term_edits(draft, hinted, terms, unsure)[0], max_confidence=0.9)
