@@ -73,21 +73,22 @@ class BridgeBackend:
 
         from engine.adapters import ADAPTER_BRIDGE, apply_adapter
 
-        if isinstance(self.model.lm, PeftModel):
+        had_lora = isinstance(self.model.lm, PeftModel)
+        if had_lora:
             self.model.lm = self.model.lm.unload()  # removes the LoRA layers, base weights untouched
-            self.decoding_lm = decoding_model(self.model.lm, self.decoder_precision)
         if self._bridge_swapped:
             self.model.bridge.load_state_dict(self.base_bridge)
             self._open_session(ensure_onnx(self.model, self.folder))
             self._bridge_swapped = False
-        if adapter is None:
-            return None
-        meta = apply_adapter(self.model, adapter, base_model_id)
-        self.model.lm.to(self.device)
-        self.decoding_lm = decoding_model(self.model.lm, self.decoder_precision)
-        if (Path(adapter) / ADAPTER_BRIDGE).is_file():  # its own graph, beside its bridge
-            self._bridge_swapped = True
-            self._open_session(ensure_onnx(self.model, adapter))
+        meta = None
+        if adapter is not None:
+            meta = apply_adapter(self.model, adapter, base_model_id)
+            self.model.lm.to(self.device)
+            if (Path(adapter) / ADAPTER_BRIDGE).is_file():  # its own graph, beside its bridge
+                self._bridge_swapped = True
+                self._open_session(ensure_onnx(self.model, adapter))
+        if had_lora or adapter is not None:  # one new decoding copy per swap (int8: quantising takes seconds)
+            self.decoding_lm = decoding_model(self.model.lm, self.decoder_precision)
         return meta
 
     def speech(self, audio: np.ndarray) -> np.ndarray:

@@ -63,19 +63,22 @@ def ensure_graph(module: nn.Module, folder: str | Path, fingerprint: str, exampl
     """The folder's ONNX graph of `module`, exported again if missing or made from other weights.
 
     `fingerprint` identifies what the graph was made from (a hash of its weights); it is
-    stored beside the graph so a changed model is never run through a stale one.
+    stored beside the graph, with the graph's output names, so a changed model is never run
+    through a stale graph, nor a graph made before an output was added (graphs without the
+    names in their record had only "embeddings").
     """
     folder = Path(folder)
     onnx_path, meta_path = folder / ONNX_NAME, folder / ONNX_META
     if onnx_path.is_file() and meta_path.is_file():
         try:
-            if json.loads(meta_path.read_text()).get("fingerprint") == fingerprint:
+            meta = json.loads(meta_path.read_text())
+            if meta.get("fingerprint") == fingerprint and meta.get("outputs", ["embeddings"]) == list(outputs):
                 return onnx_path
         except (json.JSONDecodeError, OSError):
             pass
-        log.info("encoder weights changed: exporting the ONNX graph again")
+        log.info("encoder weights or graph outputs changed: exporting the ONNX graph again")
     export_graph(module, example, onnx_path, time_axis, outputs)
-    atomic_write_text(meta_path, json.dumps({"fingerprint": fingerprint, "opset": OPSET,
+    atomic_write_text(meta_path, json.dumps({"fingerprint": fingerprint, "outputs": list(outputs), "opset": OPSET,
                                              "torch": torch.__version__}, indent=2))
     return onnx_path
 

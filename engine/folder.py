@@ -100,8 +100,6 @@ def graph_fingerprint(model: SpeechLM) -> str:
     h = hashlib.sha256()
     h.update(json.dumps({"encoder": model.config.encoder.__dict__, "bridge": model.config.bridge.__dict__},
                         sort_keys=True, default=str).encode())
-    if model.config.bridge.kind == "ctc":  # graphs made before they returned the CTC log-probs are stale
-        h.update(b"outputs: embeddings, ctc_logprobs")
     for prefix, module in (("encoder", model.encoder), ("bridge", model.bridge)):
         for name, t in sorted(module.state_dict(keep_vars=False).items()):
             h.update(f"{prefix}.{name}{tuple(t.shape)}".encode())

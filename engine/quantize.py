@@ -7,7 +7,8 @@ weights are a quarter of that. Measured in docs/whisper_backend.md and docs/defa
 
 `int8_copy` shares everything but the Linear layers with the model it copies (embeddings,
 norms, config), so the copy costs a quarter of the linear weights, and the fp32 model stays
-as it was: adapters are applied to it and the copy is made again.
+as it was: an adapter is applied to it and the copy made again. (The Whisper backend then
+lets its fp32 decoder go and reads it again from disk for the next adapter.)
 """
 
 from __future__ import annotations

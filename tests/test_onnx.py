@@ -73,3 +73,33 @@ def test_other_hubert_family_encoders_export_and_round_trip(tmp_path, enc):
     with torch.no_grad():
         expected = m.speech_embeddings(torch.from_numpy(x)).numpy()
     assert np.abs(run_session(session, x) - expected).max() < 1e-3
+
+
+def test_a_ctc_graph_from_before_its_second_output_is_exported_again(tmp_path):
+    """Graphs made before a ctc bridge's graph returned its CTC log-probabilities recorded no
+    output names: same weights, but the graph is stale and is made again."""
+    model = tiny_model("hubert", "ctc", "gpt2")
+    folder = save_model(model, tmp_path / "m")
+    path = ensure_onnx(model, folder)
+    assert len(create_session(path, "cpu")[0].get_outputs()) == 2
+    meta = json.loads((folder / ONNX_META).read_text())
+    assert meta["outputs"] == ["embeddings", "ctc_logprobs"]
+    stamp = path.stat().st_mtime_ns
+    assert ensure_onnx(model, folder).stat().st_mtime_ns == stamp  # fresh: not made again
+    from engine.export import EncoderBridgeGraph, _example_input, _time_axis, export_graph
+
+    class EmbeddingsOnly(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.graph = EncoderBridgeGraph(m)
+
+        def forward(self, x):
+            return self.graph(x)[0]
+
+    export_graph(EmbeddingsOnly(model), _example_input(model), path, _time_axis(model))  # the old graph
+    del meta["outputs"]
+    (folder / ONNX_META).write_text(json.dumps(meta))
+    assert len(create_session(path, "cpu")[0].get_outputs()) == 1
+    ensure_onnx(model, folder)
+    assert len(create_session(path, "cpu")[0].get_outputs()) == 2
+    assert json.loads((folder / ONNX_META).read_text())["outputs"] == ["embeddings", "ctc_logprobs"]
