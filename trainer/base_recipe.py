@@ -125,6 +125,46 @@ def ctc_vocabulary(tokenizer, texts: list[str]) -> list[int]:
     return sorted(ids)
 
 
+SPLIT_SHARE = 0.15  # of the single-token words of 4+ letters, spelled in two pieces
+
+
+def split_words(tokenizer, ids: list[int], rng: random.Random, share: float = SPLIT_SHARE,
+                allowed: set[int] | None = None) -> list[int]:
+    """The same text in other tokens: some whole-word tokens cut in two at a random letter.
+
+    Why: a head that only ever saw a word as its one BPE token cannot write a word it never
+    heard (a name, a rare word), since it never learned the pieces. Spelling some known
+    words in pieces teaches it to (BPE-dropout, done on words). The decoded text is
+    unchanged. With `allowed`, only cuts whose pieces are all in it are made.
+    """
+    out: list[int] = []
+    for t in ids:
+        word = tokenizer.decode([t])
+        core = word.lstrip(" ")
+        if len(core) >= 4 and core.isalpha() and rng.random() < share:
+            cut = len(word) - len(core) + rng.randint(2, len(core) - 2)
+            pieces = tokenizer.encode(word[:cut], add_special_tokens=False) + \
+                tokenizer.encode(word[cut:], add_special_tokens=False)
+            if tokenizer.decode(pieces) == word and (allowed is None or all(p in allowed for p in pieces)):
+                out.extend(pieces)
+                continue
+        out.append(t)
+    return out
+
+
+def grown_vocabulary(shipped: list[int], tokenizer, texts: list[str], seed: int = 0) -> list[int]:
+    """The shipped head's labels first (so its rows keep their places), then every other
+    token the corpus uses, whole or as split_words pieces."""
+    rng = random.Random(seed)
+    ids: set[int] = set()
+    for t in texts:
+        whole = tokenizer.encode(t, add_special_tokens=False)
+        ids.update(whole)
+        ids.update(split_words(tokenizer, whole, rng, share=0.5))
+    have = set(shipped)
+    return list(shipped) + sorted(ids - have)
+
+
 def ctc_bridge_config(token_ids: list[int]) -> BridgeConfig:
     """The default model's ctc bridge: stride-4 convolutions, 3 transformer blocks (d 256),
     a CTC head over the corpus's LM tokens and posterior-weighted LM embeddings."""
@@ -144,7 +184,7 @@ def ensure_lm(work: Path, lm_name: str = "smollm2") -> Path:
 
 
 def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, batch_size: int = 16,
-                   lr: float = 1e-3, eval_every: int = 500, device: str = "cpu", log=print) -> None:
+                   lr: float = 1e-3, eval_every: int = 500, device: str = "cpu", log=print, ship: bool = True) -> None:
     """Stage 2: CTC over LM tokens on precomputed frames; resumes from `work/ctc/ckpt.pt`."""
     from transformers import AutoTokenizer
 
@@ -160,11 +200,9 @@ def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, 
     vocab_file = stage / "vocab.json"
     if vocab_file.is_file():
         token_ids = json.loads(vocab_file.read_text())
-    elif (SHIPPED / "ctc_vocab.json").is_file():  # keep the shipped head's labels (others are dropped)
-        token_ids = json.loads((SHIPPED / "ctc_vocab.json").read_text())
-        vocab_file.write_text(json.dumps(token_ids))
-    else:
-        token_ids = ctc_vocabulary(tokenizer, [t for _, t in train])
+    else:  # the shipped head's labels, grown by this corpus's tokens
+        shipped = json.loads((SHIPPED / "ctc_vocab.json").read_text()) if (SHIPPED / "ctc_vocab.json").is_file() else []
+        token_ids = grown_vocabulary(shipped, tokenizer, [t for _, t in train])
         vocab_file.write_text(json.dumps(token_ids))
     from transformers import AutoConfig
 
@@ -186,20 +224,22 @@ def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, 
     rng = random.Random(0)
     if rng_state is not None:
         rng.setstate(rng_state)
-    total_steps = 200_000
     dev_eval = lambda: _log_eval(stage, head, tokenizer, token_ids, dev, error_rates, step, losses, log)  # noqa
-    warmup = 500
-    sched = lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total_steps)))  # noqa
-    deadline = time.time() + 60 * minutes
-    labels_of = [head.labels_for(torch.as_tensor(tokenizer.encode(t, add_special_tokens=False), device=device))
-                 for _, t in train]
+    started = time.time()
+    deadline = started + 60 * minutes
+    sched = run_schedule(started, deadline)
+    allowed = set(token_ids)
+    split_rng = random.Random(1)
+    labels_of = [head.labels_for(torch.as_tensor(
+        split_words(tokenizer, tokenizer.encode(t, add_special_tokens=False), split_rng, allowed=allowed),
+        device=device)) for _, t in train]
     head.train()
     losses = []
     while time.time() < deadline:
         idx = [rng.randrange(len(train)) for _ in range(batch_size)]
         frames = [train[i][0].to(device).float() for i in idx]
         lengths = [f.shape[0] for f in frames]
-        padded = torch.nn.utils.rnn.pad_sequence(frames, batch_first=True)
+        padded = spec_augment(torch.nn.utils.rnn.pad_sequence(frames, batch_first=True), rng, lengths)
         _, logits = head.frame_states(padded, lengths)
         out_lengths = torch.as_tensor([head.output_length(n) for n in lengths])
         targets = [labels_of[i] for i in idx]
@@ -207,7 +247,7 @@ def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, 
                                             out_lengths, torch.as_tensor([len(t) for t in targets]),
                                             blank=0, zero_infinity=True)
         for g in opt.param_groups:
-            g["lr"] = lr * sched(step)
+            g["lr"] = lr * sched(step, time.time())
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
@@ -224,7 +264,18 @@ def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, 
     if step not in logged:  # every stopping point gets its dev WER
         dev_eval()
     _save(ckpt, head, opt, step, rng)
-    ship_ctc_head(stage, head, step)
+    if ship:
+        ship_ctc_head(stage, head, step)
+
+
+def run_schedule(started: float, deadline: float, warmup: int = 500, floor: float = 0.1):
+    """Learning-rate factor for a run that ends at `deadline`: warm-up over the first steps
+    of a fresh head, then a cosine to `floor` over this run's time (not its steps, which a
+    shared CPU makes unpredictable). A resumed run starts its own cosine from the top."""
+    def factor(step: int, now: float) -> float:
+        done = min(1.0, max(0.0, (now - started) / max(1e-9, deadline - started)))
+        return min(1.0, (step + 1) / warmup) * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * done)))
+    return factor
 
 
 def _log_eval(stage, head, tokenizer, token_ids, dev, error_rates, step, losses, log) -> None:
@@ -264,13 +315,44 @@ def _load_shipped(head, token_ids: list[int]) -> int:
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    if json.loads((SHIPPED / "ctc_vocab.json").read_text()) != token_ids:
+    shipped = json.loads((SHIPPED / "ctc_vocab.json").read_text())
+    if token_ids[:len(shipped)] != shipped:
         raise SystemExit(f"{SHIPPED}: the shipped CTC head was trained on another token vocabulary")
     device = next(head.parameters()).device
     path = shipped_head()
-    head.load_state_dict({k: v.float().to(device) for k, v in load_file(path).items()})
+    state = {k: v.float().to(device) for k, v in load_file(path).items()}
+    n = state["head.bias"].shape[0]  # blank + the shipped labels; labels added since start unlikely
+    weight, bias = head.head.weight.detach().clone(), head.head.bias.detach().clone()
+    weight[:n], bias[:n] = state["head.weight"], state["head.bias"]
+    weight[n:] = state["head.weight"][1:].mean(0) + 0.01 * torch.randn_like(weight[n:])
+    bias[n:] = state["head.bias"][1:].mean() - 2.0
+    state["head.weight"], state["head.bias"] = weight, bias
+    head.load_state_dict(state)
     with safe_open(path, "pt") as f:
         return int((f.metadata() or {}).get("step", 0))
+
+
+def spec_augment(frames: torch.Tensor, rng: random.Random, lengths: list[int] | None = None, time_masks: int = 2,
+                 max_time: int = 12, channel_masks: int = 2, max_channels: int = 48) -> torch.Tensor:
+    """SpecAugment on encoder frames (B, T, C): zeroed spans of time and of channels.
+
+    Why: the head memorised the corpus (train loss 0.04, dev stalled); masking the frames
+    it reads makes each pass over a clip a little different and forces it to use context.
+    Time spans are up to 12 frames (0.24 s at 50 frames/s) per 5 s of audio.
+    """
+    x = frames.clone()
+    b, _, c = x.shape
+    for i in range(b):
+        t = lengths[i] if lengths else x.shape[1]
+        for _ in range(time_masks * max(1, t // 250)):
+            w = rng.randint(0, max_time)
+            s = rng.randint(0, max(0, t - w))
+            x[i, s:s + w] = 0
+        for _ in range(channel_masks):
+            w = rng.randint(0, max_channels)
+            s = rng.randint(0, c - w)
+            x[i, :t, s:s + w] = 0
+    return x
 
 
 def _save(path: Path, head, opt, step: int, rng: random.Random) -> None:
@@ -308,9 +390,40 @@ def ship_lm_stage(final: Path) -> None:
             (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
 
 
+def head_into_model(work: Path, out: Path, shipped_model: Path = SHIPPED / "model") -> Path:
+    """A model folder like resources/default/model whose bridge is stage 2's latest head.
+
+    Why: stage 3 (bridge + LoRA with the LM) needs a GPU to train well; a head retrained on
+    a CPU can still replace the shipped bridge, its LM reading the new head's posterior-
+    weighted embeddings through the shipped LoRA. The shipped figures are dropped: they
+    belong to the old bridge and are measured again (bench/default_model.py --record).
+    """
+    import shutil
+
+    from safetensors.torch import save_file
+
+    from engine.config import ModelConfig
+    from engine.files import atomic_dir
+    from engine.folder import BRIDGE_WEIGHTS
+
+    state = torch.load(work / "ctc" / "ckpt.pt", weights_only=False, map_location="cpu")
+    token_ids = json.loads((work / "ctc" / "vocab.json").read_text())
+    config = ModelConfig.load(shipped_model)
+    config.bridge = ctc_bridge_config(token_ids)
+    config.metrics = {}
+    with atomic_dir(out) as tmp:
+        shutil.copytree(shipped_model / "lora", tmp / "lora")
+        save_file({k: v.detach().half().contiguous() for k, v in state["head"].items()}, tmp / BRIDGE_WEIGHTS,
+                  metadata={"step": str(state["step"])})
+        log = [json.loads(line) for line in (work / "ctc" / "log.jsonl").read_text().splitlines()]
+        (tmp / "log.jsonl").write_text("\n".join(json.dumps(e) for e in log) + "\n")
+        config.save(tmp)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=("features", "ctc", "lm", "ship"))
+    p.add_argument("stage", choices=("features", "ctc", "lm", "ship", "swap-head"))
     p.add_argument("--corpus", type=Path, default=Path("data/corpus"))
     p.add_argument("--work", type=Path, default=Path("data/base"))
     p.add_argument("--encoder", default="whisper-base")
@@ -318,6 +431,10 @@ def main() -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when there is one), cpu or cuda")
     p.add_argument("--batch-size", type=int, default=None, help="default: 16 (ctc), 32 (lm)")
     p.add_argument("--workers", type=int, default=0, help="audio-loading processes for features")
+    p.add_argument("--no-ship", action="store_true",
+                   help="ctc: leave resources/ alone (by default the head is copied there after the run)")
+    p.add_argument("--model-dir", type=Path, default=None,
+                   help="ship: the model folder to copy into resources/ (default WORK/lm/final; swap-head writes WORK/ctc/model)")
     p.add_argument("--dev", type=Path, default=None, help="real-speech dev.tsv, reported (never tuned on) in lm")
     args = p.parse_args()
     from engine.runtime import quiet_libraries
@@ -329,14 +446,18 @@ def main() -> None:
         extract_features(args.corpus, args.work, args.encoder, device=device, workers=args.workers,
                          progress=lambda split, n, total: say(f"{split}: {n}/{total}"))
     elif args.stage == "ctc":
-        train_ctc_head(args.work, minutes=args.minutes, batch_size=args.batch_size or 16, device=device, log=say)
+        train_ctc_head(args.work, minutes=args.minutes, batch_size=args.batch_size or 16, device=device, log=say,
+                       ship=not args.no_ship)
     elif args.stage == "lm":
         from trainer.base_lm import train_lm_stage
 
         say(f"stage 3 written to {train_lm_stage(args.work, args.minutes, device, args.batch_size or 32, dev_tsv=args.dev, log=say)}")
+    elif args.stage == "swap-head":
+        say(f"model with the stage-2 head written to {head_into_model(args.work, args.work / 'ctc' / 'model')}")
     else:
-        ship_lm_stage(args.work / "lm" / "final")
-        say(f"copied {args.work / 'lm' / 'final'} into {SHIPPED / 'model'}")
+        source = args.model_dir or args.work / "lm" / "final"
+        ship_lm_stage(source)
+        say(f"copied {source} into {SHIPPED / 'model'}")
 
 
 if __name__ == "__main__":

