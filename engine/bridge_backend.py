@@ -21,7 +21,7 @@ import torch
 
 from engine.config import ModelConfig
 from engine.ctc_prefix import CTCPrefixScorer
-from engine.decode import CTCGuide, Decoded, beam_search, find_repeat, greedy
+from engine.decode import CTCGuide, Decoded, beam_search, find_repeat, greedy, joint_beam_search
 from engine.encoder import encoder_inputs, min_input_samples
 from engine.export import ensure_onnx
 from engine.folder import load_model
@@ -119,14 +119,17 @@ class BridgeBackend:
         limits = [self.max_new_tokens(len(c) / 16000) for c in clips]
         eos = self.model.tokenizer.eos_token_id
         d = self.config.decode
-        if beam_size > 1:
+        guide = None
+        if d.ctc_weight > 0 and all(len(o) > 1 for o in outputs):
+            guide = CTCGuide([CTCPrefixScorer(o[1]) for o in outputs],
+                             self.model.bridge.token_to_label.cpu().numpy(), d.ctc_weight)
+        if beam_size > 1 and guide is not None:
+            decoded = [joint_beam_search(self.decoding_lm, lm_in, limits[0], eos, guide, beam_size,
+                                         d.min_new_tokens, d.max_repeats)]
+        elif beam_size > 1:
             decoded = [beam_search(self.decoding_lm, lm_in, limits[0], eos, beam_size, d.min_new_tokens,
                                    d.length_penalty, d.max_repeats)]
         else:
-            guide = None
-            if d.ctc_weight > 0 and all(len(o) > 1 for o in outputs):
-                guide = CTCGuide([CTCPrefixScorer(o[1]) for o in outputs],
-                                 self.model.bridge.token_to_label.cpu().numpy(), d.ctc_weight)
             decoded = greedy(self.decoding_lm, lm_in, limits, eos, d.min_new_tokens, d.max_repeats, guide)
         for x in decoded:
             if "dropped-repetition" not in x.flags:

@@ -8,6 +8,7 @@ at eos, at `max_new_tokens`, or when the output starts looping (an n-gram repeat
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -81,22 +82,32 @@ class CTCGuide:
         known = np.nonzero(self.token_to_label > 0)[0]
         self.label_to_token[self.token_to_label[known]] = known
 
-    def choose(self, i: int, logp: torch.Tensor, eos_id: int, allow_eos: bool) -> int:
-        scorer = self.scorers[i]
+    def candidates(self, scorer, logp: torch.Tensor):
+        """The tokens worth scoring after `scorer`'s prefix, their joint score changes, and
+        the CTC states (prefix scores, ending_label, ending_blank) to advance with."""
         start = scorer.start_frame()
         top = logp.topk(min(self.lm_candidates, logp.shape[-1])).indices.cpu().numpy()
         tokens = np.union1d(top, self.label_to_token[scorer.likely_labels(start)])
         tokens = tokens[self.token_to_label[tokens] > 0]
         if len(tokens) == 0:
-            return int(logp.argmax())
+            return tokens, np.zeros(0), None
         lm = logp.float().cpu().numpy()
-        prefix, ending_label, ending_blank = scorer.extend(self.token_to_label[tokens], start)
-        total = (1 - self.weight) * lm[tokens] + self.weight * (prefix - scorer.score)
+        states = scorer.extend(self.token_to_label[tokens], start)
+        return tokens, (1 - self.weight) * lm[tokens] + self.weight * (states[0] - scorer.score), states
+
+    def end_score(self, scorer, logp: torch.Tensor, eos_id: int) -> float:
+        """The joint score change of ending the transcript after `scorer`'s prefix."""
+        return (1 - self.weight) * float(logp[eos_id]) + self.weight * (scorer.final_score() - scorer.score)
+
+    def choose(self, i: int, logp: torch.Tensor, eos_id: int, allow_eos: bool) -> int:
+        scorer = self.scorers[i]
+        tokens, total, states = self.candidates(scorer, logp)
+        if len(tokens) == 0:
+            return int(logp.argmax())
         best = int(total.argmax())
-        if allow_eos:
-            end = (1 - self.weight) * lm[eos_id] + self.weight * (scorer.final_score() - scorer.score)
-            if end >= total[best]:
-                return eos_id
+        if allow_eos and self.end_score(scorer, logp, eos_id) >= total[best]:
+            return eos_id
+        prefix, ending_label, ending_blank = states
         scorer.advance(self.token_to_label[tokens[best]], prefix[best], ending_label[:, best], ending_blank[:, best])
         return int(tokens[best])
 
@@ -203,3 +214,68 @@ def beam_search(lm, inputs: LMInputs, max_new_tokens: int, eos_id: int, beam_siz
         toks, lps = beams[0]
         return Decoded(toks, lps)
     return max(finished, key=lambda x: x[0])[1]
+
+
+@torch.no_grad()
+def joint_beam_search(lm, inputs: LMInputs, max_new_tokens: int, eos_id: int, guide: CTCGuide,
+                      beam_size: int = 4, min_new_tokens: int = 1, max_repeats: int = 4) -> Decoded:
+    """Beam search for one segment scored as CTCGuide scores a greedy step: the sum over the
+    transcript of (1 - w) x LM log-prob + w x the change in CTC prefix log-prob, which is
+    (1 - w) x the LM's log-prob of the transcript + w x its CTC prefix log-prob.
+
+    Why beams: a greedy step commits to a token the CTC head and LM half agree on; keeping
+    a few alternatives lets the next frames decide. Both terms only fall as a transcript
+    grows, so once the best ended transcript scores above every live beam, search stops.
+    Each beam carries its own CTC prefix state (copied on a branch, as a beam's KV cache is).
+    """
+    assert inputs.embeds.shape[0] == 1, "beam search decodes one segment at a time"
+    logp, cache = _step(lm, inputs.embeds, inputs.attention_mask, inputs.position_ids, None)
+    embed = lm.get_input_embeddings()
+    beams = [(0.0, Decoded([], []), guide.scorers[0])]
+    finished: list[tuple[float, Decoded]] = []
+    mask = inputs.attention_mask
+    pos = inputs.position_ids[:, -1:] + 1
+    for step in range(max_new_tokens):
+        options = []  # (score, beam index, token, candidate column, states)
+        for b, (score, dec, scorer) in enumerate(beams):
+            if step >= min_new_tokens:
+                finished.append((score + guide.end_score(scorer, logp[b], eos_id), dec))
+            tokens, delta, states = guide.candidates(scorer, logp[b])
+            for j in np.argsort(-delta)[:beam_size]:
+                options.append((score + float(delta[j]), b, int(tokens[j]), int(j), states))
+        options.sort(key=lambda o: -o[0])
+        new_beams, sources, next_tokens = [], [], []
+        for score, b, tok, j, (prefix, ending_label, ending_blank) in options:
+            if len(new_beams) == beam_size:
+                break
+            parent = beams[b][1]
+            cand = Decoded(parent.tokens + [tok], parent.logprobs + [float(logp[b, tok])])
+            child = copy.copy(beams[b][2])
+            child.advance(guide.token_to_label[tok], prefix[j], ending_label[:, j], ending_blank[:, j])
+            if _cut_loop(cand, max_repeats):
+                finished.append((score + guide.end_score(child, logp[b], eos_id), cand))
+                continue
+            new_beams.append((score, cand, child))
+            sources.append(b)
+            next_tokens.append(tok)
+        best_done = max((f[0] for f in finished), default=-float("inf"))
+        if not new_beams or best_done >= new_beams[0][0]:
+            break
+        beams = new_beams
+        src_idx = torch.tensor(sources)
+        if step == 0:
+            cache.batch_repeat_interleave(len(sources))
+            mask = mask.expand(len(sources), -1)
+            pos = pos.expand(len(sources), -1)
+        else:
+            cache.reorder_cache(src_idx)
+        mask = torch.cat([mask[: len(sources)], mask.new_ones(len(sources), 1)], dim=1)
+        pos = pos[: len(sources)]
+        logp, cache = _step(lm, embed(torch.tensor(next_tokens)[:, None]), mask, pos, cache)
+        pos = pos + 1
+    else:
+        for score, dec, _ in beams:
+            finished.append((score, Decoded(dec.tokens, dec.logprobs, ["max-length"])))
+    if not finished:  # no beam had a token the CTC head can write
+        return beams[0][1]
+    return max(finished, key=lambda f: f[0])[1]

@@ -125,3 +125,41 @@ def test_skipping_frames_where_the_prefix_cannot_end_changes_nothing_that_matter
         assert np.allclose(pruned[lab - 1], full[lab - 1], atol=1e-6)
         s.advance(lab, pruned[lab - 1], el[:, lab - 1], eb[:, lab - 1])
     assert s.start_frame() > 0  # "3 5 2 7" cannot have ended in the first frames: they are skipped
+
+
+def _joint_score(tokens, lm_logprobs, logp, token_to_label, weight):
+    scorer = CTCPrefixScorer(logp)
+    labels = [int(token_to_label[t]) for t in tokens]
+    for lab in labels:
+        prefix, el, eb = scorer.extend(np.array([lab]), 0)
+        scorer.advance(lab, prefix[0], el[:, 0], eb[:, 0])
+    return (1 - weight) * sum(lm_logprobs) + weight * scorer.final_score()
+
+
+def test_joint_beam_search_equals_greedy_with_one_beam_and_finds_an_ambiguous_word():
+    """Frames where two labels are equally likely: greedy commits on the LM's whim; a beam
+    keeps both and scores whole transcripts (LM + CTC), never worse than greedy's here."""
+    from engine.decode import CTCGuide, greedy, joint_beam_search
+    from tests.helpers import tiny_model
+
+    m = tiny_model("hubert", "ctc", "gpt2").eval()
+    token_to_label = m.bridge.token_to_label.numpy()
+    n_labels = m.bridge.n_labels
+    rows = []
+    for options in ([7], [12, 20], [9], [15, 11]):
+        row = np.full(n_labels, -12.0)
+        for tok in options:
+            row[token_to_label[tok]] = 0.0
+        rows += [row, np.where(np.arange(n_labels) == 0, 0.0, -12.0)]
+    logp = np.array(rows) - np.logaddexp.reduce(np.array(rows), axis=1, keepdims=True)
+    lm_in, _ = m.lm_inputs([torch.randn(4, m.lm.config.n_embd)])
+    eos = m.tokenizer.eos_token_id
+    guide = lambda: CTCGuide([CTCPrefixScorer(logp)], token_to_label, weight=0.8)  # noqa: E731
+    g = greedy(m.lm, lm_in, [10], eos, min_new_tokens=1, ctc=guide())[0]
+    b1 = joint_beam_search(m.lm, lm_in, 10, eos, guide(), beam_size=1)
+    b4 = joint_beam_search(m.lm, lm_in, 10, eos, guide(), beam_size=4)
+    assert b1.tokens == g.tokens
+    assert len(b4.tokens) == 4 and b4.tokens[0] == 7 and b4.tokens[2] == 9
+    assert b4.tokens[1] in (12, 20) and b4.tokens[3] in (15, 11)
+    score = lambda d: _joint_score(d.tokens, d.logprobs, logp, token_to_label, 0.8)  # noqa: E731
+    assert score(b4) >= score(g) - 1e-6
