@@ -2,9 +2,9 @@
 synthetic held-out clips, never on the real-speech dev set.
 
     .venv/bin/python bench/ctc_weight.py --model steno-default-en \
-        --manifest data/corpus/test.tsv --rows 200:300 --weights 0 0.5 0.7 0.85 1
+        --manifest data/corpus/test.tsv --rows 200:300 --weights 0 0.5 0.7 0.85 1 [--beams 1 4]
 
-One Transcriber, one pass over the clips per weight; prints WER/CER per weight. Rows
+One Transcriber, one pass over the clips per weight and beam size; prints WER/CER/RTF. Rows
 0-199 of the corpus's test split are the training recipe's dev set (they chose the
 checkpoint), so the default range is the next 100.
 """
@@ -25,6 +25,7 @@ def main() -> None:
     p.add_argument("--manifest", type=Path, default=ROOT / "data/corpus/test.tsv")
     p.add_argument("--rows", default="200:300", help="a:b, the manifest lines to use")
     p.add_argument("--weights", type=float, nargs="+", default=[0.0, 0.5, 0.7, 0.85, 1.0])
+    p.add_argument("--beams", type=int, nargs="+", default=[1], help="beam sizes (1 = greedy)")
     p.add_argument("--precision", choices=("int8", "fp32"), default=None)
     args = p.parse_args()
     from engine.evaluate import evaluate, read_manifest
@@ -36,11 +37,14 @@ def main() -> None:
     items = read_manifest(args.manifest)[a:b]
     tr = Transcriber(args.model, device="cpu", precision=args.precision)
     print(f"{tr.name}: {len(items)} clips of {args.manifest} (rows {a}-{b - 1})")
-    print("| ctc weight | WER | CER |\n|---|---|---|")
-    for w in args.weights:
-        tr.backend.config.decode.ctc_weight = w
-        report = evaluate(items, transcriber=tr)
-        print(f"| {w:g} | {100 * report.wer:.1f}% | {100 * report.cer:.1f}% |", flush=True)
+    print("| ctc weight | beam | WER | CER | RTF |\n|---|---|---|---|---|")
+    for beam in args.beams:
+        for w in args.weights:
+            tr.backend.config.decode.ctc_weight = w
+            tr.beam_size = beam
+            report = evaluate(items, transcriber=tr)
+            print(f"| {w:g} | {beam} | {100 * report.wer:.1f}% | {100 * report.cer:.1f}% | {report.rtf:.3f} |",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -225,7 +225,7 @@ def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, 
     if rng_state is not None:
         rng.setstate(rng_state)
     dev_eval = lambda: _log_eval(stage, head, tokenizer, token_ids, dev, error_rates, step, losses, log)  # noqa
-    started = time.time()
+    started, first = time.time(), step
     deadline = started + 60 * minutes
     sched = run_schedule(started, deadline)
     allowed = set(token_ids)
@@ -254,6 +254,9 @@ def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, 
         opt.step()
         step += 1
         losses.append(loss.item())
+        if step % 100 == 0:  # progress: the run ends at its deadline, so the ETA is the time left
+            log(f"step {step} loss {np.mean(losses[-100:]):.3f} lr {opt.param_groups[0]['lr']:.2e} "
+                f"{(time.time() - started) / max(1, step - first):.2f} s/step, {(deadline - time.time()) / 60:.0f} min left")
         if step % eval_every == 0:
             dev_eval()
             losses = []
