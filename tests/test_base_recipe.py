@@ -75,3 +75,45 @@ def test_batched_compression_equals_each_clip_compressed_alone():
             alone = (assign @ vectors[i, :n]) / assign.sum(-1, keepdim=True)
             torch.testing.assert_close(batched[i], alone)
     assert batched[1].shape[0] == 1
+
+
+def test_a_retrained_head_replaces_the_shipped_bridge_and_its_vocabulary(tmp_path, monkeypatch):
+    """swap-head builds a model folder from stage 2's checkpoint and the shipped LoRA; shipping
+    it moves the shipped CTC vocabulary along and drops a head trained on the old one."""
+    import json
+
+    from safetensors.torch import load_file
+
+    from engine.config import ModelConfig
+    from trainer import base_recipe
+    from tests.helpers import tiny_model
+
+    shipped = tmp_path / "resources"
+    model_dir = shipped / "model"
+    m = tiny_model("hubert", "ctc", "gpt2")
+    (model_dir / "lora").mkdir(parents=True)
+    (model_dir / "lora" / "adapter_config.json").write_text("{}")
+    m.config.metrics = {"dev_wer": 0.3}
+    m.config.save(model_dir)
+    (shipped / "ctc_vocab.json").write_text(json.dumps([1, 2, 3]))
+    (shipped / "ctc_head.safetensors").write_bytes(b"old head")
+    work = tmp_path / "work"
+    (work / "ctc").mkdir(parents=True)
+    token_ids = list(range(10, 30))
+    head = CTCBridge(base_recipe.ctc_bridge_config(token_ids), 16, 24, 64)
+    torch.save({"head": head.state_dict(), "step": 7}, work / "ctc" / "ckpt.pt")
+    (work / "ctc" / "vocab.json").write_text(json.dumps(token_ids))
+    (work / "ctc" / "log.jsonl").write_text('{"step": 7}\n')
+
+    out = base_recipe.head_into_model(work, work / "ctc" / "model", model_dir)
+    config = ModelConfig.load(out)
+    assert config.bridge.ctc_token_ids == token_ids and config.metrics == {}
+    assert config.prompt == m.config.prompt and (out / "lora" / "adapter_config.json").is_file()
+    saved = load_file(out / "bridge.safetensors")
+    torch.testing.assert_close(saved["head.weight"].float(), head.state_dict()["head.weight"], atol=1e-3, rtol=1e-3)
+
+    monkeypatch.setattr(base_recipe, "SHIPPED", shipped)
+    base_recipe.ship_lm_stage(out)
+    assert json.loads((shipped / "ctc_vocab.json").read_text()) == token_ids
+    assert not (shipped / "ctc_head.safetensors").exists()
+    assert ModelConfig.load(model_dir).bridge.ctc_token_ids == token_ids

@@ -299,9 +299,13 @@ def ship_ctc_head(stage: Path, head, step: int) -> None:
     save_file({k: v.detach().cpu().half().contiguous() for k, v in head.state_dict().items()},
               SHIPPED / "ctc_head.safetensors", metadata={"step": str(step)})
     (SHIPPED / "ctc_vocab.json").write_bytes((stage / "vocab.json").read_bytes())
-    shipped_log = SHIPPED / "ctc_log.jsonl"  # the history of every session, not only this one
+    append_log(stage / "log.jsonl", SHIPPED / "ctc_log.jsonl")
+
+
+def append_log(source: Path, shipped_log: Path) -> None:
+    """Add a run's log lines to the shipped log: the history of every session, not only this one."""
     lines = shipped_log.read_text().splitlines() if shipped_log.is_file() else []
-    lines += [line for line in (stage / "log.jsonl").read_text().splitlines() if line not in lines]
+    lines += [line for line in source.read_text().splitlines() if line not in lines]
     shipped_log.write_text("\n".join(lines) + "\n")
 
 
@@ -391,6 +395,11 @@ def ship_lm_stage(final: Path) -> None:
     with atomic_dir(SHIPPED / "model") as tmp:
         for item in final.iterdir():
             (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
+    # the next stage-2 run warm-starts from this bridge, so the shipped vocabulary follows it
+    token_ids = json.loads((final / "steno.json").read_text())["bridge"]["ctc_token_ids"]
+    if (SHIPPED / "ctc_vocab.json").is_file() and json.loads((SHIPPED / "ctc_vocab.json").read_text()) != token_ids:
+        (SHIPPED / "ctc_head.safetensors").unlink(missing_ok=True)  # a head for the old vocabulary
+    (SHIPPED / "ctc_vocab.json").write_text(json.dumps(token_ids))
 
 
 def head_into_model(work: Path, out: Path, shipped_model: Path = SHIPPED / "model") -> Path:
@@ -460,6 +469,8 @@ def main() -> None:
     else:
         source = args.model_dir or args.work / "lm" / "final"
         ship_lm_stage(source)
+        if (args.work / "ctc" / "log.jsonl").is_file():  # the stage-2 history travels with it
+            append_log(args.work / "ctc" / "log.jsonl", SHIPPED / "ctc_log.jsonl")
         say(f"copied {source} into {SHIPPED / 'model'}")
 
 
