@@ -402,7 +402,7 @@ def ship_lm_stage(final: Path) -> None:
     (SHIPPED / "ctc_vocab.json").write_text(json.dumps(token_ids))
 
 
-def head_into_model(work: Path, out: Path, shipped_model: Path = SHIPPED / "model") -> Path:
+def head_into_model(work: Path, out: Path, shipped_model: Path = SHIPPED / "model", beam_size: int | None = None) -> Path:
     """A model folder like resources/default/model whose bridge is stage 2's latest head.
 
     Why: stage 3 (bridge + LoRA with the LM) needs a GPU to train well; a head retrained on
@@ -423,6 +423,8 @@ def head_into_model(work: Path, out: Path, shipped_model: Path = SHIPPED / "mode
     config = ModelConfig.load(shipped_model)
     config.bridge = ctc_bridge_config(token_ids)
     config.metrics = {}
+    if beam_size:
+        config.decode.beam_size = beam_size
     with atomic_dir(out) as tmp:
         shutil.copytree(shipped_model / "lora", tmp / "lora")
         save_file({k: v.detach().half().contiguous() for k, v in state["head"].items()}, tmp / BRIDGE_WEIGHTS,
@@ -445,6 +447,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=0, help="audio-loading processes for features")
     p.add_argument("--no-ship", action="store_true",
                    help="ctc: leave resources/ alone (by default the head is copied there after the run)")
+    p.add_argument("--beam", type=int, default=None, help="swap-head: the model's default beam size")
     p.add_argument("--model-dir", type=Path, default=None,
                    help="ship: the model folder to copy into resources/ (default WORK/lm/final; swap-head writes WORK/ctc/model)")
     p.add_argument("--dev", type=Path, default=None, help="real-speech dev.tsv, reported (never tuned on) in lm")
@@ -465,7 +468,8 @@ def main() -> None:
 
         say(f"stage 3 written to {train_lm_stage(args.work, args.minutes, device, args.batch_size or 32, dev_tsv=args.dev, log=say)}")
     elif args.stage == "swap-head":
-        say(f"model with the stage-2 head written to {head_into_model(args.work, args.work / 'ctc' / 'model')}")
+        out = head_into_model(args.work, args.work / "ctc" / "model", beam_size=args.beam)
+        say(f"model with the stage-2 head written to {out}")
     else:
         source = args.model_dir or args.work / "lm" / "final"
         ship_lm_stage(source)
