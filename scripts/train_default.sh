@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
 # The default model's training, stage by stage; every stage resumes where it stopped.
 #   bash scripts/train_default.sh [MINUTES_FOR_CTC] [MINUTES_FOR_LM]   (logs in data/*.log)
+# Needs scripts/install_voices.sh first (TTS voices, piper, Debian prose).
+# On a CPU only, the LM stage is too slow to help: set MINUTES_FOR_LM to 0, and the retrained
+# CTC head replaces the shipped bridge under the shipped LoRA instead (session 5's route).
 # On a lent GPU use scripts/pack_for_gpu.py + scripts/gpu_stage3.sh instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
-$PY -m trainer.corpus --out data/corpus --train 12000 --test 400 --jobs 2
-$PY -m trainer.base_recipe features --corpus data/corpus --work data/base --encoder whisper-base
-$PY -m trainer.base_recipe ctc --work data/base --minutes "${1:-120}"
-$PY -m trainer.base_recipe lm --work data/base --minutes "${2:-240}" --dev data/dev/dev.tsv
+$PY -m trainer.corpus --out data/corpus --train 10000 --test 400 --jobs 2
+$PY -m trainer.base_recipe features --corpus data/corpus --work data/base --encoder whisper-base --workers 1
+$PY -m trainer.base_recipe ctc --work data/base --minutes "${1:-60}" --no-ship
+if [ "${2:-0}" != 0 ]; then
+    $PY -m trainer.base_recipe lm --work data/base --minutes "$2" --dev data/dev/dev.tsv
+    echo "then: $PY -m trainer.base_recipe ship --work data/base"
+else
+    $PY -m trainer.base_recipe swap-head --work data/base --beam 4
+    echo "compare it with the shipped model on synthetic voices first:"
+    echo "  $PY bench/ctc_weight.py --model data/base/ctc/assembled/steno-default-en --manifest data/corpus/test.tsv --rows 200:300"
+    echo "then: $PY -m trainer.base_recipe ship --work data/base --model-dir data/base/ctc/model"
+fi

@@ -468,8 +468,12 @@ def main() -> None:
 
         say(f"stage 3 written to {train_lm_stage(args.work, args.minutes, device, args.batch_size or 32, dev_tsv=args.dev, log=say)}")
     elif args.stage == "swap-head":
+        from engine.default_model import install_default
+
         out = head_into_model(args.work, args.work / "ctc" / "model", beam_size=args.beam)
         say(f"model with the stage-2 head written to {out}")
+        ready = install_default(root=args.work / "ctc" / "assembled", shipped=out, force=True)
+        say(f"assembled for trying out in {ready} (bench/ctc_weight.py --model {ready})")
     else:
         source = args.model_dir or args.work / "lm" / "final"
         ship_lm_stage(source)
