@@ -118,13 +118,6 @@ def load_features(work: Path, split: str) -> list[tuple[torch.Tensor, str]]:
     return items
 
 
-def ctc_vocabulary(tokenizer, texts: list[str]) -> list[int]:
-    ids = set()
-    for t in texts:
-        ids.update(tokenizer.encode(t, add_special_tokens=False))
-    return sorted(ids)
-
-
 SPLIT_SHARE = 0.15  # of the single-token words of 4+ letters, spelled in two pieces
 
 
