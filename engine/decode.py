@@ -117,6 +117,21 @@ def _step(lm, embeds, mask, positions, cache):
     return out.logits[:, -1].float().log_softmax(-1), out.cache
 
 
+def _step_beams(lm, embed, cache, mask, pos, sources: list[int], tokens: list[int], first: bool):
+    """One LM step for the surviving beams: beam i continues beam `sources[i]` with `tokens[i]`.
+    The KV cache is copied per beam after the prompt step and reordered after later ones."""
+    if first:
+        cache.batch_repeat_interleave(len(sources))
+        mask = mask.expand(len(sources), -1)
+        pos = pos.expand(len(sources), -1)
+    else:
+        cache.reorder_cache(torch.tensor(sources))
+    mask = torch.cat([mask[: len(sources)], mask.new_ones(len(sources), 1)], dim=1)
+    pos = pos[: len(sources)]
+    logp, cache = _step(lm, embed(torch.tensor(tokens)[:, None]), mask, pos, cache)
+    return logp, cache, mask, pos + 1
+
+
 @torch.no_grad()
 def greedy(lm, inputs: LMInputs, max_new_tokens: list[int], eos_id: int, min_new_tokens: int = 1,
            max_repeats: int = 4, ctc: CTCGuide | None = None) -> list[Decoded]:
@@ -195,17 +210,7 @@ def beam_search(lm, inputs: LMInputs, max_new_tokens: int, eos_id: int, beam_siz
         if len(finished) >= beam_size or not new_beams:
             break  # early stopping: as many finished hypotheses as beams
         beams, scores = new_beams, torch.tensor(new_scores)
-        src_idx = torch.tensor(sources)
-        if step == 0:
-            cache.batch_repeat_interleave(len(sources))
-            mask = mask.expand(len(sources), -1)
-            pos = pos.expand(len(sources), -1)
-        else:
-            cache.reorder_cache(src_idx)
-        mask = torch.cat([mask[: len(sources)], mask.new_ones(len(sources), 1)], dim=1)
-        pos = pos[: len(sources)]
-        logp, cache = _step(lm, embed(torch.tensor(tokens)[:, None]), mask, pos, cache)
-        pos = pos + 1
+        logp, cache, mask, pos = _step_beams(lm, embed, cache, mask, pos, sources, tokens, first=step == 0)
     else:
         for (toks, lps), score in zip(beams, scores.tolist()):
             d = Decoded(toks, lps, ["max-length"])
@@ -262,17 +267,7 @@ def joint_beam_search(lm, inputs: LMInputs, max_new_tokens: int, eos_id: int, gu
         if not new_beams or best_done >= new_beams[0][0]:
             break
         beams = new_beams
-        src_idx = torch.tensor(sources)
-        if step == 0:
-            cache.batch_repeat_interleave(len(sources))
-            mask = mask.expand(len(sources), -1)
-            pos = pos.expand(len(sources), -1)
-        else:
-            cache.reorder_cache(src_idx)
-        mask = torch.cat([mask[: len(sources)], mask.new_ones(len(sources), 1)], dim=1)
-        pos = pos[: len(sources)]
-        logp, cache = _step(lm, embed(torch.tensor(next_tokens)[:, None]), mask, pos, cache)
-        pos = pos + 1
+        logp, cache, mask, pos = _step_beams(lm, embed, cache, mask, pos, sources, next_tokens, first=step == 0)
     else:
         for score, dec, _ in beams:
             finished.append((score, Decoded(dec.tokens, dec.logprobs, ["max-length"])))

@@ -422,8 +422,7 @@ def head_into_model(work: Path, out: Path, shipped_model: Path = SHIPPED / "mode
         shutil.copytree(shipped_model / "lora", tmp / "lora")
         save_file({k: v.detach().half().contiguous() for k, v in state["head"].items()}, tmp / BRIDGE_WEIGHTS,
                   metadata={"step": str(state["step"])})
-        log = [json.loads(line) for line in (work / "ctc" / "log.jsonl").read_text().splitlines()]
-        (tmp / "log.jsonl").write_text("\n".join(json.dumps(e) for e in log) + "\n")
+        shutil.copy2(work / "ctc" / "log.jsonl", tmp / "log.jsonl")
         config.save(tmp)
     return out
 

@@ -134,6 +134,11 @@ _FORTUNE_DIRS = [Path("/usr/share/games/fortunes"), Path("/usr/share/fortunes")]
 _OK = re.compile(r"^[A-Za-z][A-Za-z ,.'?!;:\"-]*$")
 
 
+def _prose_ok(s: str) -> bool:
+    words = s.split()
+    return 4 <= len(words) <= 28 and bool(_OK.match(s)) and not s.isupper()
+
+
 def fortune_sentences(limit: int | None = None) -> list[str]:
     """Plain sentences from Debian's fortunes files: varied, real-looking English prose."""
     out: list[str] = []
@@ -148,10 +153,7 @@ def fortune_sentences(limit: int | None = None) -> list[str]:
                 if "\t" in entry or "--" in entry:
                     continue  # quotes with attributions, poems and tables
                 flat = " ".join(entry.split())
-                for s in re.split(r"(?<=[.!?])\s+", flat):
-                    words = s.split()
-                    if 4 <= len(words) <= 28 and _OK.match(s) and not s.isupper():
-                        out.append(s)
+                out += [s for s in re.split(r"(?<=[.!?])\s+", flat) if _prose_ok(s)]
     out = sorted(set(out))
     return out[:limit] if limit else out
 
@@ -161,11 +163,6 @@ _WORDNET = Path("/usr/share/wordnet")
 # Quotations from these authors are left out: the real-speech dev set reads Austen, and
 # jfk.wav is Kennedy.
 _EXCLUDED_AUTHORS = ("austen", "kennedy")
-
-
-def _prose_ok(s: str) -> bool:
-    words = s.split()
-    return 4 <= len(words) <= 28 and bool(_OK.match(s)) and not s.isupper()
 
 
 def gcide_quotations(limit: int | None = None) -> list[str]:
