@@ -117,3 +117,45 @@ def test_a_retrained_head_replaces_the_shipped_bridge_and_its_vocabulary(tmp_pat
     assert json.loads((shipped / "ctc_vocab.json").read_text()) == token_ids
     assert not (shipped / "ctc_head.safetensors").exists()
     assert ModelConfig.load(model_dir).bridge.ctc_token_ids == token_ids
+
+
+def _write_features(folder, split, texts, dim=16, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    lengths = [int(rng.integers(40, 80)) for _ in texts]
+    out = folder / "features" / split
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(out / "00000.npz", frames=rng.standard_normal((sum(lengths), dim)).astype(np.float16),
+             lengths=np.array(lengths), texts=np.array(texts))
+
+
+def test_stage_two_trains_on_every_feature_folder_and_checkpoints(tmp_path, monkeypatch):
+    """A second corpus's features join the first's (its words get labels), dev WER comes from
+    the folder named for it, and the run leaves a checkpoint and a logged dev WER."""
+    import json
+
+    from tests.helpers import tiny_lm, tiny_tokenizer
+    from trainer import base_recipe
+
+    tokenizer = tiny_tokenizer()
+    first, second = tmp_path / "first", tmp_path / "second"
+    lm_dir = first / "pretrained" / "smollm2"
+    tiny_lm("llama", len(tokenizer)).save_pretrained(lm_dir)
+    tokenizer.save_pretrained(lm_dir)
+    _write_features(first, "train", ["the quick brown fox"] * 4)
+    _write_features(second, "train", ["blood pressure one hundred"] * 4, seed=1)
+    _write_features(second, "test", ["jumps over the lazy dog"] * 3, seed=2)
+    monkeypatch.setattr(base_recipe, "SHIPPED", tmp_path / "nothing shipped")
+    lines = []
+    base_recipe.train_ctc_head(first, minutes=0.02, batch_size=2, ship=False, more=[second], dev_work=second,
+                               log=lines.append)
+
+    token_ids = json.loads((first / "ctc" / "vocab.json").read_text())
+    for text in ("the quick brown fox", "blood pressure one hundred"):
+        assert set(tokenizer.encode(text, add_special_tokens=False)) <= set(token_ids)
+    assert not set(tokenizer.encode("jumps over the lazy dog", add_special_tokens=False)) <= set(token_ids)
+    assert "8 training clips from 2 feature folders, 3 dev clips" in lines
+    logged = [json.loads(x) for x in (first / "ctc" / "log.jsonl").read_text().splitlines()]
+    state = torch.load(first / "ctc" / "ckpt.pt", weights_only=False)
+    assert logged[-1]["step"] == state["step"] > 0 and 0 <= logged[-1]["dev_cer"]

@@ -55,6 +55,15 @@ def test_no_built_sentence_shares_five_words_with_an_excluded_text(monkeypatch):
     assert not set(banned) & set(again)
 
 
+def test_a_second_corpus_draws_none_of_the_first_corpus_sentences(tmp_path, monkeypatch):
+    monkeypatch.setattr(sentences, "prose_sentences", lambda: [f"Prose sentence number {i}." for i in range(400)])
+    first = sentences.build_sentences(200, seed=0)
+    manifest = tmp_path / "train.tsv"
+    manifest.write_text("".join(f"a/{i}.flac\t{t}\tespeak:en\n" for i, t in enumerate(first)), encoding="utf-8")
+    second = sentences.build_sentences(200, seed=0, avoid=set(corpus.manifest_texts([manifest])))
+    assert len(second) == 200 and not set(first) & set(second)
+
+
 def test_prose_never_holds_a_heldout_drug(monkeypatch):
     drug = sentences.HELDOUT_DRUGS[0]
     monkeypatch.setattr(sentences, "fortune_sentences", lambda: [f"The nurse gave {drug} at noon today.",

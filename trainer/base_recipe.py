@@ -177,8 +177,13 @@ def ensure_lm(work: Path, lm_name: str = "smollm2") -> Path:
 
 
 def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, batch_size: int = 16,
-                   lr: float = 1e-3, eval_every: int = 500, device: str = "cpu", log=print, ship: bool = True) -> None:
-    """Stage 2: CTC over LM tokens on precomputed frames; resumes from `work/ctc/ckpt.pt`."""
+                   lr: float = 1e-3, eval_every: int = 500, device: str = "cpu", log=print, ship: bool = True,
+                   more: list[Path] = (), dev_work: Path | None = None) -> None:
+    """Stage 2: CTC over LM tokens on precomputed frames; resumes from `work/ctc/ckpt.pt`.
+
+    `more`: further work folders whose training features join `work`'s (corpora built on
+    different sessions); dev WER is on the first 200 test clips of `dev_work` (default `work`),
+    so a run on a grown corpus stays comparable with the one before."""
     from transformers import AutoTokenizer
 
     from engine.bridge import CTCBridge
@@ -186,8 +191,9 @@ def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, 
 
     lm_dir = ensure_lm(work, lm_name)
     tokenizer = AutoTokenizer.from_pretrained(lm_dir)
-    train = load_features(work, "train")
-    dev = load_features(work, "test")[:200]
+    train = [item for folder in (work, *more) for item in load_features(folder, "train")]
+    dev = load_features(dev_work or work, "test")[:200]
+    log(f"{len(train)} training clips from {1 + len(more)} feature folders, {len(dev)} dev clips")
     stage = work / "ctc"
     stage.mkdir(parents=True, exist_ok=True)
     vocab_file = stage / "vocab.json"
@@ -349,7 +355,7 @@ def spec_augment(frames: torch.Tensor, rng: random.Random, lengths: list[int] | 
             s = rng.randint(0, max(0, t - w))
             x[i, s:s + w] = 0
         for _ in range(channel_masks):
-            w = rng.randint(0, max_channels)
+            w = rng.randint(0, min(max_channels, c))
             s = rng.randint(0, c - w)
             x[i, :t, s:s + w] = 0
     return x
@@ -443,6 +449,10 @@ def main() -> None:
     p.add_argument("--model-dir", type=Path, default=None,
                    help="ship: the model folder to copy into resources/ (default WORK/lm/final; swap-head writes WORK/ctc/model)")
     p.add_argument("--dev", type=Path, default=None, help="real-speech dev.tsv, reported (never tuned on) in lm")
+    p.add_argument("--more", type=Path, nargs="*", default=[],
+                   help="ctc: further work folders whose training features join --work's")
+    p.add_argument("--dev-work", type=Path, default=None,
+                   help="ctc: the work folder whose first 200 test clips give dev WER (default: --work)")
     args = p.parse_args()
     from engine.runtime import quiet_libraries
 
@@ -454,7 +464,7 @@ def main() -> None:
                          progress=lambda split, n, total: say(f"{split}: {n}/{total}"))
     elif args.stage == "ctc":
         train_ctc_head(args.work, minutes=args.minutes, batch_size=args.batch_size or 16, device=device, log=say,
-                       ship=not args.no_ship)
+                       ship=not args.no_ship, more=args.more, dev_work=args.dev_work)
     elif args.stage == "lm":
         from trainer.base_lm import train_lm_stage
 

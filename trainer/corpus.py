@@ -219,12 +219,9 @@ def _make_one(job: tuple[str, str, str, int, bool]) -> tuple[str, str, str] | No
     return path, text, voice_id
 
 
-def exclusion_texts(paths: list[Path]) -> list[str]:
-    """Sentences the corpus must not contain: the rehearsal text and every given manifest
-    (audio<TAB>text) or plain text file that exists."""
-    from trainer.rehearsal import sentences as rehearsal_sentences
-
-    texts = rehearsal_sentences()
+def manifest_texts(paths: list[Path]) -> list[str]:
+    """The sentences of manifests (audio<TAB>text[<TAB>...]) or plain text files that exist."""
+    texts = []
     for path in paths:
         if path.is_file():
             for line in path.read_text(encoding="utf-8").splitlines():
@@ -232,15 +229,26 @@ def exclusion_texts(paths: list[Path]) -> list[str]:
     return texts
 
 
+def exclusion_texts(paths: list[Path]) -> list[str]:
+    """Sentences the corpus must not contain: the rehearsal text and every given manifest
+    (audio<TAB>text) or plain text file that exists."""
+    from trainer.rehearsal import sentences as rehearsal_sentences
+
+    return rehearsal_sentences() + manifest_texts(paths)
+
+
 def build(out: Path, n_train: int, n_test: int, jobs: int = 2, seed: int = 0, progress=None,
-          exclude: list[Path] | None = None) -> None:
+          exclude: list[Path] | None = None, avoid: list[Path] | None = None) -> None:
+    """`exclude`: manifests whose sentences (and their 5-grams) stay out; `avoid`: manifests
+    whose exact sentences are not drawn again (a second corpus beside a first)."""
     from trainer.sentences import build_sentences
 
     out.mkdir(parents=True, exist_ok=True)
     voices = [v for v in all_voices() if available(v)]
     train_voices = [v.id for v in voices if v.id not in TEST_VOICES]
     test_voices = [v.id for v in voices if v.id in TEST_VOICES]
-    sentences = build_sentences(n_train + n_test, seed=seed, exclude=exclusion_texts(exclude or []))
+    sentences = build_sentences(n_train + n_test, seed=seed, exclude=exclusion_texts(exclude or []),
+                                avoid=set(manifest_texts(avoid or [])))
     rng = random.Random(seed)
     rng.shuffle(sentences)
     test_sents, train_sents = sentences[:n_test], sentences[n_test:]
@@ -274,6 +282,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--exclude", type=Path, nargs="*", default=[Path("data/dev/dev.tsv")],
                    help="evaluation manifests or text files whose sentences must stay out (default: data/dev/dev.tsv)")
+    p.add_argument("--avoid", type=Path, nargs="*", default=[],
+                   help="manifests of another corpus whose sentences are not drawn again")
     args = p.parse_args()
     from tqdm import tqdm
 
@@ -285,7 +295,7 @@ def main() -> None:
         bar.update(n - last[0])
         last[0] = n
 
-    build(args.out, args.train, args.test, args.jobs, args.seed, progress, exclude=args.exclude)
+    build(args.out, args.train, args.test, args.jobs, args.seed, progress, exclude=args.exclude, avoid=args.avoid)
     bar.close()
 
 

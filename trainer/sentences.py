@@ -225,18 +225,19 @@ def ngrams(text: str, n: int = 5) -> set[tuple[str, ...]]:
 
 def build_sentences(n: int, seed: int = 0, drugs: list[str] | None = None,
                     mix: tuple[float, float, float, float] = (0.2, 0.15, 0.05, 0.6),
-                    exclude: list[str] | None = None) -> list[str]:
+                    exclude: list[str] | None = None, avoid: set[str] | None = None) -> list[str]:
     """n distinct sentences: clinical, journalism, general dictation, prose (Debian texts).
 
     A sentence that shares five words in a row with any `exclude` text (evaluation and
-    rehearsal sentences) is never used.
+    rehearsal sentences) is never used; nor is one in `avoid` (another corpus's training
+    sentences, so a second corpus adds new text).
     """
     rng = random.Random(seed)
     drugs = drugs or BASE_DRUGS
     banned = set().union(*(ngrams(t) for t in exclude)) if exclude else set()
     prose = prose_sentences()
     rng.shuffle(prose)
-    seen: set[str] = set()
+    seen: set[str] = set(avoid or ())
     out: list[str] = []
     tries = 0
     while len(out) < n and tries < 50 * n:
