@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from engine.config import ModelConfig
-from engine.ctc_prefix import CTCPrefixScorer
+from engine.ctc_prefix import CTCPrefixScorer, penalize_blank
 from engine.decode import CTCGuide, Decoded, beam_search, find_repeat, greedy, joint_beam_search
 from engine.encoder import encoder_inputs, min_input_samples
 from engine.export import ensure_onnx
@@ -121,7 +121,7 @@ class BridgeBackend:
         d = self.config.decode
         guide = None
         if d.ctc_weight > 0 and all(len(o) > 1 for o in outputs):
-            guide = CTCGuide([CTCPrefixScorer(o[1]) for o in outputs],
+            guide = CTCGuide([CTCPrefixScorer(penalize_blank(o[1], d.ctc_blank_penalty)) for o in outputs],
                              self.model.bridge.token_to_label.cpu().numpy(), d.ctc_weight)
         if beam_size > 1 and guide is not None:
             decoded = [joint_beam_search(self.decoding_lm, lm_in, limits[0], eos, guide, beam_size,

@@ -163,3 +163,48 @@ def test_joint_beam_search_equals_greedy_with_one_beam_and_finds_an_ambiguous_wo
     assert b4.tokens[1] in (12, 20) and b4.tokens[3] in (15, 11)
     score = lambda d: _joint_score(d.tokens, d.logprobs, logp, token_to_label, 0.8)  # noqa: E731
     assert score(b4) >= score(g) - 1e-6
+
+
+def _final(logp, labels):
+    scorer = CTCPrefixScorer(logp)
+    for lab in labels:
+        prefix, el, eb = scorer.extend(np.array([lab]), 0)
+        scorer.advance(lab, prefix[0], el[:, 0], eb[:, 0])
+    return scorer.final_score()
+
+
+def test_a_blank_penalty_keeps_an_unsure_word_that_plain_ctc_drops():
+    """Frames: word 1 (sure), then word 2 at 0.4 against blank 0.55, then word 3 (sure). Plain
+    CTC prefers the transcript without word 2; a blank penalty of 1 nat keeps it."""
+    from engine.ctc_prefix import penalize_blank
+
+    probs = np.full((5, 4), 0.01)
+    probs[0, 1] = probs[4, 3] = 0.97
+    probs[1, 0] = probs[3, 0] = 0.97
+    probs[2, 0], probs[2, 2] = 0.55, 0.4
+    logp = np.log(probs / probs.sum(1, keepdims=True))
+    assert _final(logp, [1, 3]) > _final(logp, [1, 2, 3])
+    kept = penalize_blank(logp, 1.0)
+    assert np.allclose(np.exp(kept).sum(1), 1.0)
+    assert _final(kept, [1, 2, 3]) > _final(kept, [1, 3])
+    assert penalize_blank(logp, 0.0) is logp
+
+
+def test_the_backend_scores_with_the_models_blank_penalty(tmp_path, monkeypatch):
+    import engine.bridge_backend as bb
+    from engine.ctc_prefix import penalize_blank
+    from engine.folder import save_model
+    from engine.transcriber import Transcriber
+    from tests.helpers import tiny_model
+
+    m = tiny_model("hubert", "ctc", "gpt2")
+    m.config.decode.ctc_weight, m.config.decode.ctc_blank_penalty = 0.5, 1.5
+    tr = Transcriber(save_model(m, tmp_path / "ctc-model"), device="cpu")
+    audio = (np.random.default_rng(0).standard_normal(16000) * 0.1).astype(np.float32)
+    guides = []
+    real = bb.greedy
+    monkeypatch.setattr(bb, "greedy", lambda *a, **kw: guides.append(a[6]) or real(*a, **kw))
+    tr.backend.transcribe_batch([audio], hints=None, beam_size=1, timing=tr.timing)
+    frames = tr.backend.speech_outputs(audio)[1]
+    assert np.allclose(guides[-1].scorers[0].logp, penalize_blank(frames, 1.5))
+    assert not np.allclose(guides[-1].scorers[0].logp, frames)
