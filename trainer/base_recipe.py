@@ -449,6 +449,7 @@ def main() -> None:
     p.add_argument("--model-dir", type=Path, default=None,
                    help="ship: the model folder to copy into resources/ (default WORK/lm/final; swap-head writes WORK/ctc/model)")
     p.add_argument("--dev", type=Path, default=None, help="real-speech dev.tsv, reported (never tuned on) in lm")
+    p.add_argument("--lr", type=float, default=1e-3, help="ctc: peak learning rate (a warm restart may want less)")
     p.add_argument("--more", type=Path, nargs="*", default=[],
                    help="ctc: further work folders whose training features join --work's")
     p.add_argument("--dev-work", type=Path, default=None,
@@ -463,8 +464,8 @@ def main() -> None:
         extract_features(args.corpus, args.work, args.encoder, device=device, workers=args.workers,
                          progress=lambda split, n, total: say(f"{split}: {n}/{total}"))
     elif args.stage == "ctc":
-        train_ctc_head(args.work, minutes=args.minutes, batch_size=args.batch_size or 16, device=device, log=say,
-                       ship=not args.no_ship, more=args.more, dev_work=args.dev_work)
+        train_ctc_head(args.work, minutes=args.minutes, batch_size=args.batch_size or 16, lr=args.lr, device=device,
+                       log=say, ship=not args.no_ship, more=args.more, dev_work=args.dev_work)
     elif args.stage == "lm":
         from trainer.base_lm import train_lm_stage
 
