@@ -79,7 +79,8 @@ def test_joint_greedy_writes_what_the_ctc_head_hears():
     assert vocab > max(words)
 
 
-def test_ctc_graph_returns_log_probs_and_transcribes_with_the_weight(tmp_path, monkeypatch):
+def test_ctc_graph_returns_log_probs_and_transcribes_with_the_weight_and_blank_penalty(tmp_path, monkeypatch):
+    from engine.ctc_prefix import penalize_blank
     from engine.folder import save_model
     from engine.transcriber import Transcriber
     from tests.helpers import tiny_model
@@ -107,6 +108,11 @@ def test_ctc_graph_returns_log_probs_and_transcribes_with_the_weight(tmp_path, m
     monkeypatch.setattr(bb, "greedy", spy)
     tr.backend.transcribe_batch([audio], hints=None, beam_size=1, timing=tr.timing)
     assert isinstance(guides[-1], bb.CTCGuide) and guides[-1].weight == 0.5
+    assert np.allclose(guides[-1].scorers[0].logp, logp)  # no blank penalty by default
+    tr.backend.config.decode.ctc_blank_penalty = 1.5
+    tr.backend.transcribe_batch([audio], hints=None, beam_size=1, timing=tr.timing)
+    assert np.allclose(guides[-1].scorers[0].logp, penalize_blank(logp, 1.5))
+    assert not np.allclose(guides[-1].scorers[0].logp, logp)
     tr.backend.config.decode.ctc_weight = 0.0
     tr.backend.transcribe_batch([audio], hints=None, beam_size=1, timing=tr.timing)
     assert guides[-1] is None
@@ -127,13 +133,17 @@ def test_skipping_frames_where_the_prefix_cannot_end_changes_nothing_that_matter
     assert s.start_frame() > 0  # "3 5 2 7" cannot have ended in the first frames: they are skipped
 
 
-def _joint_score(tokens, lm_logprobs, logp, token_to_label, weight):
+def _final(logp, labels):
+    """log P(the frames spell exactly `labels`), through the scorer's extend/advance."""
     scorer = CTCPrefixScorer(logp)
-    labels = [int(token_to_label[t]) for t in tokens]
     for lab in labels:
         prefix, el, eb = scorer.extend(np.array([lab]), 0)
         scorer.advance(lab, prefix[0], el[:, 0], eb[:, 0])
-    return (1 - weight) * sum(lm_logprobs) + weight * scorer.final_score()
+    return scorer.final_score()
+
+
+def _joint_score(tokens, lm_logprobs, logp, token_to_label, weight):
+    return (1 - weight) * sum(lm_logprobs) + weight * _final(logp, [int(token_to_label[t]) for t in tokens])
 
 
 def test_joint_beam_search_equals_greedy_with_one_beam_and_finds_an_ambiguous_word():
@@ -165,14 +175,6 @@ def test_joint_beam_search_equals_greedy_with_one_beam_and_finds_an_ambiguous_wo
     assert score(b4) >= score(g) - 1e-6
 
 
-def _final(logp, labels):
-    scorer = CTCPrefixScorer(logp)
-    for lab in labels:
-        prefix, el, eb = scorer.extend(np.array([lab]), 0)
-        scorer.advance(lab, prefix[0], el[:, 0], eb[:, 0])
-    return scorer.final_score()
-
-
 def test_a_blank_penalty_keeps_an_unsure_word_that_plain_ctc_drops():
     """Frames: word 1 (sure), then word 2 at 0.4 against blank 0.55, then word 3 (sure). Plain
     CTC prefers the transcript without word 2; a blank penalty of 1 nat keeps it."""
@@ -188,23 +190,3 @@ def test_a_blank_penalty_keeps_an_unsure_word_that_plain_ctc_drops():
     assert np.allclose(np.exp(kept).sum(1), 1.0)
     assert _final(kept, [1, 2, 3]) > _final(kept, [1, 3])
     assert penalize_blank(logp, 0.0) is logp
-
-
-def test_the_backend_scores_with_the_models_blank_penalty(tmp_path, monkeypatch):
-    import engine.bridge_backend as bb
-    from engine.ctc_prefix import penalize_blank
-    from engine.folder import save_model
-    from engine.transcriber import Transcriber
-    from tests.helpers import tiny_model
-
-    m = tiny_model("hubert", "ctc", "gpt2")
-    m.config.decode.ctc_weight, m.config.decode.ctc_blank_penalty = 0.5, 1.5
-    tr = Transcriber(save_model(m, tmp_path / "ctc-model"), device="cpu")
-    audio = (np.random.default_rng(0).standard_normal(16000) * 0.1).astype(np.float32)
-    guides = []
-    real = bb.greedy
-    monkeypatch.setattr(bb, "greedy", lambda *a, **kw: guides.append(a[6]) or real(*a, **kw))
-    tr.backend.transcribe_batch([audio], hints=None, beam_size=1, timing=tr.timing)
-    frames = tr.backend.speech_outputs(audio)[1]
-    assert np.allclose(guides[-1].scorers[0].logp, penalize_blank(frames, 1.5))
-    assert not np.allclose(guides[-1].scorers[0].logp, frames)
