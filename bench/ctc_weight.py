@@ -3,7 +3,7 @@ synthetic held-out clips, never on the real-speech dev set.
 
     .venv/bin/python bench/ctc_weight.py --model steno-default-en \
         --manifest data/corpus/test.tsv --rows 200:300 --weights 0 0.5 0.7 0.85 1 [--beams 1 4] \
-        [--blank-penalties 0 1 2]
+        [--blank-penalties 0 1 2] [--word-penalties 0 2 4]
 
 One Transcriber, one pass over the clips per weight and beam size; prints WER/CER/RTF. Rows
 0-199 of the corpus's test split are the training recipe's dev set (they chose the
@@ -29,6 +29,8 @@ def main() -> None:
     p.add_argument("--beams", type=int, nargs="+", default=[1], help="beam sizes (1 = greedy)")
     p.add_argument("--blank-penalties", type=float, nargs="+", default=None,
                    help="nats off the CTC blank (decode.ctc_blank_penalty); default: the model's")
+    p.add_argument("--word-penalties", type=float, nargs="+", default=None,
+                   help="score off each unknown written word (decode.unknown_word_penalty); default: the model's")
     p.add_argument("--precision", choices=("int8", "fp32"), default=None)
     args = p.parse_args()
     from engine.evaluate import evaluate, read_manifest
@@ -41,14 +43,17 @@ def main() -> None:
     tr = Transcriber(args.model, device="cpu", precision=args.precision)
     print(f"{tr.name}: {len(items)} clips of {args.manifest} (rows {a}-{b - 1})")
     decode = tr.backend.config.decode
-    print("| ctc weight | blank penalty | beam | WER | CER | RTF |\n|---|---|---|---|---|---|")
+    print("| ctc weight | blank penalty | unknown-word penalty | beam | WER | CER | RTF |\n"
+          "|---|---|---|---|---|---|---|")
     for beam in args.beams:
         for penalty in args.blank_penalties or [decode.ctc_blank_penalty]:
-            for w in args.weights:
-                decode.ctc_weight, decode.ctc_blank_penalty, tr.beam_size = w, penalty, beam
-                report = evaluate(items, transcriber=tr)
-                print(f"| {w:g} | {penalty:g} | {beam} | {100 * report.wer:.1f}% | {100 * report.cer:.1f}% "
-                      f"| {report.rtf:.3f} |", flush=True)
+            for word_penalty in args.word_penalties or [decode.unknown_word_penalty]:
+                for w in args.weights:
+                    decode.ctc_weight, decode.ctc_blank_penalty, tr.beam_size = w, penalty, beam
+                    decode.unknown_word_penalty = word_penalty
+                    report = evaluate(items, transcriber=tr)
+                    print(f"| {w:g} | {penalty:g} | {word_penalty:g} | {beam} | {100 * report.wer:.1f}% "
+                          f"| {100 * report.cer:.1f}% | {report.rtf:.3f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from engine.decode import CTCGuide, Decoded, beam_search, find_repeat, greedy, j
 from engine.encoder import encoder_inputs, min_input_samples
 from engine.export import ensure_onnx
 from engine.folder import load_model
+from engine.lexicon import Lexicon, WordEnds, token_texts
 from engine.quantize import choose_precision, decoding_model
 from engine.runtime import create_session, run_outputs, torch_device
 
@@ -55,6 +56,7 @@ class BridgeBackend:
         # the LM decodes in int8 on a CPU unless asked otherwise (engine.quantize); figures in docs/default_model.md
         self.decoder_precision = choose_precision(decoder_precision, self.device)
         self.model = load_model(folder)  # on CPU first: the ONNX export reads CPU tensors
+        self._token_texts: list[str] | None = None  # for decode.unknown_word_penalty, made on first use
         self.requested_device = device
         self._open_session(ensure_onnx(self.model, folder))
         self.model.lm.to(self.device)
@@ -102,6 +104,13 @@ class BridgeBackend:
             audio = np.pad(audio, (0, min_input_samples(self.config.encoder) - len(audio)))
         return [x[0] for x in run_outputs(self.session, encoder_inputs(self.config.encoder, audio))]
 
+    def word_ends(self, hints: list[str] | None) -> WordEnds:
+        """The unknown-word check for one call: English words plus this call's hint terms."""
+        if self._token_texts is None:
+            labels = self.model.bridge.token_to_label.cpu().numpy()
+            self._token_texts = token_texts(self.model.tokenizer, len(labels), np.nonzero(labels > 0)[0])
+        return WordEnds(self._token_texts, Lexicon.english(hints or ()), self.config.decode.unknown_word_penalty)
+
     def max_new_tokens(self, seconds: float) -> int:
         d = self.config.decode
         return int(d.tokens_per_second * seconds + d.extra_tokens + 0.5)
@@ -122,7 +131,8 @@ class BridgeBackend:
         guide = None
         if d.ctc_weight > 0 and all(len(o) > 1 for o in outputs):
             guide = CTCGuide([CTCPrefixScorer(penalize_blank(o[1], d.ctc_blank_penalty)) for o in outputs],
-                             self.model.bridge.token_to_label.cpu().numpy(), d.ctc_weight)
+                             self.model.bridge.token_to_label.cpu().numpy(), d.ctc_weight,
+                             word_ends=self.word_ends(hints) if d.unknown_word_penalty > 0 else None)
         if beam_size > 1 and guide is not None:
             decoded = [joint_beam_search(self.decoding_lm, lm_in, limits[0], eos, guide, beam_size,
                                          d.min_new_tokens, d.max_repeats)]

@@ -71,6 +71,7 @@ class DecodeConfig:
     max_repeats: int = 4  # an n-gram repeated this often in a row is a loop: cut it
     ctc_weight: float = 0.0  # ctc bridges: weight of the CTC prefix score in greedy decoding (0 = LM alone)
     ctc_blank_penalty: float = 0.0  # nats taken off the CTC blank before scoring (fewer dropped words)
+    unknown_word_penalty: float = 0.0  # joint beam search: score off each written word no word list knows
 
 
 @dataclass

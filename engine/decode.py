@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:  # engine.model imports transformers' modeling code (~160 MB): not for find_loop users
+    from engine.lexicon import WordEnds
     from engine.model import LMInputs
 
 
@@ -76,15 +77,16 @@ class CTCGuide:
     token_to_label: np.ndarray  # (vocab,) CTC label of each LM token, -1 where there is none
     weight: float
     lm_candidates: int = 16
+    word_ends: WordEnds | None = None  # charges words no word list knows (decode.unknown_word_penalty)
 
     def __post_init__(self):
         self.label_to_token = np.zeros(int(self.token_to_label.max()) + 1, dtype=np.int64)
         known = np.nonzero(self.token_to_label > 0)[0]
         self.label_to_token[self.token_to_label[known]] = known
 
-    def candidates(self, scorer, logp: torch.Tensor):
-        """The tokens worth scoring after `scorer`'s prefix, their joint score changes, and
-        the CTC states (prefix scores, ending_label, ending_blank) to advance with."""
+    def candidates(self, scorer, logp: torch.Tensor, written: list[int] = ()):
+        """The tokens worth scoring after `scorer`'s prefix (`written`), their joint score
+        changes, and the CTC states (prefix scores, ending_label, ending_blank) to advance with."""
         start = scorer.start_frame()
         top = logp.topk(min(self.lm_candidates, logp.shape[-1])).indices.cpu().numpy()
         tokens = np.union1d(top, self.label_to_token[scorer.likely_labels(start)])
@@ -93,19 +95,23 @@ class CTCGuide:
             return tokens, np.zeros(0), None
         lm = logp.float().cpu().numpy()
         states = scorer.extend(self.token_to_label[tokens], start)
-        return tokens, (1 - self.weight) * lm[tokens] + self.weight * (states[0] - scorer.score), states
+        delta = (1 - self.weight) * lm[tokens] + self.weight * (states[0] - scorer.score)
+        if self.word_ends is not None:
+            delta = delta + self.word_ends.costs(list(written), tokens)
+        return tokens, delta, states
 
-    def end_score(self, scorer, logp: torch.Tensor, eos_id: int) -> float:
+    def end_score(self, scorer, logp: torch.Tensor, eos_id: int, written: list[int] = ()) -> float:
         """The joint score change of ending the transcript after `scorer`'s prefix."""
-        return (1 - self.weight) * float(logp[eos_id]) + self.weight * (scorer.final_score() - scorer.score)
+        score = (1 - self.weight) * float(logp[eos_id]) + self.weight * (scorer.final_score() - scorer.score)
+        return score + (self.word_ends.end_cost(list(written)) if self.word_ends is not None else 0.0)
 
-    def choose(self, i: int, logp: torch.Tensor, eos_id: int, allow_eos: bool) -> int:
+    def choose(self, i: int, logp: torch.Tensor, eos_id: int, allow_eos: bool, written: list[int] = ()) -> int:
         scorer = self.scorers[i]
-        tokens, total, states = self.candidates(scorer, logp)
+        tokens, total, states = self.candidates(scorer, logp, written)
         if len(tokens) == 0:
             return int(logp.argmax())
         best = int(total.argmax())
-        if allow_eos and self.end_score(scorer, logp, eos_id) >= total[best]:
+        if allow_eos and self.end_score(scorer, logp, eos_id, written) >= total[best]:
             return eos_id
         prefix, ending_label, ending_blank = states
         scorer.advance(self.token_to_label[tokens[best]], prefix[best], ending_label[:, best], ending_blank[:, best])
@@ -150,7 +156,7 @@ def greedy(lm, inputs: LMInputs, max_new_tokens: list[int], eos_id: int, min_new
             if done[i]:
                 continue
             if ctc is not None:
-                best[i] = ctc.choose(i, logp[i], eos_id, allow_eos=step >= min_new_tokens)
+                best[i] = ctc.choose(i, logp[i], eos_id, allow_eos=step >= min_new_tokens, written=results[i].tokens)
             tok = int(best[i])
             if tok == eos_id:
                 done[i] = True
@@ -244,8 +250,8 @@ def joint_beam_search(lm, inputs: LMInputs, max_new_tokens: int, eos_id: int, gu
         options = []  # (score, beam index, token, candidate column, states)
         for b, (score, dec, scorer) in enumerate(beams):
             if step >= min_new_tokens:
-                finished.append((score + guide.end_score(scorer, logp[b], eos_id), dec))
-            tokens, delta, states = guide.candidates(scorer, logp[b])
+                finished.append((score + guide.end_score(scorer, logp[b], eos_id, dec.tokens), dec))
+            tokens, delta, states = guide.candidates(scorer, logp[b], dec.tokens)
             for j in np.argsort(-delta)[:beam_size]:
                 options.append((score + float(delta[j]), b, int(tokens[j]), int(j), states))
         options.sort(key=lambda o: -o[0])
@@ -258,7 +264,7 @@ def joint_beam_search(lm, inputs: LMInputs, max_new_tokens: int, eos_id: int, gu
             child = copy.copy(beams[b][2])
             child.advance(guide.token_to_label[tok], prefix[j], ending_label[:, j], ending_blank[:, j])
             if _cut_loop(cand, max_repeats):
-                finished.append((score + guide.end_score(child, logp[b], eos_id), cand))
+                finished.append((score + guide.end_score(child, logp[b], eos_id, cand.tokens), cand))
                 continue
             new_beams.append((score, cand, child))
             sources.append(b)
