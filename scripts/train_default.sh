@@ -3,8 +3,8 @@
 #   bash scripts/train_default.sh [MINUTES_FOR_CTC] [MINUTES_FOR_LM]   (logs in data/*.log)
 # Needs scripts/install_voices.sh first (TTS voices, piper, Debian prose).
 # On a CPU only, the LM stage is too slow to help: set MINUTES_FOR_LM to 0, and the retrained
-# CTC head replaces the shipped bridge under the shipped LoRA instead (session 6's route:
-# two corpora with no sentence in common, the head trained on both).
+# CTC head replaces the shipped bridge under the shipped LoRA instead (session 7's route:
+# three corpora with no sentence in common, the head trained on all three).
 # On a lent GPU use scripts/pack_for_gpu.py + scripts/gpu_stage3.sh instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,13 +15,18 @@ $PY -m trainer.corpus --out data/corpus_b --train 16000 --test 100 --seed 1 --jo
     --exclude data/dev/dev.tsv data/corpus/test.tsv --avoid data/corpus/train.tsv
 mkdir -p data/base_b && ln -sfn ../base/pretrained data/base_b/pretrained
 $PY -m trainer.base_recipe features --corpus data/corpus_b --work data/base_b --encoder whisper-base --workers 1
-$PY -m trainer.base_recipe ctc --work data/base_b --more data/base --dev-work data/base --minutes "${1:-60}" --no-ship
+$PY -m trainer.corpus --out data/corpus_c --train 16000 --test 100 --seed 2 --jobs 2 \
+    --exclude data/dev/dev.tsv data/corpus/test.tsv --avoid data/corpus/train.tsv data/corpus_b/train.tsv
+mkdir -p data/base_c && ln -sfn ../base/pretrained data/base_c/pretrained
+$PY -m trainer.base_recipe features --corpus data/corpus_c --work data/base_c --encoder whisper-base --workers 1
+$PY -m trainer.base_recipe ctc --work data/base_c --more data/base data/base_b --dev-work data/base \
+    --lr 3e-4 --minutes "${1:-60}" --no-ship
 if [ "${2:-0}" != 0 ]; then
-    $PY -m trainer.base_recipe lm --work data/base_b --minutes "$2" --dev data/dev/dev.tsv
-    echo "then: $PY -m trainer.base_recipe ship --work data/base_b"
+    $PY -m trainer.base_recipe lm --work data/base_c --minutes "$2" --dev data/dev/dev.tsv
+    echo "then: $PY -m trainer.base_recipe ship --work data/base_c"
 else
-    $PY -m trainer.base_recipe swap-head --work data/base_b --beam 4
+    $PY -m trainer.base_recipe swap-head --work data/base_c --beam 4
     echo "compare it with the shipped model on synthetic voices first:"
-    echo "  $PY bench/ctc_weight.py --model data/base_b/ctc/assembled/steno-default-en --manifest data/corpus/test.tsv --rows 200:300 --weights 0.7 0.8 --beams 4"
-    echo "then: $PY -m trainer.base_recipe ship --work data/base_b --model-dir data/base_b/ctc/model"
+    echo "  $PY bench/ctc_weight.py --model data/base_c/ctc/assembled/steno-default-en --manifest data/corpus/test.tsv --rows 200:300 --weights 0.7 0.8 --beams 4 --word-penalties 0 2"
+    echo "then: $PY -m trainer.base_recipe ship --work data/base_c --model-dir data/base_c/ctc/model"
 fi
