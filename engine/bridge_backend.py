@@ -25,7 +25,7 @@ from engine.decode import CTCGuide, Decoded, beam_search, find_repeat, greedy, j
 from engine.encoder import encoder_inputs, min_input_samples
 from engine.export import ensure_onnx
 from engine.folder import load_model
-from engine.lexicon import Lexicon, WordEnds, token_texts
+from engine.lexicon import Lexicon, TokenTexts, WordEnds
 from engine.quantize import choose_precision, decoding_model
 from engine.runtime import create_session, run_outputs, torch_device
 
@@ -56,7 +56,7 @@ class BridgeBackend:
         # the LM decodes in int8 on a CPU unless asked otherwise (engine.quantize); figures in docs/default_model.md
         self.decoder_precision = choose_precision(decoder_precision, self.device)
         self.model = load_model(folder)  # on CPU first: the ONNX export reads CPU tensors
-        self._token_texts: list[str] | None = None  # for decode.unknown_word_penalty, made on first use
+        self._token_texts: TokenTexts | None = None  # for decode.unknown_word_penalty, made on first use
         self.requested_device = device
         self._open_session(ensure_onnx(self.model, folder))
         self.model.lm.to(self.device)
@@ -108,7 +108,7 @@ class BridgeBackend:
         """The unknown-word check for one call: English words plus this call's hint terms."""
         if self._token_texts is None:
             labels = self.model.bridge.token_to_label.cpu().numpy()
-            self._token_texts = token_texts(self.model.tokenizer, len(labels), np.nonzero(labels > 0)[0])
+            self._token_texts = TokenTexts.of(self.model.tokenizer, len(labels), np.nonzero(labels > 0)[0])
         return WordEnds(self._token_texts, Lexicon.english(hints or ()), self.config.decode.unknown_word_penalty)
 
     def max_new_tokens(self, seconds: float) -> int:

@@ -97,13 +97,13 @@ class CTCGuide:
         states = scorer.extend(self.token_to_label[tokens], start)
         delta = (1 - self.weight) * lm[tokens] + self.weight * (states[0] - scorer.score)
         if self.word_ends is not None:
-            delta = delta + self.word_ends.costs(list(written), tokens)
+            delta = delta + self.word_ends.costs(written, tokens)
         return tokens, delta, states
 
     def end_score(self, scorer, logp: torch.Tensor, eos_id: int, written: list[int] = ()) -> float:
         """The joint score change of ending the transcript after `scorer`'s prefix."""
         score = (1 - self.weight) * float(logp[eos_id]) + self.weight * (scorer.final_score() - scorer.score)
-        return score + (self.word_ends.end_cost(list(written)) if self.word_ends is not None else 0.0)
+        return score + (self.word_ends.end_cost(written) if self.word_ends is not None else 0.0)
 
     def choose(self, i: int, logp: torch.Tensor, eos_id: int, allow_eos: bool, written: list[int] = ()) -> int:
         scorer = self.scorers[i]

@@ -12,20 +12,11 @@ from __future__ import annotations
 
 import functools
 import re
-import unicodedata
 from dataclasses import dataclass, field
 
 import numpy as np
 
-_EDGES = re.compile(r"^[^\w']+|[^\w']+$")
-_PARTS = re.compile(r"[-\u2010\u2011\u2013/]")
-
-
-def word_key(word: str) -> str:
-    """The form a word list holds: lower case, curly apostrophes straightened, no
-    surrounding punctuation ("Dashwood," -> "dashwood")."""
-    w = unicodedata.normalize("NFKC", word).lower().replace("\u2019", "'")
-    return _EDGES.sub("", w).strip("'")
+from engine.metrics import normalize
 
 
 @functools.lru_cache(maxsize=1)
@@ -50,20 +41,19 @@ class Lexicon:
     def add(self, terms) -> None:
         """Every word of each term (a hint may be "left ventricular hypertrophy")."""
         for term in terms:
-            self.extra.update(k for k in (word_key(w) for w in term.split()) if k)
+            self.extra.update(normalize(term).split())
 
     def knows(self, word: str) -> bool:
-        """True for list words, numbers, hyphenated words whose parts are all known, a known
-        word with a possessive 's, and anything outside the Latin script (not judged)."""
-        key = word_key(word)
-        if not key or any(c.isdigit() for c in key) or not key.isascii():
+        """True when every word of `word`, normalized as for scoring ("Dashwood," ->
+        "dashwood", "cold-hearted" -> "cold hearted"), is known."""
+        return all(self._knows(w) for w in normalize(word).split())
+
+    def _knows(self, key: str) -> bool:
+        """List words, numbers, a known word with a possessive 's, and anything outside the
+        Latin script (not judged)."""
+        if any(c.isdigit() for c in key) or not key.isascii() or key in self.words or key in self.extra:
             return True
-        if key in self.words or key in self.extra:
-            return True
-        if key.endswith("'s") and self.knows(key[:-2]):
-            return True
-        parts = [p for p in _PARTS.split(key) if p]
-        return len(parts) > 1 and all(self.knows(p) for p in parts)
+        return key.endswith("'s") and self._knows(key[:-2])
 
 
 _OPEN_WORD = re.compile(r"[\w']+$")
@@ -75,39 +65,42 @@ def closes_word(text: str) -> bool:
 
 
 @dataclass
+class TokenTexts:
+    """What each LM token writes on its own, and whether it ends the word before it: made
+    once per model, since decoding a whole vocabulary is slow."""
+    texts: list[str]  # "" for tokens never written
+    closes: np.ndarray
+
+    @classmethod
+    def of(cls, tokenizer, size: int, ids=None) -> "TokenTexts":
+        """Token ids below `size`; with `ids`, only those (the tokens a CTC head can write)
+        are decoded and the rest are ""."""
+        texts = [""] * size
+        for i in range(size) if ids is None else ids:
+            texts[int(i)] = tokenizer.decode([int(i)])
+        return cls(texts, np.array([closes_word(t) for t in texts]))
+
+
+@dataclass
 class WordEnds:
     """Charges `penalty` each time decoding finishes a word the lexicon does not know: when
     the next token starts a new word or punctuation, or the transcript ends. Each run of
     letters is judged once ("cold-hearted": "cold", then "hearted")."""
-    texts: list[str]  # decoded text of each LM token ("" for tokens never written)
+    tokens: TokenTexts
     lexicon: Lexicon
     penalty: float
 
-    def __post_init__(self):
-        self.closes = np.array([closes_word(t) for t in self.texts])
-
-    def open_word(self, tokens: list[int], look_back: int = 16) -> str:
-        text = "".join(self.texts[t] for t in tokens[-look_back:])
+    def open_word(self, written: list[int], look_back: int = 16) -> str:
+        text = "".join(self.tokens.texts[t] for t in written[-look_back:])
         found = _OPEN_WORD.search(text)
         return found.group(0) if found else ""
 
-    def _cost(self, tokens: list[int]) -> float:
-        word = self.open_word(tokens)
+    def end_cost(self, written: list[int]) -> float:
+        """Score change of ending the open word of `written` (by a new word, punctuation or eos)."""
+        word = self.open_word(written)
         return 0.0 if not word or self.lexicon.knows(word) else -self.penalty
 
-    def costs(self, tokens: list[int], candidates: np.ndarray) -> np.ndarray:
-        """Score change of writing each candidate token after `tokens`."""
-        cost = self._cost(tokens)
-        return cost * self.closes[candidates] if cost else np.zeros(len(candidates))
-
-    def end_cost(self, tokens: list[int]) -> float:
-        return self._cost(tokens)
-
-
-def token_texts(tokenizer, size: int, ids=None) -> list[str]:
-    """What each token id below `size` writes on its own; with `ids`, only those (the tokens
-    a CTC head can write) are decoded and the rest are ""."""
-    texts = [""] * size
-    for i in range(size) if ids is None else ids:
-        texts[int(i)] = tokenizer.decode([int(i)])
-    return texts
+    def costs(self, written: list[int], candidates: np.ndarray) -> np.ndarray:
+        """Score change of writing each candidate token after `written`."""
+        cost = self.end_cost(written)
+        return cost * self.tokens.closes[candidates] if cost else np.zeros(len(candidates))

@@ -118,7 +118,7 @@ def test_ctc_graph_returns_log_probs_and_transcribes_with_the_weight_and_blank_p
     tr.backend.transcribe_batch([audio], hints=["Xarelto"], beam_size=1, timing=tr.timing)
     ends = guides[-1].word_ends
     assert ends.penalty == 2.0 and ends.lexicon.knows("Xarelto") and not ends.lexicon.knows("ratherther")
-    assert len(ends.texts) == len(m.bridge.token_to_label)
+    assert len(ends.tokens.texts) == len(m.bridge.token_to_label)
     tr.backend.config.decode.ctc_weight = 0.0
     tr.backend.transcribe_batch([audio], hints=None, beam_size=1, timing=tr.timing)
     assert guides[-1] is None
