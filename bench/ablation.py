@@ -431,7 +431,7 @@ def real_setup(work: Path) -> Setup:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from trainer.base_lm import PROMPT
-    from trainer.base_recipe import SHIPPED, _load_shipped, ctc_bridge_config, ensure_lm
+    from trainer.base_recipe import SHIPPED, _load_shipped, ctc_bridge_config, ensure_lm, shipped_layers
 
     lm_dir = ensure_lm(work)
     token_ids = json.loads((SHIPPED / "ctc_vocab.json").read_text())
@@ -440,7 +440,7 @@ def real_setup(work: Path) -> Setup:
         return AutoModelForCausalLM.from_pretrained(lm_dir, dtype=torch.float32), AutoTokenizer.from_pretrained(lm_dir)
 
     return Setup(make_lm=make_lm, conv=BridgeConfig(kind="conv", kernel_sizes=[4, 4], strides=[2, 2]),
-                 ctc=ctc_bridge_config(token_ids), prompt=PROMPT,
+                 ctc=ctc_bridge_config(token_ids, shipped_layers()), prompt=PROMPT,
                  warm_start=lambda bridge: _load_shipped(bridge, token_ids), shipped_lora=SHIPPED / "model" / "lora",
                  encoder_top=lambda k: whisper_top(_whisper(work), k))
 

@@ -100,14 +100,14 @@ def test_a_retrained_head_replaces_the_shipped_bridge_and_its_vocabulary(tmp_pat
     work = tmp_path / "work"
     (work / "ctc").mkdir(parents=True)
     token_ids = list(range(10, 30))
-    head = CTCBridge(base_recipe.ctc_bridge_config(token_ids), 16, 24, 64)
+    head = CTCBridge(base_recipe.ctc_bridge_config(token_ids, layers=4), 16, 24, 64)
     torch.save({"head": head.state_dict(), "step": 7}, work / "ctc" / "ckpt.pt")
     (work / "ctc" / "vocab.json").write_text(json.dumps(token_ids))
     (work / "ctc" / "log.jsonl").write_text('{"step": 7}\n')
 
     out = base_recipe.head_into_model(work, work / "ctc" / "model", model_dir)
     config = ModelConfig.load(out)
-    assert config.bridge.ctc_token_ids == token_ids and config.metrics == {}
+    assert config.bridge.ctc_token_ids == token_ids and config.metrics == {} and config.bridge.ctc_layers == 4
     assert config.prompt == m.config.prompt and (out / "lora" / "adapter_config.json").is_file()
     saved = load_file(out / "bridge.safetensors")
     torch.testing.assert_close(saved["head.weight"].float(), head.state_dict()["head.weight"], atol=1e-3, rtol=1e-3)
@@ -159,3 +159,48 @@ def test_stage_two_trains_on_every_feature_folder_and_checkpoints(tmp_path, monk
     logged = [json.loads(x) for x in (first / "ctc" / "log.jsonl").read_text().splitlines()]
     state = torch.load(first / "ctc" / "ckpt.pt", weights_only=False)
     assert logged[-1]["step"] == state["step"] > 0 and 0 <= logged[-1]["dev_cer"]
+
+
+def test_a_deeper_head_warm_starts_where_the_shipped_head_stands(tmp_path, monkeypatch):
+    """Blocks added to the shipped head start as identities: the deeper head gives the same
+    logits (grown labels aside), its new blocks train, and the swapped-in model keeps its depth."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from trainer import base_recipe
+
+    torch.manual_seed(0)
+    shipped = tmp_path / "resources"
+    shipped.mkdir()
+    old_ids, new_ids = list(range(10, 30)), list(range(10, 30)) + [40, 41]
+    old = CTCBridge(base_recipe.ctc_bridge_config(old_ids, layers=2), 16, 24, 64).eval()
+    save_file({k: v.contiguous() for k, v in old.state_dict().items()}, shipped / "ctc_head.safetensors",
+              metadata={"step": "5"})
+    (shipped / "ctc_vocab.json").write_text(json.dumps(old_ids))
+    monkeypatch.setattr(base_recipe, "SHIPPED", shipped)
+    assert base_recipe.shipped_layers() == 2
+
+    deeper = CTCBridge(base_recipe.ctc_bridge_config(new_ids, layers=4), 16, 24, 64)
+    assert base_recipe._load_shipped(deeper, new_ids) == 5
+    deeper.eval()
+    frames = torch.randn(1, 30, 16)
+    with torch.no_grad():
+        old_logits = old.frame_states(frames)[1]
+        new_logits = deeper.frame_states(frames)[1]
+    torch.testing.assert_close(new_logits[..., :old.n_labels], old_logits, atol=1e-5, rtol=1e-4)
+    assert deeper.layers[3].out.weight.abs().sum() == 0
+
+    deeper.train()
+    deeper.frame_states(frames)[1].logsumexp(-1).sum().backward()
+    assert deeper.layers[3].mlp[2].weight.grad.abs().sum() > 0  # the new block learns from step one
+
+    work = tmp_path / "work"
+    (work / "ctc").mkdir(parents=True)
+    torch.save({"head": deeper.state_dict(), "step": 6}, work / "ctc" / "ckpt.pt")
+    (work / "ctc" / "vocab.json").write_text(json.dumps(new_ids))
+    assert base_recipe.head_layers(torch.load(work / "ctc" / "ckpt.pt", weights_only=False)["head"]) == 4
+
+    shallow = CTCBridge(base_recipe.ctc_bridge_config(old_ids, layers=1), 16, 24, 64)
+    with pytest.raises(SystemExit, match="2 blocks"):
+        base_recipe._load_shipped(shallow, old_ids)

@@ -37,10 +37,10 @@ PROMPT = PromptConfig(prefix="<|im_start|>user\nTranscribe the speech.\n",
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-def default_config(token_ids: list[int]) -> ModelConfig:
+def default_config(token_ids: list[int], layers: int = 3) -> ModelConfig:
     from trainer.base_recipe import ctc_bridge_config
 
-    return ModelConfig(family="bridge", encoder=EncoderConfig(kind="whisper"), bridge=ctc_bridge_config(token_ids),
+    return ModelConfig(family="bridge", encoder=EncoderConfig(kind="whisper"), bridge=ctc_bridge_config(token_ids, layers),
                        prompt=PROMPT, decode=DecodeConfig(tokens_per_second=6.0, extra_tokens=12, ctc_weight=0.7),
                        name="steno-default-en", language="en")
 
@@ -75,19 +75,20 @@ def build(work: Path, device: str, rank: int, log=print):
     from engine.bridge import CTCBridge
     from engine.encoder import SpeechEncoder
     from engine.model import SpeechLM
-    from trainer.base_recipe import SHIPPED, _load_shipped, ensure_lm, load_whisper_encoder
+    from trainer.base_recipe import SHIPPED, _load_shipped, ensure_lm, head_layers, load_whisper_encoder, shipped_layers
 
     lm_dir = ensure_lm(work)
     tokenizer = AutoTokenizer.from_pretrained(lm_dir)
     lm = AutoModelForCausalLM.from_pretrained(lm_dir, dtype=torch.float32)
     vocab_file = work / "ctc" / "vocab.json"
     token_ids = json.loads((vocab_file if vocab_file.is_file() else SHIPPED / "ctc_vocab.json").read_text())
-    config = default_config(token_ids)
+    ctc_ckpt = work / "ctc" / "ckpt.pt"
+    head_state = torch.load(ctc_ckpt, weights_only=False, map_location="cpu")["head"] if ctc_ckpt.is_file() else None
+    config = default_config(token_ids, head_layers(head_state) if head_state is not None else shipped_layers())
     encoder = SpeechEncoder(config.encoder, load_whisper_encoder("whisper-base", work / "pretrained"))
     bridge = CTCBridge(config.bridge, encoder.hidden_size, lm.config.hidden_size, lm.config.vocab_size)
-    ctc_ckpt = work / "ctc" / "ckpt.pt"
-    if ctc_ckpt.is_file():
-        bridge.load_state_dict(torch.load(ctc_ckpt, weights_only=False, map_location="cpu")["head"])
+    if head_state is not None:
+        bridge.load_state_dict(head_state)
         log(f"bridge from {ctc_ckpt}")
     else:
         log(f"bridge from {SHIPPED} (step {_load_shipped(bridge, token_ids)})")

@@ -158,11 +158,21 @@ def grown_vocabulary(shipped: list[int], tokenizer, texts: list[str], seed: int 
     return list(shipped) + sorted(ids - have)
 
 
-def ctc_bridge_config(token_ids: list[int]) -> BridgeConfig:
-    """The default model's ctc bridge: stride-4 convolutions, 3 transformer blocks (d 256),
+def ctc_bridge_config(token_ids: list[int], layers: int = 3) -> BridgeConfig:
+    """The default model's ctc bridge: stride-4 convolutions, transformer blocks (d 256),
     a CTC head over the corpus's LM tokens and posterior-weighted LM embeddings."""
-    return BridgeConfig(kind="ctc", kernel_sizes=[3, 3], strides=[2, 2], ctc_dim=256, ctc_layers=3, ctc_heads=4,
+    return BridgeConfig(kind="ctc", kernel_sizes=[3, 3], strides=[2, 2], ctc_dim=256, ctc_layers=layers, ctc_heads=4,
                         ctc_token_ids=token_ids, ctc_projection="posterior")
+
+
+def head_layers(state) -> int:
+    """How many transformer blocks a saved head has (a state dict, or a safetensors file)."""
+    if isinstance(state, Path):
+        from safetensors import safe_open
+
+        with safe_open(state, "pt") as f:
+            state = dict.fromkeys(f.keys())
+    return 1 + max((int(k.split(".")[1]) for k in state if k.startswith("layers.")), default=-1)
 
 
 def ensure_lm(work: Path, lm_name: str = "smollm2") -> Path:
@@ -178,12 +188,14 @@ def ensure_lm(work: Path, lm_name: str = "smollm2") -> Path:
 
 def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, batch_size: int = 16,
                    lr: float = 1e-3, eval_every: int = 500, device: str = "cpu", log=print, ship: bool = True,
-                   more: list[Path] = (), dev_work: Path | None = None) -> None:
+                   more: list[Path] = (), dev_work: Path | None = None, layers: int | None = None) -> None:
     """Stage 2: CTC over LM tokens on precomputed frames; resumes from `work/ctc/ckpt.pt`.
 
     `more`: further work folders whose training features join `work`'s (corpora built on
     different sessions); dev WER is on the first 200 test clips of `dev_work` (default `work`),
-    so a run on a grown corpus stays comparable with the one before."""
+    so a run on a grown corpus stays comparable with the one before. `layers`: transformer
+    blocks of a new head (default: as many as the shipped head); blocks beyond the shipped
+    head's start as identities, so a deeper head warm-starts where the shipped one stands."""
     from transformers import AutoTokenizer
 
     from engine.bridge import CTCBridge
@@ -206,13 +218,17 @@ def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, 
     from transformers import AutoConfig
 
     lm_config = AutoConfig.from_pretrained(lm_dir)
-    config = ctc_bridge_config(token_ids)
+    ckpt = stage / "ckpt.pt"
+    state = torch.load(ckpt, weights_only=False, map_location=device) if ckpt.is_file() else None
+    if state is not None:
+        layers = head_layers(state["head"])
+    elif layers is None:
+        layers = shipped_layers()
+    config = ctc_bridge_config(token_ids, layers)
     head = CTCBridge(config, train[0][0].shape[1], lm_config.hidden_size, lm_config.vocab_size).to(device)
     opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.01)
     step, rng_state = 0, None
-    ckpt = stage / "ckpt.pt"
-    if ckpt.is_file():
-        state = torch.load(ckpt, weights_only=False, map_location=device)
+    if state is not None:
         head.load_state_dict(state["head"])
         opt.load_state_dict(state["opt"])
         step, rng_state = state["step"], state["rng"]
@@ -228,10 +244,9 @@ def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, 
     deadline = started + 60 * minutes
     sched = run_schedule(started, deadline)
     allowed = set(token_ids)
-    split_rng = random.Random(1)
-    labels_of = [head.labels_for(torch.as_tensor(
-        split_words(tokenizer, tokenizer.encode(t, add_special_tokens=False), split_rng, allowed=allowed),
-        device=device)) for _, t in train]
+    # each time a clip is drawn its words are cut afresh (BPE-dropout), not once per run
+    split_rng = random.Random(step)
+    ids_of = [tokenizer.encode(t, add_special_tokens=False) for _, t in train]
     head.train()
     losses = []
     while time.time() < deadline:
@@ -241,7 +256,8 @@ def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, 
         padded = spec_augment(torch.nn.utils.rnn.pad_sequence(frames, batch_first=True), rng, lengths)
         _, logits = head.frame_states(padded, lengths)
         out_lengths = torch.as_tensor([head.output_length(n) for n in lengths])
-        targets = [labels_of[i] for i in idx]
+        targets = [head.labels_for(torch.as_tensor(split_words(tokenizer, ids_of[i], split_rng, allowed=allowed),
+                                                   device=device)) for i in idx]
         loss = torch.nn.functional.ctc_loss(logits.float().log_softmax(-1).transpose(0, 1), torch.cat(targets).cpu(),
                                             out_lengths, torch.as_tensor([len(t) for t in targets]),
                                             blank=0, zero_infinity=True)
@@ -317,6 +333,12 @@ def shipped_head() -> Path | None:
     return None
 
 
+def shipped_layers() -> int:
+    """Blocks of the head a new run warm-starts from (3, the first recipe's, if none is shipped)."""
+    path = shipped_head()
+    return head_layers(path) if path is not None else 3
+
+
 def _load_shipped(head, token_ids: list[int]) -> int:
     from safetensors import safe_open
     from safetensors.torch import load_file
@@ -327,6 +349,14 @@ def _load_shipped(head, token_ids: list[int]) -> int:
     device = next(head.parameters()).device
     path = shipped_head()
     state = {k: v.float().to(device) for k, v in load_file(path).items()}
+    have, want = head_layers(state), len(head.layers)
+    if want < have:
+        raise SystemExit(f"{path}: the shipped head has {have} blocks; a new head needs at least as many, not {want}")
+    for i in range(have, want):  # a block whose residual branches add zero is an identity
+        block = {f"layers.{i}.{k}": v.detach().clone() for k, v in head.layers[i].state_dict().items()}
+        for k in ("out.weight", "out.bias", "mlp.2.weight", "mlp.2.bias"):
+            block[f"layers.{i}.{k}"].zero_()
+        state.update(block)
     n = state["head.bias"].shape[0]  # blank + the shipped labels; labels added since start unlikely
     weight, bias = head.head.weight.detach().clone(), head.head.bias.detach().clone()
     weight[:n], bias[:n] = state["head.weight"], state["head.bias"]
@@ -420,7 +450,7 @@ def head_into_model(work: Path, out: Path, shipped_model: Path = SHIPPED / "mode
     state = torch.load(work / "ctc" / "ckpt.pt", weights_only=False, map_location="cpu")
     token_ids = json.loads((work / "ctc" / "vocab.json").read_text())
     config = ModelConfig.load(shipped_model)
-    config.bridge = ctc_bridge_config(token_ids)
+    config.bridge = ctc_bridge_config(token_ids, head_layers(state["head"]))
     config.metrics = {}
     if beam_size:
         config.decode.beam_size = beam_size
@@ -454,6 +484,8 @@ def main() -> None:
                    help="ctc: further work folders whose training features join --work's")
     p.add_argument("--dev-work", type=Path, default=None,
                    help="ctc: the work folder whose first 200 test clips give dev WER (default: --work)")
+    p.add_argument("--layers", type=int, default=None,
+                   help="ctc: transformer blocks of a new head (default: the shipped head's; extra ones start as identities)")
     args = p.parse_args()
     from engine.runtime import quiet_libraries
 
@@ -465,7 +497,8 @@ def main() -> None:
                          progress=lambda split, n, total: say(f"{split}: {n}/{total}"))
     elif args.stage == "ctc":
         train_ctc_head(args.work, minutes=args.minutes, batch_size=args.batch_size or 16, lr=args.lr, device=device,
-                       log=say, ship=not args.no_ship, more=args.more, dev_work=args.dev_work)
+                       log=say, ship=not args.no_ship, more=args.more, dev_work=args.dev_work,
+                       layers=args.layers)
     elif args.stage == "lm":
         from trainer.base_lm import train_lm_stage
 
