@@ -221,6 +221,8 @@ def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, 
     ckpt = stage / "ckpt.pt"
     state = torch.load(ckpt, weights_only=False, map_location=device) if ckpt.is_file() else None
     if state is not None:
+        if layers is not None and layers != head_layers(state["head"]):
+            log(f"{ckpt} holds a {head_layers(state['head'])}-block head: resuming it ({layers} blocks ignored)")
         layers = head_layers(state["head"])
     elif layers is None:
         layers = shipped_layers()
