@@ -78,6 +78,10 @@ class TokenTexts:
         texts = [""] * size
         for i in range(size) if ids is None else ids:
             texts[int(i)] = tokenizer.decode([int(i)])
+        return cls.from_texts(texts)
+
+    @classmethod
+    def from_texts(cls, texts: list[str]) -> "TokenTexts":
         return cls(texts, np.array([closes_word(t) for t in texts]))
 
 

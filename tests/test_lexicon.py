@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from engine.ctc_prefix import CTCPrefixScorer
-from engine.lexicon import Lexicon, TokenTexts, WordEnds, closes_word
+from engine.lexicon import Lexicon, TokenTexts, WordEnds
 
 
 def test_the_english_word_list_knows_words_names_and_drugs_but_not_doubled_pieces():
@@ -20,7 +20,7 @@ def test_the_english_word_list_knows_words_names_and_drugs_but_not_doubled_piece
 
 def test_a_word_is_charged_once_when_it_ends():
     texts = ["", " rather", "ther", ",", " gave", "ve", " the", "-", "hearted"]
-    tokens = TokenTexts(texts, np.array([closes_word(t) for t in texts]))
+    tokens = TokenTexts.from_texts(texts)
     ends = WordEnds(tokens, Lexicon(frozenset({"rather", "gave", "the", "hearted"})), 3.0)
     after = np.array([3, 4, 2, 7])  # ",", " gave", "ther", "-"
     assert list(ends.costs([1, 2], after)) == [-3.0, -3.0, 0.0, -3.0]  # "ratherther" ends, unless it goes on
@@ -54,7 +54,7 @@ def test_the_penalty_turns_a_doubled_word_into_the_real_one(beam):
     lm_in, _ = m.lm_inputs([torch.randn(4, m.lm.config.n_embd)])
     eos = m.tokenizer.eos_token_id
     lexicon = Lexicon(frozenset({"the", "rather"}))
-    tokens = TokenTexts(texts, np.array([closes_word(t) for t in texts]))
+    tokens = TokenTexts.from_texts(texts)
 
     def decode(penalty):
         guide = CTCGuide([CTCPrefixScorer(logp)], token_to_label, weight=0.95,

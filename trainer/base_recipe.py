@@ -165,14 +165,9 @@ def ctc_bridge_config(token_ids: list[int], layers: int = 3) -> BridgeConfig:
                         ctc_token_ids=token_ids, ctc_projection="posterior")
 
 
-def head_layers(state) -> int:
-    """How many transformer blocks a saved head has (a state dict, or a safetensors file)."""
-    if isinstance(state, Path):
-        from safetensors import safe_open
-
-        with safe_open(state, "pt") as f:
-            state = dict.fromkeys(f.keys())
-    return 1 + max((int(k.split(".")[1]) for k in state if k.startswith("layers.")), default=-1)
+def head_layers(keys) -> int:
+    """How many transformer blocks a saved head has, from its weight names (a state dict)."""
+    return 1 + max((int(k.split(".")[1]) for k in keys if k.startswith("layers.")), default=-1)
 
 
 def ensure_lm(work: Path, lm_name: str = "smollm2") -> Path:
@@ -221,9 +216,10 @@ def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, 
     ckpt = stage / "ckpt.pt"
     state = torch.load(ckpt, weights_only=False, map_location=device) if ckpt.is_file() else None
     if state is not None:
-        if layers is not None and layers != head_layers(state["head"]):
-            log(f"{ckpt} holds a {head_layers(state['head'])}-block head: resuming it ({layers} blocks ignored)")
-        layers = head_layers(state["head"])
+        saved = head_layers(state["head"])
+        if layers is not None and layers != saved:
+            log(f"{ckpt} holds a {saved}-block head: resuming it ({layers} blocks ignored)")
+        layers = saved
     elif layers is None:
         layers = shipped_layers()
     config = ctc_bridge_config(token_ids, layers)
@@ -337,8 +333,13 @@ def shipped_head() -> Path | None:
 
 def shipped_layers() -> int:
     """Blocks of the head a new run warm-starts from (3, the first recipe's, if none is shipped)."""
+    from safetensors import safe_open
+
     path = shipped_head()
-    return head_layers(path) if path is not None else 3
+    if path is None:
+        return 3
+    with safe_open(path, "pt") as f:
+        return head_layers(f.keys())
 
 
 def _load_shipped(head, token_ids: list[int]) -> int:
