@@ -143,6 +143,10 @@ def test_the_ctc_learning_rate_warms_up_then_falls_to_its_floor_by_the_deadline(
     assert factor(50, 100.0) == 1.0
     assert factor(50, 150.0) < 1.0 and abs(factor(50, 150.0) - 0.55) < 1e-9
     assert abs(factor(50, 200.0) - 0.1) < 1e-9 and abs(factor(50, 500.0) - 0.1) < 1e-9
+    warm_started = run_schedule(started=100.0, deadline=200.0, warmup=10, floor=0.1, fresh_from=17374)
+    assert warm_started(17374, 100.0) == 0.1 and warm_started(17383, 100.0) == 1.0  # fresh Adam warms up again
+    resumed = run_schedule(started=100.0, deadline=200.0, warmup=10, floor=0.1, fresh_from=None)
+    assert resumed(17374, 100.0) == 1.0  # Adam moments kept: no warm-up
 
 
 def test_a_corpus_split_reads_as_an_eval_manifest(tmp_path):

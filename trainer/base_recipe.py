@@ -240,7 +240,8 @@ def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, 
     dev_eval = lambda: _log_eval(stage, head, tokenizer, token_ids, dev, error_rates, step, losses, log)  # noqa
     started, first = time.time(), step
     deadline = started + 60 * minutes
-    sched = run_schedule(started, deadline)
+    # fresh optimizer state (a new or warm-started head) warms up; a resumed one does not
+    sched = run_schedule(started, deadline, fresh_from=None if state is not None else step)
     allowed = set(token_ids)
     # each time a clip is drawn its words are cut afresh (BPE-dropout), not once per run
     split_rng = random.Random(step)
@@ -284,13 +285,18 @@ def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, 
         ship_ctc_head(stage, head, step)
 
 
-def run_schedule(started: float, deadline: float, warmup: int = 500, floor: float = 0.1):
-    """Learning-rate factor for a run that ends at `deadline`: warm-up over the first steps
-    of a fresh head, then a cosine to `floor` over this run's time (not its steps, which a
-    shared CPU makes unpredictable). A resumed run starts its own cosine from the top."""
+def run_schedule(started: float, deadline: float, warmup: int = 500, floor: float = 0.1,
+                 fresh_from: int | None = 0):
+    """Learning-rate factor for a run that ends at `deadline`: warm-up over the `warmup` steps
+    after `fresh_from` (the step where the optimizer state started afresh: 0 for a new head,
+    the shipped step for a warm start, None for a resumed run that keeps its Adam moments),
+    then a cosine to `floor` over this run's time (not its steps, which a shared CPU makes
+    unpredictable). A warm start without warm-up jolts the head: Adam's first updates are
+    full-size whatever the gradient (dev WER 30.5% -> 33.9% in 126 steps, session 9)."""
     def factor(step: int, now: float) -> float:
         done = min(1.0, max(0.0, (now - started) / max(1e-9, deadline - started)))
-        return min(1.0, (step + 1) / warmup) * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * done)))
+        warm = 1.0 if fresh_from is None else min(1.0, (step - fresh_from + 1) / warmup)
+        return warm * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * done)))
     return factor
 
 
