@@ -78,3 +78,18 @@ def test_an_engine_share_can_be_changed_for_one_corpus():
     rng = random.Random(0)
     picks = [corpus.pick_voice(groups, rng, {"espeak": 0.0, "kokoro": 1.0}) for _ in range(20)]
     assert set(picks) == {"kokoro:jf_alpha"}
+
+
+def test_punctuation_survives_phonemization_clause_by_clause(monkeypatch):
+    import subprocess
+    import types
+
+    said = []
+
+    def fake_espeak(cmd, **kwargs):
+        said.append(cmd[-1])
+        return types.SimpleNamespace(stdout=f" {cmd[-1].strip().lower()}\n")
+
+    monkeypatch.setattr(subprocess, "run", fake_espeak)
+    assert kokoro_voice.phonemes("And so, my pals: go home. Now?!") == "and so, my pals: go home. now?"
+    assert said == ["And so", " my pals", " go home", " Now"]

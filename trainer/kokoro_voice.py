@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import random
+import re
 import shutil
 import subprocess
 
@@ -48,9 +49,15 @@ def to_kokoro(ipa: str, accent: str) -> str:
 
 
 def phonemes(text: str, accent: str = "en-us") -> str:
-    out = subprocess.run(["espeak-ng", "-q", "--ipa", "-v", accent, text], check=True, capture_output=True,
-                         text=True, timeout=60).stdout
-    return to_kokoro(out, accent)
+    """Kokoro phonemes with the text's punctuation kept (espeak-ng's IPA drops it, and Kokoro
+    pauses and phrases by it): each clause is phonemized on its own."""
+    pieces = []
+    for clause, marks in re.findall(r"([^,.;:!?]+)([,.;:!?]*)", text):
+        if clause.strip():
+            out = subprocess.run(["espeak-ng", "-q", "--ipa", "-v", accent, clause], check=True,
+                                 capture_output=True, text=True, timeout=60).stdout
+            pieces.append(to_kokoro(out, accent) + marks[:1])
+    return " ".join(p for p in pieces if p)
 
 
 def _load() -> dict:
