@@ -155,3 +155,26 @@ def test_a_corpus_split_reads_as_an_eval_manifest(tmp_path):
     (tmp_path / "test.tsv").write_text("test/ab/x.flac\tStart the aspirin.\tespeak:en-us+m3\n", encoding="utf-8")
     [item] = read_manifest(tmp_path / "test.tsv")
     assert item.text == "Start the aspirin." and item.audio == tmp_path / "test" / "ab" / "x.flac"
+
+
+def test_a_corpus_writes_its_test_manifest_before_it_speaks_the_training_clips(tmp_path, monkeypatch):
+    import trainer.sentences
+
+    monkeypatch.setattr(corpus, "all_voices", lambda: [corpus.Voice("espeak", "en-us"), corpus.Voice("espeak", "en+m6")])
+    monkeypatch.setattr(corpus, "available", lambda voice: True)
+    tone = (0.1 * np.sin(np.arange(corpus.SR) / 10)).astype(np.float32)
+    monkeypatch.setattr(corpus, "synthesize", lambda voice, text, rng, tmp: tone)  # the pool forks: workers see it
+    monkeypatch.setattr(trainer.sentences, "build_sentences",
+                        lambda n, seed=0, exclude=None, avoid=None: [f"Sentence number {i}." for i in range(n)])
+    seen = []
+
+    def progress(fraction):
+        seen.append((fraction, (tmp_path / "test.tsv").is_file(), (tmp_path / "train.tsv").is_file()))
+
+    corpus.build(tmp_path, n_train=6, n_test=2, jobs=1, progress=progress)
+    assert seen[1] == (0.25, False, False) and seen[2] == (0.375, True, False)  # test split done, then train
+    test = [line.split("\t") for line in (tmp_path / "test.tsv").read_text().splitlines()]
+    train = [line.split("\t") for line in (tmp_path / "train.tsv").read_text().splitlines()]
+    assert {v for _, _, v in test} == {"espeak:en+m6"} and {v for _, _, v in train} == {"espeak:en-us"}
+    assert len(test) == 2 and len(train) == 6 and all((tmp_path / a).is_file() for a, _, _ in test + train)
+    assert not list(tmp_path.glob("*.tmp"))

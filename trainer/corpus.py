@@ -278,17 +278,20 @@ def build(out: Path, n_train: int, n_test: int, jobs: int = 2, seed: int = 0, pr
             key = hashlib.sha1(f"{split}{i}{text}{voice}".encode()).hexdigest()[:12]
             plan.append((split, (str(out / split / key[:2] / f"{key}.flac"), text, voice, seed * 1_000_003 + i,
                                  split == "train" or rng.random() < 0.5)))
-    rows: dict[str, list[tuple[str, str, str]]] = {"train": [], "test": []}
+    done = 0
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for n, ((split, _), result) in enumerate(zip(plan, pool.map(_make_one, [p for _, p in plan],
-                                                                    chunksize=8))):
-            if result is not None:
-                rows[split].append(result)
-            if progress:
-                progress((n + 1) / len(plan))
-    for split, items in rows.items():
-        lines = [f"{Path(p).relative_to(out).as_posix()}\t{t}\t{v}" for p, t, v in items]
-        (out / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        for split in ("test", "train"):  # each manifest is written once its split is spoken: test first
+            items = []
+            for result in pool.map(_make_one, [p for s, p in plan if s == split], chunksize=8):
+                if result is not None:
+                    items.append(result)
+                done += 1
+                if progress:
+                    progress(done / len(plan))
+            lines = [f"{Path(p).relative_to(out).as_posix()}\t{t}\t{v}" for p, t, v in items]
+            manifest = out / f"{split}.tsv"
+            manifest.with_suffix(".tmp").write_text("\n".join(lines) + "\n", encoding="utf-8")
+            manifest.with_suffix(".tmp").replace(manifest)
 
 
 def engine_share(arg: str) -> tuple[str, float]:
