@@ -102,7 +102,7 @@ def word_confidences(token_texts: list[str], logprobs: list[float]) -> list[floa
     """The probability of each word of the normalised transcript, as its least likely token's.
 
     Words are the tokens between leading spaces, each normalised as the metrics do (one
-    written word may give several: "5mg" -> "5 mg"). None when the words so made are not
+    written word may give several: "5mg" -> "five mg"). None when the words so made are not
     the normalised transcript's (the normaliser joined or split across tokens).
     """
     import math

@@ -7,10 +7,12 @@ the same `normalize` first, so casing and punctuation style are not counted as e
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 
 import jiwer
+from num2words import num2words
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'", "`": "'"})
 _HYPHENS = str.maketrans({c: " " for c in "-\u2010\u2011\u2012\u2013\u2014\u2015\u2212"})
@@ -26,11 +28,15 @@ def normalize(text: str) -> str:
     4. Hyphens and dashes (- ‐ ‑ ‒ – — ― −) become a space: "follow-up" = "follow up".
     5. Other punctuation and symbols (Unicode P* and S*) become a space, except an
        apostrophe between two letters or digits ("don't", "o'clock") and . , : between
-       two digits ("2.5", "1,000", "10:30"). Numbers are left as written: "5" and "five"
-       still differ.
-    6. Runs of whitespace become one space; no space at either end.
+       two digits ("2.5", "1,000", "10:30"), and % becomes " percent".
+    6. Numbers in digits are spelled as our training texts spell them (num2words, hyphens
+       and commas dropped), so "5" and "five" agree: "1,000" -> "one thousand", "2.5" ->
+       "two point five", "3rd" -> "third", "10:30" -> "ten thirty", "50mg" -> "fifty mg",
+       and 1100-2099 read as years: "1990" -> "nineteen ninety".
+    7. Runs of whitespace become one space; no space at either end.
     """
     t = unicodedata.normalize("NFKC", text).lower().translate(_APOSTROPHES).translate(_HYPHENS)
+    t = t.replace("%", " percent ")
     out = []
     for i, c in enumerate(t):
         if unicodedata.category(c)[0] in "PS":
@@ -41,7 +47,31 @@ def normalize(text: str) -> str:
             out.append(c if inside_word or in_number else " ")
         else:
             out.append(c)
-    return " ".join("".join(out).split())
+    return " ".join(_NUMBER.sub(_spelled, "".join(out)).split())
+
+
+_NUMBER = re.compile(r"(\d[\d,]*(?:[.:]\d+)*)(st|nd|rd|th)?")
+
+
+def _spelled(match: re.Match) -> str:
+    digits, ordinal = match.group(1).replace(",", ""), match.group(2)
+    if digits.count(".") + digits.count(":") > 1:  # a version or a date: 1.2.3 -> one two three
+        text = " ".join(num2words(int(part)) for part in re.split("[.:]", digits))
+    elif ":" in digits:  # a time of day: 10:30 -> ten thirty, 10:00 -> ten, 9:05 -> nine oh five
+        hours, minutes = digits.split(":")
+        words = [num2words(int(hours))] + ([] if int(minutes) == 0 else
+                                           ["oh", num2words(int(minutes))] if minutes.startswith("0")
+                                           else [num2words(int(minutes))])
+        text = " ".join(words)
+    elif "." in digits:
+        text = num2words(float(digits))
+    elif ordinal:
+        text = num2words(int(digits), to="ordinal")
+    elif len(digits) == 4 and 1100 <= int(digits) <= 2099:
+        text = num2words(int(digits), to="year")
+    else:
+        text = num2words(int(digits))
+    return f" {text.replace('-', ' ').replace(',', '')} "
 
 
 @dataclass

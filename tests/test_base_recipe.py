@@ -131,8 +131,9 @@ def _write_features(folder, split, texts, dim=16, seed=0):
 
 
 def test_stage_two_trains_on_every_feature_folder_and_checkpoints(tmp_path, monkeypatch):
-    """A second corpus's features join the first's (its words get labels), dev WER comes from
-    the folder named for it, and the run leaves a checkpoint and a logged dev WER."""
+    """A second corpus's features join the first's (its words get labels), the first's clips
+    are drawn `repeat_work` times as often, dev WER comes from the folder named for it, and the
+    run leaves a checkpoint and a logged dev WER."""
     import json
 
     from tests.helpers import tiny_lm, tiny_tokenizer
@@ -149,13 +150,13 @@ def test_stage_two_trains_on_every_feature_folder_and_checkpoints(tmp_path, monk
     monkeypatch.setattr(base_recipe, "SHIPPED", tmp_path / "nothing shipped")
     lines = []
     base_recipe.train_ctc_head(first, minutes=0.02, batch_size=2, ship=False, more=[second], dev_work=second,
-                               log=lines.append)
+                               log=lines.append, repeat_work=3)
 
     token_ids = json.loads((first / "ctc" / "vocab.json").read_text())
     for text in ("the quick brown fox", "blood pressure one hundred"):
         assert set(tokenizer.encode(text, add_special_tokens=False)) <= set(token_ids)
     assert not set(tokenizer.encode("jumps over the lazy dog", add_special_tokens=False)) <= set(token_ids)
-    assert "8 training clips from 2 feature folders, 3 dev clips" in lines
+    assert f"16 training clips (4 of {first}, x3) from 2 feature folders, 3 dev clips" in lines
     logged = [json.loads(x) for x in (first / "ctc" / "log.jsonl").read_text().splitlines()]
     state = torch.load(first / "ctc" / "ckpt.pt", weights_only=False)
     assert logged[-1]["step"] == state["step"] > 0 and 0 <= logged[-1]["dev_cer"]

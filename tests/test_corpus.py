@@ -178,3 +178,27 @@ def test_a_corpus_writes_its_test_manifest_before_it_speaks_the_training_clips(t
     assert {v for _, _, v in test} == {"espeak:en+m6"} and {v for _, _, v in train} == {"espeak:en-us"}
     assert len(test) == 2 and len(train) == 6 and all((tmp_path / a).is_file() for a, _, _ in test + train)
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_stopped_corpus_lists_exactly_the_clips_it_spoke_and_speaks_no_more(tmp_path, monkeypatch):
+    import trainer.sentences
+
+    monkeypatch.setattr(corpus, "all_voices", lambda: [corpus.Voice("espeak", "en-us"), corpus.Voice("espeak", "en+m6")])
+    monkeypatch.setattr(corpus, "available", lambda voice: True)
+    tone = (0.1 * np.sin(np.arange(corpus.SR) / 10)).astype(np.float32)
+    monkeypatch.setattr(corpus, "synthesize", lambda voice, text, rng, tmp: tone)
+    monkeypatch.setattr(trainer.sentences, "build_sentences",
+                        lambda n, seed=0, exclude=None, avoid=None: [f"Sentence number {i}." for i in range(n)])
+    corpus.build(tmp_path, n_train=6, n_test=2, jobs=1)
+    full = (tmp_path / "train.tsv").read_text().splitlines()
+    for line in full[2:5]:  # as if the build had been stopped before speaking these
+        (tmp_path / line.split("\t")[0]).unlink()
+    (tmp_path / "train.tsv").unlink()
+
+    def never(*args):
+        raise AssertionError("written_only must not speak")
+
+    monkeypatch.setattr(corpus, "synthesize", never)
+    corpus.build(tmp_path, n_train=6, n_test=2, jobs=1, written_only=True)
+    assert (tmp_path / "train.tsv").read_text().splitlines() == full[:2] + full[5:]
+    assert len((tmp_path / "test.tsv").read_text().splitlines()) == 2

@@ -112,8 +112,9 @@ def test_word_confidences_follow_the_normalised_words():
     texts = [" The", " patient", " took", " am", "lo", "dip", "ine", " 5", "mg", "."]
     lps = [-0.1, -0.2, -0.05, -2.0, -0.1, -1.0, -0.3, -0.1, -0.4, -0.01]
     conf = word_confidences(texts, lps)
-    assert len(conf) == 5
+    assert len(conf) == 6  # "5mg." -> "five mg": two words, each as sure as the written word
     assert conf[3] == pytest.approx(math.exp(-2.0))  # a word is as sure as its least sure token
+    assert conf[4] == conf[5] == pytest.approx(math.exp(-0.4))
     assert conf[0] == pytest.approx(math.exp(-0.1))
     assert word_confidences([], []) == []
 

@@ -18,8 +18,11 @@ from engine.metrics import ErrorRates, error_rates, normalize, term_recall
         ("'quoted' and the students' notes", "quoted and the students notes"),  # not inside a word
         ("follow-up — well–known", "follow up well known"),  # hyphens and dashes
         ("ＡＢＣ ﬁne", "abc fine"),  # NFKC: full-width letters, ligature
-        ("2.5 mg/kg, 1,000 units at 10:30.", "2.5 mg kg 1,000 units at 10:30"),  # numbers as written
-        ("five 5", "five 5"),  # no number normalization
+        ("2.5 mg/kg, 1,000 units at 10:30.", "two point five mg kg one thousand units at ten thirty"),
+        ("five 5", "five five"),  # digits spelled as the training texts spell numbers
+        ("50mg, 28% on the 3rd", "fifty mg twenty eight percent on the third"),
+        ("in 1990, 150 of 2005", "in nineteen ninety one hundred and fifty of two thousand and five"),  # years
+        ("at 9:05 or 10:00, v1.2.3", "at nine oh five or ten v one two three"),
         ("Dr. O'Brien's (ECG) result: normal?", "dr o'brien's ecg result normal"),
         ("", ""),
     ],

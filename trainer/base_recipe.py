@@ -183,14 +183,17 @@ def ensure_lm(work: Path, lm_name: str = "smollm2") -> Path:
 
 def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, batch_size: int = 16,
                    lr: float = 1e-3, eval_every: int = 500, device: str = "cpu", log=print, ship: bool = True,
-                   more: list[Path] = (), dev_work: Path | None = None, layers: int | None = None) -> None:
+                   more: list[Path] = (), dev_work: Path | None = None, layers: int | None = None,
+                   repeat_work: int = 1) -> None:
     """Stage 2: CTC over LM tokens on precomputed frames; resumes from `work/ctc/ckpt.pt`.
 
     `more`: further work folders whose training features join `work`'s (corpora built on
     different sessions); dev WER is on the first 200 test clips of `dev_work` (default `work`),
     so a run on a grown corpus stays comparable with the one before. `layers`: transformer
     blocks of a new head (default: as many as the shipped head); blocks beyond the shipped
-    head's start as identities, so a deeper head warm-starts where the shipped one stands."""
+    head's start as identities, so a deeper head warm-starts where the shipped one stands.
+    `repeat_work`: how many times as often a clip of `work` is drawn as one of `more` (a small
+    new corpus of a better voice among large old ones)."""
     from transformers import AutoTokenizer
 
     from engine.bridge import CTCBridge
@@ -198,9 +201,11 @@ def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, 
 
     lm_dir = ensure_lm(work, lm_name)
     tokenizer = AutoTokenizer.from_pretrained(lm_dir)
-    train = [item for folder in (work, *more) for item in load_features(folder, "train")]
+    own = load_features(work, "train")
+    train = own * repeat_work + [item for folder in more for item in load_features(folder, "train")]
     dev = load_features(dev_work or work, "test")[:200]
-    log(f"{len(train)} training clips from {1 + len(more)} feature folders, {len(dev)} dev clips")
+    log(f"{len(train)} training clips ({len(own)} of {work}, x{repeat_work}) from {1 + len(more)} feature folders, "
+        f"{len(dev)} dev clips")
     stage = work / "ctc"
     stage.mkdir(parents=True, exist_ok=True)
     vocab_file = stage / "vocab.json"
@@ -493,6 +498,8 @@ def main() -> None:
                    help="ctc: further work folders whose training features join --work's")
     p.add_argument("--dev-work", type=Path, default=None,
                    help="ctc: the work folder whose first 200 test clips give dev WER (default: --work)")
+    p.add_argument("--repeat-work", type=int, default=1,
+                   help="ctc: draw each clip of --work this many times as often as one of --more")
     p.add_argument("--layers", type=int, default=None,
                    help="ctc: transformer blocks of a new head (default: the shipped head's; extra ones start as identities)")
     args = p.parse_args()
@@ -507,7 +514,7 @@ def main() -> None:
     elif args.stage == "ctc":
         train_ctc_head(args.work, minutes=args.minutes, batch_size=args.batch_size or 16, lr=args.lr, device=device,
                        log=say, ship=not args.no_ship, more=args.more, dev_work=args.dev_work,
-                       layers=args.layers)
+                       layers=args.layers, repeat_work=args.repeat_work)
     elif args.stage == "lm":
         from trainer.base_lm import train_lm_stage
 

@@ -255,10 +255,12 @@ def exclusion_texts(paths: list[Path]) -> list[str]:
 
 def build(out: Path, n_train: int, n_test: int, jobs: int = 2, seed: int = 0, progress=None,
           exclude: list[Path] | None = None, avoid: list[Path] | None = None,
-          share: dict[str, float] | None = None) -> None:
+          share: dict[str, float] | None = None, written_only: bool = False) -> None:
     """`exclude`: manifests whose sentences (and their 5-grams) stay out; `avoid`: manifests
     whose exact sentences are not drawn again (a second corpus beside a first); `share`:
-    engine weights that replace ENGINE_SHARE's."""
+    engine weights that replace ENGINE_SHARE's. `written_only`: speak nothing, write the
+    manifests of the clips already on disk (a build stopped early becomes usable; running
+    the build again still finishes it)."""
     from trainer.sentences import build_sentences
 
     out.mkdir(parents=True, exist_ok=True)
@@ -279,6 +281,10 @@ def build(out: Path, n_train: int, n_test: int, jobs: int = 2, seed: int = 0, pr
             key = hashlib.sha1(f"{split}{i}{text}{voice}".encode()).hexdigest()[:12]
             plan.append((split, (str(out / split / key[:2] / f"{key}.flac"), text, voice, seed * 1_000_003 + i,
                                  split == "train" or rng.random() < 0.5)))
+    if written_only:
+        for split in ("test", "train"):
+            _write_manifest(out, split, [p[:3] for s, p in plan if s == split and Path(p[0]).is_file()])
+        return
     done = 0
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         for split in ("test", "train"):  # each manifest is written once its split is spoken: test first
@@ -289,10 +295,15 @@ def build(out: Path, n_train: int, n_test: int, jobs: int = 2, seed: int = 0, pr
                 done += 1
                 if progress:
                     progress(done / len(plan))
-            lines = [f"{Path(p).relative_to(out).as_posix()}\t{t}\t{v}" for p, t, v in items]
-            temp = out / f"{split}.tsv.tmp"
-            temp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-            temp.replace(out / f"{split}.tsv")
+            _write_manifest(out, split, items)
+
+
+def _write_manifest(out: Path, split: str, items: list[tuple[str, str, str]]) -> None:
+    """`split`.tsv (audio path relative to `out`, text, voice), through a temp file."""
+    lines = [f"{Path(p).relative_to(out).as_posix()}\t{t}\t{v}" for p, t, v in items]
+    temp = out / f"{split}.tsv.tmp"
+    temp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    temp.replace(out / f"{split}.tsv")
 
 
 def engine_share(arg: str) -> tuple[str, float]:
@@ -322,7 +333,13 @@ def main() -> None:
                    help="manifests of another corpus whose sentences are not drawn again")
     p.add_argument("--share", nargs="*", default=[], metavar="ENGINE=WEIGHT", type=engine_share,
                    help=f"how often an engine speaks, replacing the default ({ENGINE_SHARE})")
+    p.add_argument("--written-only", action="store_true",
+                   help="speak nothing: write the manifests of the clips already spoken (same other options)")
     args = p.parse_args()
+    if args.written_only:
+        build(args.out, args.train, args.test, seed=args.seed, exclude=args.exclude, avoid=args.avoid,
+              share=dict(args.share), written_only=True)
+        return
     from tqdm import tqdm
 
     bar = tqdm(total=1000, desc="corpus")
