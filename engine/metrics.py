@@ -55,7 +55,9 @@ _NUMBER = re.compile(r"(\d[\d,]*(?:[.:]\d+)*)(st|nd|rd|th)?")
 
 def _spelled(match: re.Match) -> str:
     digits, ordinal = match.group(1).replace(",", ""), match.group(2)
-    if digits.count(".") + digits.count(":") > 1:  # a version or a date: 1.2.3 -> one two three
+    if len(digits) > 15:  # an identifier, not a quantity (and past what a float holds): digit by digit
+        text = " ".join("point" if c in ".:" else num2words(int(c)) for c in digits)
+    elif digits.count(".") + digits.count(":") > 1:  # a version or a date: 1.2.3 -> one two three
         text = " ".join(num2words(int(part)) for part in re.split("[.:]", digits))
     elif ":" in digits:  # a time of day: 10:30 -> ten thirty, 10:00 -> ten, 9:05 -> nine oh five
         hours, minutes = digits.split(":")

@@ -205,3 +205,13 @@ def test_a_deeper_head_warm_starts_where_the_shipped_head_stands(tmp_path, monke
     shallow = CTCBridge(base_recipe.ctc_bridge_config(old_ids, layers=1), 16, 24, 64)
     with pytest.raises(SystemExit, match="2 blocks"):
         base_recipe._load_shipped(shallow, old_ids)
+
+
+def test_a_corpus_drawn_less_than_once_is_refused(tmp_path):
+    import pytest
+
+    from trainer import base_recipe
+
+    with pytest.raises(ValueError, match="repeat_work must be 1 or more, not 0"):
+        base_recipe.train_ctc_head(tmp_path, repeat_work=0)
+    assert not (tmp_path / "ctc").exists()

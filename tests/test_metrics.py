@@ -23,6 +23,7 @@ from engine.metrics import ErrorRates, error_rates, normalize, term_recall
         ("50mg, 28% on the 3rd", "fifty mg twenty eight percent on the third"),
         ("in 1990, 150 of 2005", "in nineteen ninety one hundred and fifty of two thousand and five"),  # years
         ("at 9:05 or 10:00, v1.2.3", "at nine oh five or ten v one two three"),
+        ("id 1234567890123456", "id one two three four five six seven eight nine zero one two three four five six"),
         ("Dr. O'Brien's (ECG) result: normal?", "dr o'brien's ecg result normal"),
         ("", ""),
     ],

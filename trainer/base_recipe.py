@@ -199,6 +199,8 @@ def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, 
     from engine.bridge import CTCBridge
     from engine.metrics import error_rates
 
+    if repeat_work < 1:
+        raise ValueError(f"repeat_work must be 1 or more, not {repeat_work}")
     lm_dir = ensure_lm(work, lm_name)
     tokenizer = AutoTokenizer.from_pretrained(lm_dir)
     own = load_features(work, "train")
