@@ -60,11 +60,9 @@ def _spelled(match: re.Match) -> str:
     elif digits.count(".") + digits.count(":") > 1:  # a version or a date: 1.2.3 -> one two three
         text = " ".join(num2words(int(part)) for part in re.split("[.:]", digits))
     elif ":" in digits:  # a time of day: 10:30 -> ten thirty, 10:00 -> ten, 9:05 -> nine oh five
-        hours, minutes = digits.split(":")
-        words = [num2words(int(hours))] + ([] if int(minutes) == 0 else
-                                           ["oh", num2words(int(minutes))] if minutes.startswith("0")
-                                           else [num2words(int(minutes))])
-        text = " ".join(words)
+        hours, minutes = (int(part) for part in digits.split(":"))
+        text = num2words(hours) + ("" if minutes == 0 else f" oh {num2words(minutes)}" if minutes < 10
+                                   else f" {num2words(minutes)}")
     elif "." in digits:
         text = num2words(float(digits))
     elif ordinal:

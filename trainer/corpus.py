@@ -284,6 +284,8 @@ def build(out: Path, n_train: int, n_test: int, jobs: int = 2, seed: int = 0, pr
     if written_only:
         for split in ("test", "train"):
             _write_manifest(out, split, [p[:3] for s, p in plan if s == split and Path(p[0]).is_file()])
+        if progress:
+            progress(1.0)
         return
     done = 0
     with ProcessPoolExecutor(max_workers=jobs) as pool:
@@ -336,10 +338,6 @@ def main() -> None:
     p.add_argument("--written-only", action="store_true",
                    help="speak nothing: write the manifests of the clips already spoken (same other options)")
     args = p.parse_args()
-    if args.written_only:
-        build(args.out, args.train, args.test, seed=args.seed, exclude=args.exclude, avoid=args.avoid,
-              share=dict(args.share), written_only=True)
-        return
     from tqdm import tqdm
 
     bar = tqdm(total=1000, desc="corpus")
@@ -351,7 +349,7 @@ def main() -> None:
         last[0] = n
 
     build(args.out, args.train, args.test, args.jobs, args.seed, progress, exclude=args.exclude, avoid=args.avoid,
-          share=dict(args.share))
+          share=dict(args.share), written_only=args.written_only)
     bar.close()
 
 
