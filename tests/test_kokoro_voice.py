@@ -26,6 +26,18 @@ def test_a_blend_lies_between_its_two_styles_and_a_single_style_is_itself():
     assert all(0.25 <= w <= 0.75 for w in weights) and len(weights) == 5  # a new speaker each clip
     with pytest.raises(ValueError, match="styles are a, b"):
         kokoro_voice.blend(styles, "a+c", random.Random(0))
+    with pytest.raises(ValueError, match="each once"):
+        kokoro_voice.blend(styles, "a+a", random.Random(0))
+
+
+def test_a_mix_of_three_weighs_them_to_one_each_clip_anew_reaching_a_little_past_them():
+    styles = {n: np.eye(3, dtype=np.float32)[i].reshape(1, 1, 3) for i, n in enumerate("abc")}
+    weights = [kokoro_voice.blend(styles, "a+b+c", random.Random(seed))[0, 0] for seed in range(200)]
+    assert all(abs(float(w.sum()) - 1) < 1e-6 for w in weights)  # a speaker, not a louder one
+    assert len({tuple(np.round(w, 6)) for w in weights}) == 200
+    lowest = min(float(w.min()) for w in weights)
+    assert -1 / 3 * 0.4 - 1e-6 <= lowest < 0  # past the styles' hull, by at most 0.4 of the way to the mean
+    assert max(float(w.max()) for w in weights) > 0.9
 
 
 class FakeSession:
@@ -66,7 +78,8 @@ def test_the_test_speaker_is_never_heard_in_training_alone_or_blended():
     train = [v for v in kokoro if v not in corpus.TEST_VOICES]
     assert f"kokoro:{corpus.KOKORO_TEST_STYLE}" in corpus.TEST_VOICES
     assert not any(corpus.KOKORO_TEST_STYLE in v for v in train)
-    assert any("+" in v for v in train) and len(train) == 10  # 4 speakers and their 6 blends
+    assert any("+" in v for v in train) and len(train) == 15  # 4 speakers, 6 blends, 4 mixes of three, 1 of four
+    assert sum(v.count("+") == 3 for v in train) == 1
 
 
 def test_an_engine_share_can_be_changed_for_one_corpus():

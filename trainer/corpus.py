@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import random
 import shutil
 import subprocess
@@ -65,6 +66,9 @@ def all_voices() -> list[Voice]:
     voices += [Voice("kokoro", s) for s in KOKORO_STYLES]
     voices += [Voice("kokoro", f"{a}+{b}") for i, a in enumerate(KOKORO_STYLES) for b in KOKORO_STYLES[i + 1:]
                if KOKORO_TEST_STYLE not in (a, b)]  # blends of two speakers; the test speaker stays unheard
+    train_styles = [s for s in KOKORO_STYLES if s != KOKORO_TEST_STYLE]
+    voices += [Voice("kokoro", "+".join(m)) for k in range(3, len(train_styles) + 1)
+               for m in itertools.combinations(train_styles, k)]  # mixes of three and four (session 11)
     return voices
 
 
