@@ -84,9 +84,10 @@ def blend(styles: dict[str, np.ndarray], voice: str, rng: random.Random) -> np.n
     """The style table of `voice`: one style, two (`a+b`) mixed with a random weight, or three
     or more (`a+b+c`) mixed with random weights that may reach a little past them.
 
-    Why past them: five styles are few speakers. A mix of three or four pushed up to 1.4x away
-    from their mean leaves the styles' hull (no weight below about -0.1), and Whisper base still
-    read such clips right but for a drug name (session 11); at 1.7x away it misread words.
+    Why past them: five styles are few speakers. A mix pushed up to 1.4x away from its mean
+    leaves the styles' hull (no weight below -0.13). Whisper base read a mix of four, and a
+    reach further out (1.4a - 0.4b), right but for a drug name and one phrase; at 1.7a - 0.7b
+    it misread more (session 11, docs/default_model.md).
     """
     names = voice.split("+")
     unknown = [n for n in names if n not in styles]
