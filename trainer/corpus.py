@@ -64,11 +64,9 @@ def all_voices() -> list[Voice]:
     voices += [Voice("rhvoice", v) for v in ("alan", "bdl", "clb", "slt")]
     voices += [Voice("piper", "joe")]
     voices += [Voice("kokoro", s) for s in KOKORO_STYLES]
-    voices += [Voice("kokoro", f"{a}+{b}") for i, a in enumerate(KOKORO_STYLES) for b in KOKORO_STYLES[i + 1:]
-               if KOKORO_TEST_STYLE not in (a, b)]  # blends of two speakers; the test speaker stays unheard
-    train_styles = [s for s in KOKORO_STYLES if s != KOKORO_TEST_STYLE]
-    voices += [Voice("kokoro", "+".join(m)) for k in range(3, len(train_styles) + 1)
-               for m in itertools.combinations(train_styles, k)]  # mixes of three and four (session 11)
+    train_styles = [s for s in KOKORO_STYLES if s != KOKORO_TEST_STYLE]  # the test speaker is never mixed in
+    voices += [Voice("kokoro", "+".join(m)) for k in range(2, len(train_styles) + 1)
+               for m in itertools.combinations(train_styles, k)]  # pairs, then mixes of three and four
     return voices
 
 

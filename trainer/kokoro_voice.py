@@ -95,7 +95,7 @@ def blend(styles: dict[str, np.ndarray], voice: str, rng: random.Random) -> np.n
         raise ValueError(f"kokoro voice {voice!r}: styles are {', '.join(sorted(styles))}, joined by '+', each once")
     if len(names) == 1:
         return styles[names[0]]
-    if len(names) == 2:
+    if len(names) == 2:  # the pairs' own draw, so corpus 7's voices come out as they were spoken
         w = rng.uniform(0.25, 0.75)
         return w * styles[names[0]] + (1 - w) * styles[names[1]]
     return sum(w * styles[n] for n, w in zip(names, mix_weights(len(names), rng)))
@@ -105,8 +105,8 @@ def mix_weights(n: int, rng: random.Random, max_spread: float = 1.4) -> list[flo
     """Weights summing to 1 for a mix of `n` styles: uniform over the simplex, then pushed up to
     `max_spread` times as far from the mean."""
     draws = [rng.expovariate(1.0) for _ in range(n)]  # normalised: uniform over the simplex
-    spread = rng.uniform(1.0, max_spread)
-    return [1 / n + spread * (d / sum(draws) - 1 / n) for d in draws]
+    total, spread = sum(draws), rng.uniform(1.0, max_spread)
+    return [1 / n + spread * (d / total - 1 / n) for d in draws]
 
 
 def speak(text: str, voice: str, rate: float, rng: random.Random, sr: int = 16000) -> np.ndarray:
