@@ -202,3 +202,28 @@ def test_a_stopped_corpus_lists_exactly_the_clips_it_spoke_and_speaks_no_more(tm
     corpus.build(tmp_path, n_train=6, n_test=2, jobs=1, written_only=True)
     assert (tmp_path / "train.tsv").read_text().splitlines() == full[:2] + full[5:]
     assert len((tmp_path / "test.tsv").read_text().splitlines()) == 2
+
+
+def test_sentences_only_writes_the_texts_a_build_speaks_and_speaks_nothing(tmp_path, monkeypatch):
+    import trainer.sentences
+
+    monkeypatch.setattr(corpus, "all_voices", lambda: [corpus.Voice("espeak", "en-us"), corpus.Voice("espeak", "en+m6")])
+    monkeypatch.setattr(corpus, "available", lambda voice: True)
+
+    def never(*args):
+        raise AssertionError("sentences_only must not speak")
+
+    monkeypatch.setattr(corpus, "synthesize", never)
+    monkeypatch.setattr(trainer.sentences, "build_sentences",
+                        lambda n, seed=0, exclude=None, avoid=None: [f"Sentence number {i}." for i in range(n)])
+    corpus.build(tmp_path / "plan", n_train=6, n_test=2, jobs=1, seed=3, sentences_only=True)
+    assert not (tmp_path / "plan" / "train.tsv").exists() and not list((tmp_path / "plan").glob("*.tmp"))
+    tone = (0.1 * np.sin(np.arange(corpus.SR) / 10)).astype(np.float32)
+    monkeypatch.setattr(corpus, "synthesize", lambda voice, text, rng, tmp: tone)
+    corpus.build(tmp_path / "spoken", n_train=6, n_test=2, jobs=1, seed=3)
+    for split in ("test", "train"):
+        spoken = [line.split("\t")[1] for line in (tmp_path / "spoken" / f"{split}.tsv").read_text().splitlines()]
+        planned = (tmp_path / "plan" / f"{split}.sentences.txt").read_text().splitlines()
+        assert planned == spoken and len(planned) == (2 if split == "test" else 6)
+    # a later corpus can avoid a lost one through its sentences file
+    assert corpus.manifest_texts([tmp_path / "plan" / "train.sentences.txt"]) == planned

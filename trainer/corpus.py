@@ -257,12 +257,15 @@ def exclusion_texts(paths: list[Path]) -> list[str]:
 
 def build(out: Path, n_train: int, n_test: int, jobs: int = 2, seed: int = 0, progress=None,
           exclude: list[Path] | None = None, avoid: list[Path] | None = None,
-          share: dict[str, float] | None = None, written_only: bool = False) -> None:
+          share: dict[str, float] | None = None, written_only: bool = False,
+          sentences_only: bool = False) -> None:
     """`exclude`: manifests whose sentences (and their 5-grams) stay out; `avoid`: manifests
     whose exact sentences are not drawn again (a second corpus beside a first); `share`:
     engine weights that replace ENGINE_SHARE's. `written_only`: speak nothing, write the
     manifests of the clips already on disk (a build stopped early becomes usable; running
-    the build again still finishes it)."""
+    the build again still finishes it). `sentences_only`: speak nothing, write the sentences
+    each split would get (`train.sentences.txt`, `test.sentences.txt`), so that a corpus whose
+    files are lost can still be avoided or excluded by a later one."""
     from trainer.sentences import build_sentences
 
     out.mkdir(parents=True, exist_ok=True)
@@ -274,6 +277,12 @@ def build(out: Path, n_train: int, n_test: int, jobs: int = 2, seed: int = 0, pr
     rng = random.Random(seed)
     rng.shuffle(sentences)
     test_sents, train_sents = sentences[:n_test], sentences[n_test:]
+    if sentences_only:
+        for split, sents in (("test", test_sents), ("train", train_sents)):
+            temp = out / f"{split}.sentences.txt.tmp"
+            temp.write_text("\n".join(sents) + "\n", encoding="utf-8")
+            temp.replace(out / f"{split}.sentences.txt")
+        return
     shares = {**ENGINE_SHARE, **(share or {})}
     plan = []
     for split, sents, vs in (("test", test_sents, test_voices), ("train", train_sents, train_voices)):
@@ -339,6 +348,8 @@ def main() -> None:
                    help=f"how often an engine speaks, replacing the default ({ENGINE_SHARE})")
     p.add_argument("--written-only", action="store_true",
                    help="speak nothing: write the manifests of the clips already spoken (same other options)")
+    p.add_argument("--sentences-only", action="store_true",
+                   help="speak nothing: write the sentences each split would get (same other options)")
     args = p.parse_args()
     from tqdm import tqdm
 
@@ -351,7 +362,7 @@ def main() -> None:
         last[0] = n
 
     build(args.out, args.train, args.test, args.jobs, args.seed, progress, exclude=args.exclude, avoid=args.avoid,
-          share=dict(args.share), written_only=args.written_only)
+          share=dict(args.share), written_only=args.written_only, sentences_only=args.sentences_only)
     bar.close()
 
 
