@@ -6,8 +6,10 @@
 # Each corpus's options are the ones it was built with (docs/default_model.md); a few seconds each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-plan() { .venv/bin/python -m trainer.corpus --sentences-only "$@" 2>/dev/null; }
+plan() { .venv/bin/python -m trainer.corpus --sentences-only "$@"; }
 D=data/dev/dev.tsv
+# a missing --exclude file is skipped silently and would draw other sentences: stop instead
+[ -f "$D" ] || { echo "$D is missing: run .venv/bin/python bench/devset.py first" >&2; exit 1; }
 S() { for c in "$@"; do printf 'data/corpus%s/train.sentences.txt ' "$c"; done; }
 plan --out data/corpus2 --train 10000 --test 400 --seed 0 --exclude $D
 plan --out data/corpus3 --train 16000 --test 100 --seed 1 --exclude $D data/corpus2/test.sentences.txt --avoid $(S 2)

@@ -269,20 +269,18 @@ def build(out: Path, n_train: int, n_test: int, jobs: int = 2, seed: int = 0, pr
     from trainer.sentences import build_sentences
 
     out.mkdir(parents=True, exist_ok=True)
-    voices = [v for v in all_voices() if available(v)]
-    train_voices = [v.id for v in voices if v.id not in TEST_VOICES]
-    test_voices = [v.id for v in voices if v.id in TEST_VOICES]
     sentences = build_sentences(n_train + n_test, seed=seed, exclude=exclusion_texts(exclude or []),
                                 avoid=set(manifest_texts(avoid or [])))
     rng = random.Random(seed)
     rng.shuffle(sentences)
     test_sents, train_sents = sentences[:n_test], sentences[n_test:]
-    if sentences_only:
-        for split, sents in (("test", test_sents), ("train", train_sents)):
-            temp = out / f"{split}.sentences.txt.tmp"
-            temp.write_text("\n".join(sents) + "\n", encoding="utf-8")
-            temp.replace(out / f"{split}.sentences.txt")
+    if sentences_only:  # needs no voice: none is probed
+        _write_lines(out / "test.sentences.txt", test_sents)
+        _write_lines(out / "train.sentences.txt", train_sents)
         return
+    voices = [v for v in all_voices() if available(v)]
+    train_voices = [v.id for v in voices if v.id not in TEST_VOICES]
+    test_voices = [v.id for v in voices if v.id in TEST_VOICES]
     shares = {**ENGINE_SHARE, **(share or {})}
     plan = []
     for split, sents, vs in (("test", test_sents, test_voices), ("train", train_sents, train_voices)):
@@ -313,10 +311,14 @@ def build(out: Path, n_train: int, n_test: int, jobs: int = 2, seed: int = 0, pr
 
 def _write_manifest(out: Path, split: str, items: list[tuple[str, str, str]]) -> None:
     """`split`.tsv (audio path relative to `out`, text, voice), through a temp file."""
-    lines = [f"{Path(p).relative_to(out).as_posix()}\t{t}\t{v}" for p, t, v in items]
-    temp = out / f"{split}.tsv.tmp"
+    _write_lines(out / f"{split}.tsv", [f"{Path(p).relative_to(out).as_posix()}\t{t}\t{v}" for p, t, v in items])
+
+
+def _write_lines(path: Path, lines: list[str]) -> None:
+    """One line each, through a temp file, so a killed build leaves no half-written list."""
+    temp = path.with_name(path.name + ".tmp")
     temp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    temp.replace(out / f"{split}.tsv")
+    temp.replace(path)
 
 
 def engine_share(arg: str) -> tuple[str, float]:
