@@ -143,13 +143,19 @@ class SpeechLM(nn.Module):
         else:
             embeds = self.bridge(padded)
             speech = [embeds[i, : self.bridge.output_length(n)] for i, n in enumerate(lengths)]
+        out["ce"] = self.loss_from_speech(speech, targets, hints)
+        out["loss"] = out["ce"] + (self.config.bridge.ctc_loss_weight * out["ctc"] if "ctc" in out else 0)
+        return out
+
+    def loss_from_speech(self, speech: list[torch.Tensor], targets: list[list[int]],
+                         hints: list[str | None] | None = None) -> torch.Tensor:
+        """Next-token cross-entropy on the transcripts, given the bridge's LM input vectors
+        (what a trainer with a frozen bridge caches; see trainer/speech_cache.py)."""
         lm_in, labels = self.lm_inputs(speech, targets, hints)
         logits = self.lm(inputs_embeds=lm_in.embeds, attention_mask=lm_in.attention_mask,
                          position_ids=lm_in.position_ids, use_cache=False).logits
-        out["ce"] = nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
-                                                ignore_index=-100)
-        out["loss"] = out["ce"] + (self.config.bridge.ctc_loss_weight * out["ctc"] if "ctc" in out else 0)
-        return out
+        return nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), labels[:, 1:].flatten(),
+                                           ignore_index=-100)
 
     def _ctc_loss(self, logits: torch.Tensor, lengths: list[int], targets: list[list[int]]) -> torch.Tensor:
         eos = self.tokenizer.eos_token_id

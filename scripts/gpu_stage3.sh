@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Stage 1-3 of the default model on a lent GPU machine (the device tool), which reaches
+# Stage 3 of the default model on a lent GPU machine (the device tool), which reaches
 # nothing: scripts/pack_for_gpu.py cuts what it needs into .xfer/p01..pNN (<= 50 MiB each,
 # a call carries 64 MiB with the working tree). Carried paths do NOT stay between calls,
 # so each call carries one part and copies it out of the tree while the machine is warm
 # (it goes back after 30 s idle: make the calls back to back):
 #   run(carry=[".xfer/p01"], command="mkdir -p /tmp/parts && cp .xfer/*/bundle.* /tmp/parts/")  ... pNN
+# then, from audio (pack_for_gpu.py):
 #   run(command="bash scripts/gpu_stage3.sh prep 2.5")   # join, unpack, wheels, features (GPU), CTC head
 #   run(command="bash scripts/gpu_stage3.sh lm 8")       # stage 3; weights + logs come back in $OUT
+# or, LoRA alone on the frozen shipped bridge (pack_for_gpu.py --lora; the last part can
+# travel in the same call):
+#   run(carry=[".xfer/pNN"], command="... && bash scripts/gpu_stage3.sh lora 6 3e-4")
 # The device's Python also needs cffi + pycparser wheels for soundfile (pack_for_gpu.py adds them).
-# State lives in /tmp/w, which stays while the machine is warm; `lm` resumes from its checkpoint.
+# State lives in /tmp/w, which stays while the machine is warm; `lm` and `lora` resume from their checkpoint.
 set -euo pipefail
 W=/tmp/w
 export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site:$PWD
@@ -16,8 +20,12 @@ say() { echo "[$(date +%T)] $*"; }
 if [ ! -f $W/unpacked ]; then
   mkdir -p $W/base/pretrained
   cat /tmp/parts/bundle.* | tar -x -C $W
-  for t in wheels models corpus; do tar -xf $W/$t.tar -C $W; rm $W/$t.tar; done
-  mv $W/whisper-base-encoder $W/smollm2.gguf $W/base/pretrained/
+  for t in wheels models corpus cache; do
+    if [ -f $W/$t.tar ]; then tar -xf $W/$t.tar -C $W; rm $W/$t.tar; fi
+  done
+  for m in whisper-base-encoder smollm2.gguf; do  # (lora/, if packed, stays in $W)
+    if [ -e $W/$m ]; then mv $W/$m $W/base/pretrained/; fi
+  done
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site $W/wheels/*.whl
   touch $W/unpacked
   say "unpacked: $(du -sh $W | cut -f1)"
@@ -35,5 +43,23 @@ case "${1:-prep}" in
     cp $W/base/lm/final/bridge.safetensors $W/base/lm/final/lora/adapter_model.safetensors $OUT/
     tar -cf $OUT/result.tar --exclude='*.safetensors' -C $W/base lm/final lm/log.jsonl ctc/log.jsonl ctc/vocab.json
     cp resources/default/ctc_head.safetensors resources/default/ctc_log.jsonl $OUT/
+    say "packed" ;;
+  lora)
+    python3 -m trainer.base_recipe lm --work $W/base --speech-cache $W/speech_cache --init-lora $W/lora \
+      --minutes "${2:-6}" --lr "${3:-3e-4}" --batch-size 64 || say "training stopped: $?"
+    # $OUT takes 8 files of at most 16 MB: the log, the last adapter and the four best by dev WER
+    cp $W/base/lm/log.jsonl $OUT/ || true
+    python3 - "$W/base/lm" "$OUT" <<'PY'
+import json, shutil, sys
+from pathlib import Path
+stage, out = Path(sys.argv[1]), Path(sys.argv[2])
+snaps = {int(p.stem.split("_")[1]): p for p in (stage / "snapshots").glob("step_*.safetensors")}
+log = [json.loads(x) for x in (stage / "log.jsonl").read_text().splitlines() if x.strip()]
+ranked = sorted((e["dev_wer"], e["step"]) for e in log if e["step"] in snaps)
+keep = {s for _, s in ranked[:4]} | ({max(snaps)} if snaps else set())
+for s in sorted(keep):
+    shutil.copy2(snaps[s], out / snaps[s].name)
+print("brought back", sorted(keep))
+PY
     say "packed" ;;
 esac

@@ -4,6 +4,11 @@ A device call carries at most 64 MiB (working tree included), so everything trav
 parts, one per call, copied to /tmp/parts there; scripts/gpu_stage3.sh joins them:
 
     .venv/bin/python scripts/pack_for_gpu.py          # -> .xfer/p01 .. .xfer/pNN (git-ignored)
+    .venv/bin/python scripts/pack_for_gpu.py --lora data/speech_cache --part-mb 58   # LoRA on the frozen bridge
+
+With --lora the parts hold the shipped LoRA too, so the two large tracked weight files can be
+emptied for the device calls (the working tree then weighs ~2 MB and a part may be 58 MiB);
+`git checkout resources/default/model` puts them back.
 
 - audio: the corpus as Ogg/Opus (compression level 0.95, ~19 kbps). Measured on 60 held-out
   clips through the Whisper base encoder and the CTC head: WER 26.0% from FLAC, 26.4% from
@@ -65,6 +70,32 @@ def opus_corpus(corpus: Path, out: Path, jobs: int) -> None:
                 print(f"opus {i}/{len(work)}", flush=True)
 
 
+def download_wheels(stage: Path) -> None:
+    wheels = stage / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                    "--python-version", "3.12", "--implementation", "cp",
+                    "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64",
+                    "--platform", "manylinux2014_x86_64", "--platform", "any", "-d", str(wheels), *WHEELS], check=True)
+    with tarfile.open(stage / "wheels.tar", "w") as tar:
+        tar.add(wheels, arcname="wheels")
+
+
+def write_parts(stage: Path, names: list[str], out: Path, part_mb: int) -> None:
+    """One byte stream of the named tars, cut into parts; the device joins them with cat."""
+    shutil.rmtree(out, ignore_errors=True)
+    with open(stage / "bundle.tar", "wb") as bundle:
+        with tarfile.open(fileobj=bundle, mode="w") as tar:
+            for name in names:
+                tar.add(stage / name, arcname=name)
+    n = 0
+    with open(stage / "bundle.tar", "rb") as f:
+        while chunk := f.read(part_mb << 20):
+            n += 1
+            (out / f"p{n:02d}").mkdir(parents=True)
+            (out / f"p{n:02d}" / f"bundle.{n:02d}").write_bytes(chunk)
+    print(f"{n} parts of <= {part_mb} MB in {out}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--corpus", type=Path, default=ROOT / "data/corpus")
@@ -73,48 +104,44 @@ def main() -> None:
     p.add_argument("--part-mb", type=int, default=48)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--audio-only", action="store_true")
+    p.add_argument("--lora", type=Path, default=None, metavar="SPEECH_CACHE",
+                   help="pack for LoRA on the frozen shipped bridge instead: this speech cache "
+                        "(trainer.base_recipe cache), the GGUF and the wheels; no audio, no encoder")
     args = p.parse_args()
+    stage = ROOT / "data/xfer_stage"
+    sys.path.insert(0, str(ROOT))
+    from engine.importers.smollm2 import gguf_path
+
+    if args.lora:
+        shutil.rmtree(stage, ignore_errors=True)
+        stage.mkdir(parents=True)
+        with tarfile.open(stage / "cache.tar", "w") as tar:
+            for name in ("train.npz", "test.npz"):
+                tar.add(args.lora / name, arcname=f"speech_cache/{name}")
+        with tarfile.open(stage / "models.tar", "w") as tar:
+            tar.add(gguf_path(), arcname="smollm2.gguf")
+            tar.add(ROOT / "resources/default/model/lora", arcname="lora")  # the warm start
+        download_wheels(stage)
+        write_parts(stage, ["wheels.tar", "models.tar", "cache.tar"], args.out, args.part_mb)
+        return
     opus_dir = ROOT / "data/corpus_opus"
     opus_corpus(args.corpus, opus_dir, args.jobs)
     if args.audio_only:
         return
-    stage = ROOT / "data/xfer_stage"
     shutil.rmtree(stage, ignore_errors=True)
     stage.mkdir(parents=True)
     with tarfile.open(stage / "corpus.tar", "w") as tar:
         tar.add(opus_dir, arcname="corpus")
         tar.add(ROOT / "data/dev", arcname="dev")
-    sys.path.insert(0, str(ROOT))
     from transformers import WhisperForConditionalGeneration
-
-    from engine.importers.smollm2 import gguf_path
 
     whisper = WhisperForConditionalGeneration.from_pretrained(args.work / "pretrained/whisper-base")
     whisper.model.encoder.half().save_pretrained(stage / "whisper-base-encoder")
     with tarfile.open(stage / "models.tar", "w") as tar:
         tar.add(stage / "whisper-base-encoder", arcname="whisper-base-encoder")
         tar.add(gguf_path(), arcname="smollm2.gguf")
-    wheels = stage / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                    "--python-version", "3.12", "--implementation", "cp",
-                    "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64",
-                    "--platform", "manylinux2014_x86_64", "--platform", "any", "-d", str(wheels), *WHEELS], check=True)
-    with tarfile.open(stage / "wheels.tar", "w") as tar:
-        tar.add(wheels, arcname="wheels")
-    # one byte stream, cut into parts; the device joins them with cat
-    shutil.rmtree(args.out, ignore_errors=True)
-    part_bytes = args.part_mb << 20
-    n = 0
-    with open(stage / "bundle.tar", "wb") as bundle:
-        with tarfile.open(fileobj=bundle, mode="w") as tar:
-            for name in ("wheels.tar", "models.tar", "corpus.tar"):
-                tar.add(stage / name, arcname=name)
-    with open(stage / "bundle.tar", "rb") as f:
-        while chunk := f.read(part_bytes):
-            n += 1
-            (args.out / f"p{n:02d}").mkdir(parents=True)
-            (args.out / f"p{n:02d}" / f"bundle.{n:02d}").write_bytes(chunk)
-    print(f"{n} parts of <= {args.part_mb} MB in {args.out}")
+    download_wheels(stage)
+    write_parts(stage, ["wheels.tar", "models.tar", "corpus.tar"], args.out, args.part_mb)
 
 
 if __name__ == "__main__":

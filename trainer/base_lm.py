@@ -61,7 +61,7 @@ def sample_hint(text: str, pool: list[str], rng: random.Random) -> str | None:
     if not own:
         return None
     words = rng.sample(own, min(len(own), rng.randint(1, 3)))
-    words += [w for w in rng.sample(pool, rng.randint(0, 4)) if w not in words]
+    words += [w for w in rng.sample(pool, min(len(pool), rng.randint(0, 4))) if w not in words]
     rng.shuffle(words)
     return ", ".join(words)
 
@@ -101,6 +101,49 @@ def build(work: Path, device: str, rank: int, log=print):
     for p in model.bridge.parameters():
         p.requires_grad_(True)
     return model.to(device), token_ids
+
+
+def build_on_cache(work: Path, token_ids: list[int], device: str, rank: int, init_lora: Path | None = None, log=print):
+    """SmolLM2 + LoRA for a frozen bridge whose outputs are cached: no encoder, no bridge
+    layers (the cache holds what they would give). `init_lora` (a peft adapter folder, such
+    as the shipped one) warm-starts the adapter."""
+    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from engine.model import SpeechLM
+    from trainer.base_recipe import ensure_lm
+
+    lm_dir = ensure_lm(work)
+    tokenizer = AutoTokenizer.from_pretrained(lm_dir)
+    lm = AutoModelForCausalLM.from_pretrained(lm_dir, dtype=torch.float32)
+    for p in lm.parameters():
+        p.requires_grad_(False)
+    torch.manual_seed(0)
+    lm = get_peft_model(lm, LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.05, target_modules=LORA_TARGETS,
+                                       bias="none", task_type="CAUSAL_LM"))
+    if init_lora is not None:
+        result = set_peft_model_state_dict(lm, load_file(init_lora / "adapter_model.safetensors"))
+        if result.unexpected_keys:
+            raise SystemExit(f"{init_lora}: adapter does not fit (r={rank}?): {result.unexpected_keys[:3]}")
+        log(f"LoRA from {init_lora}")
+    model = SpeechLM(default_config(token_ids), None, None, lm, tokenizer)
+    return model.to(device)
+
+
+@torch.no_grad()
+def transcribe_speech(model, speech: list[torch.Tensor], frames: list[int],
+                      hints: list[str | None] | None = None) -> list[str]:
+    """Greedy transcripts of one batch from the bridge's LM input vectors (`frames`: each
+    clip's encoder frames, 50 a second, which set its token budget as at inference)."""
+    from engine.decode import greedy
+
+    model.eval()
+    d = model.config.decode
+    lm_in, _ = model.lm_inputs(speech, hints=hints)
+    limits = [int(d.tokens_per_second * n / 50 + d.extra_tokens) for n in frames]
+    decoded = greedy(model.lm, lm_in, limits, model.tokenizer.eos_token_id, d.min_new_tokens, d.max_repeats)
+    return [model.tokenizer.decode(x.tokens, skip_special_tokens=True).strip() for x in decoded]
 
 
 @torch.no_grad()
@@ -147,21 +190,58 @@ def real_dev_frames(work: Path, dev_tsv: Path, device: str, encoder=None) -> lis
 # ---- training ------------------------------------------------------------------------------
 def train_lm_stage(work: Path, minutes: float = 60.0, device: str = "cpu", batch_size: int = 32, lr: float = 5e-4,
                    rank: int = 16, hint_share: float = 0.25, eval_every: int = 500, dev_tsv: Path | None = None,
-                   log=print) -> Path:
+                   speech_cache: Path | None = None, init_lora: Path | None = None, log=print) -> Path:
+    """Train bridge + LoRA on precomputed encoder frames, or with `speech_cache` (a folder
+    with train.npz and test.npz from trainer/speech_cache.py) LoRA alone on a frozen
+    bridge's cached outputs. Every evaluation also keeps the adapter (`lm/snapshots/`).
+    Returns the final model folder, or with `speech_cache` the last adapter snapshot."""
     from peft import get_peft_model_state_dict, set_peft_model_state_dict
+    from safetensors.torch import save_file
 
     from engine.metrics import error_rates
     from trainer.base_recipe import load_features
 
     t_start = time.time()
     deadline = t_start + 60 * minutes
-    model, token_ids = build(work, device, rank, log)
-    train = load_features(work, "train")
-    dev = load_features(work, "test")[:200]
-    if device != "cpu":
-        train = [(f.to(device), t) for f, t in train]
-    real = real_dev_frames(work, dev_tsv, device, model.encoder.model) if dev_tsv else []
-    pool = sorted({w for _, t in train for w in rare_words(t)})
+    real = []
+    if speech_cache is None:
+        model, token_ids = build(work, device, rank, log)
+        train = load_features(work, "train")
+        dev = load_features(work, "test")[:200]
+        if device != "cpu":
+            train = [(f.to(device), t) for f, t in train]
+        real = real_dev_frames(work, dev_tsv, device, model.encoder.model) if dev_tsv else []
+        train_texts, dev_texts = [t for _, t in train], [t for _, t in dev]
+
+        def batch_loss(idx: list[int], hints: list[str | None]) -> dict:
+            return model.loss_from_frames([train[i][0].float() for i in idx], [train[i][1] for i in idx], hints)
+
+        def transcribe_dev() -> list[str]:
+            return transcribe_frames(model, [f for f, _ in dev])
+    else:
+        from trainer.speech_cache import load_cache, speech_vectors, to_device
+
+        train_cache = to_device(load_cache(speech_cache / "train.npz"), device)
+        dev_cache = to_device(load_cache(speech_cache / "test.npz"), device)
+        if train_cache.token_ids != dev_cache.token_ids:
+            raise SystemExit(f"{speech_cache}: train.npz and test.npz come from different bridges")
+        model = build_on_cache(work, train_cache.token_ids, device, rank, init_lora, log)
+        table = model.lm.get_input_embeddings().weight
+        train_texts, dev_texts = train_cache.texts, dev_cache.texts[:200]
+
+        def batch_loss(idx: list[int], hints: list[str | None]) -> dict:
+            speech = speech_vectors(train_cache, idx, table.detach())
+            ce = model.loss_from_speech(speech, [model.target_ids(train_cache.texts[i]) for i in idx], hints)
+            return {"loss": ce, "ce": ce}
+
+        def transcribe_dev() -> list[str]:
+            hyps = []
+            for s in range(0, len(dev_texts), 32):
+                idx = list(range(s, min(s + 32, len(dev_texts))))
+                hyps += transcribe_speech(model, speech_vectors(dev_cache, idx, table.detach()),
+                                          [dev_cache.frames[i] for i in idx])
+            return hyps
+    pool = sorted({w for t in train_texts for w in rare_words(t)})
     stage = work / STAGE
     stage.mkdir(parents=True, exist_ok=True)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -171,7 +251,8 @@ def train_lm_stage(work: Path, minutes: float = 60.0, device: str = "cpu", batch
     ckpt = stage / "ckpt.pt"
     if ckpt.is_file():
         state = torch.load(ckpt, weights_only=False, map_location=device)
-        model.bridge.load_state_dict(state["bridge"])
+        if model.bridge is not None:
+            model.bridge.load_state_dict(state["bridge"])
         set_peft_model_state_dict(model.lm, state["lora"])
         opt.load_state_dict(state["opt"])
         step, total = state["step"], state["total"]
@@ -184,13 +265,19 @@ def train_lm_stage(work: Path, minutes: float = 60.0, device: str = "cpu", batch
 
     def save() -> None:
         tmp = ckpt.with_suffix(".tmp")
-        torch.save({"bridge": model.bridge.state_dict(), "lora": get_peft_model_state_dict(model.lm),
+        torch.save({"bridge": model.bridge.state_dict() if model.bridge is not None else None,
+                    "lora": get_peft_model_state_dict(model.lm),
                     "opt": opt.state_dict(), "step": step, "total": total, "rng": rng.getstate()}, tmp)
         tmp.rename(ckpt)
+        snapshots = stage / "snapshots"
+        snapshots.mkdir(exist_ok=True)
+        adapter = {k: v.detach().cpu().half().contiguous() for k, v in get_peft_model_state_dict(model.lm).items()}
+        save_file(adapter, snapshots / f"step_{step:05d}.tmp")
+        (snapshots / f"step_{step:05d}.tmp").rename(snapshots / f"step_{step:05d}.safetensors")
 
     def evaluate(losses: list[float]) -> dict:
-        hyps = transcribe_frames(model, [f for f, _ in dev])
-        rates = error_rates([t for _, t in dev], hyps)
+        hyps = transcribe_dev()
+        rates = error_rates(dev_texts, hyps)
         entry = {"stage": STAGE, "step": step, "total": total, "loss": float(np.mean(losses)) if losses else None,
                  "dev_wer": rates.wer, "dev_cer": rates.cer, "sample": hyps[0], "time": time.time()}
         if real:
@@ -206,15 +293,18 @@ def train_lm_stage(work: Path, minutes: float = 60.0, device: str = "cpu", batch
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else torch.autocast(
         "cpu", enabled=False)
     model.train()
-    model.encoder.eval()
+    if model.encoder is not None:
+        model.encoder.eval()
     losses: list[float] = []
     timed_from = None
+    if step == 0 and speech_cache is not None:
+        evaluate([])  # where the warm start stands
     while time.time() < deadline and (total is None or step < total):
-        idx = [rng.randrange(len(train)) for _ in range(batch_size)]
-        texts = [train[i][1] for i in idx]
+        idx = [rng.randrange(len(train_texts)) for _ in range(batch_size)]
+        texts = [train_texts[i] for i in idx]
         hints = [sample_hint(t, pool, rng) if rng.random() < hint_share else None for t in texts]
         with autocast:
-            out = model.loss_from_frames([train[i][0].float() for i in idx], texts, hints)
+            out = batch_loss(idx, hints)
         for g in opt.param_groups:
             g["lr"] = lr * lr_factor(step) if total else lr * min(1.0, (step + 1) / warmup)
         opt.zero_grad()
@@ -233,14 +323,18 @@ def train_lm_stage(work: Path, minutes: float = 60.0, device: str = "cpu", batch
                 eval_every = max(eval_every, total // 8)  # at most ~8 evaluations
                 log(f"{per_step * 1000:.0f} ms/step: schedule set to {total} steps, evaluation every {eval_every}")
         if step % 50 == 0:
-            log(f"step {step}/{total} loss {np.mean(losses[-50:]):.3f} ce {out['ce'].item():.3f} "
-                f"ctc {out['ctc'].item():.3f} {time.time() - t_start:.0f}s")
+            ctc = f" ctc {out['ctc'].item():.3f}" if "ctc" in out else ""
+            log(f"step {step}/{total} loss {np.mean(losses[-50:]):.3f} ce {out['ce'].item():.3f}{ctc} "
+                f"{time.time() - t_start:.0f}s")
         if step % eval_every == 0:
             evaluate(losses)
             losses = []
             save()
-    evaluate(losses)
+    if not (step == 0 and speech_cache is not None):  # (step 0 is evaluated already)
+        evaluate(losses)
     save()
+    if speech_cache is not None:  # the bridge is the shipped one: `swap-lora` makes a model of any snapshot
+        return stage / "snapshots" / f"step_{step:05d}.safetensors"
     return export_final(model, stage)
 
 
@@ -261,3 +355,27 @@ def export_final(model, stage: Path) -> Path:
         model.config.save(tmp)
         (tmp / "log.jsonl").write_bytes((stage / "log.jsonl").read_bytes())
     return final
+
+
+def lora_into_model(adapter: Path, out: Path, shipped_model: Path | None = None) -> Path:
+    """A model folder like resources/default/model with its LoRA weights replaced by
+    `adapter` (a snapshot from a frozen-bridge run; same rank and targets as shipped)."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from engine.files import atomic_dir
+    from trainer.base_recipe import SHIPPED
+
+    shipped_model = shipped_model or SHIPPED / "model"
+    weights = load_file(adapter)
+    have = set(load_file(shipped_model / "lora" / "adapter_model.safetensors"))
+    if set(weights) != have:
+        raise SystemExit(f"{adapter}: its LoRA weights do not match the shipped adapter's ({len(weights)} vs {len(have)} tensors)")
+    with atomic_dir(out) as tmp:
+        shutil.copytree(shipped_model, tmp, dirs_exist_ok=True)
+        save_file({k: v.half().contiguous() for k, v in weights.items()}, tmp / "lora" / "adapter_model.safetensors")
+        log = adapter.parent.parent / "log.jsonl"
+        if log.is_file():
+            shutil.copy2(log, tmp / "log.jsonl")
+    return out

@@ -479,9 +479,41 @@ def head_into_model(work: Path, out: Path, shipped_model: Path = SHIPPED / "mode
     return out
 
 
+def shipped_bridge(work: Path):
+    """The shipped default model's CTC bridge (fp32, eval mode): what a frozen-bridge stage 3 trains the LoRA to read."""
+    from safetensors.torch import load_file
+    from transformers import AutoConfig
+
+    from engine.bridge import CTCBridge
+    from engine.config import ModelConfig
+    from engine.folder import BRIDGE_WEIGHTS
+
+    config = ModelConfig.load(SHIPPED / "model")
+    state = {k: v.float() for k, v in load_file(SHIPPED / "model" / BRIDGE_WEIGHTS).items()}
+    lm = AutoConfig.from_pretrained(ensure_lm(work))
+    in_dim = state["downsample.0.weight"].shape[1] if "downsample.0.weight" in state else state["inp.weight"].shape[1]
+    bridge = CTCBridge(config.bridge, in_dim, lm.hidden_size, lm.vocab_size)
+    bridge.load_state_dict(state)
+    return bridge.eval()
+
+
+def cache_speech(work: Path, more: list[Path], out: Path, log=print) -> Path:
+    """out/train.npz (the train features of `work` and `more`) and out/test.npz (the first 200
+    test clips of `work`): the shipped bridge's outputs, for stage 3 with that bridge frozen."""
+    from trainer.speech_cache import build_cache
+
+    bridge = shipped_bridge(work)
+    test = load_features(work, "test")[:200]
+    build_cache(bridge, test, out / "test.npz")
+    train = [item for w in [work, *more] for item in load_features(w, "train")]
+    build_cache(bridge, train, out / "train.npz", progress=lambda n, total: n % 3200 == 0 and log(f"cache {n}/{total}"))
+    log(f"{len(train)} train and {len(test)} test clips cached in {out}")
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", choices=("features", "ctc", "lm", "ship", "swap-head"))
+    p.add_argument("stage", choices=("features", "ctc", "lm", "ship", "swap-head", "cache", "swap-lora"))
     p.add_argument("--corpus", type=Path, default=Path("data/corpus"))
     p.add_argument("--work", type=Path, default=Path("data/base"))
     p.add_argument("--encoder", default="whisper-base")
@@ -495,7 +527,13 @@ def main() -> None:
     p.add_argument("--model-dir", type=Path, default=None,
                    help="ship: the model folder to copy into resources/ (default WORK/lm/final; swap-head writes WORK/ctc/model)")
     p.add_argument("--dev", type=Path, default=None, help="real-speech dev.tsv, reported (never tuned on) in lm")
-    p.add_argument("--lr", type=float, default=1e-3, help="ctc: peak learning rate (a warm restart may want less)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate: ctc 1e-3 by default (a warm restart may want less), lm 5e-4")
+    p.add_argument("--speech-cache", type=Path, default=None,
+                   help="lm: train LoRA alone on the frozen shipped bridge's cached outputs (from `cache --out DIR`)")
+    p.add_argument("--init-lora", type=Path, default=None, help="lm: warm-start the LoRA from this adapter folder")
+    p.add_argument("--out", type=Path, default=None, help="cache: output folder (default WORK/speech_cache)")
+    p.add_argument("--adapter", type=Path, default=None, help="swap-lora: an adapter snapshot (WORK/lm/snapshots/*.safetensors)")
     p.add_argument("--more", type=Path, nargs="*", default=[],
                    help="ctc: further work folders whose training features join --work's")
     p.add_argument("--dev-work", type=Path, default=None,
@@ -514,13 +552,27 @@ def main() -> None:
         extract_features(args.corpus, args.work, args.encoder, device=device, workers=args.workers,
                          progress=lambda split, n, total: say(f"{split}: {n}/{total}"))
     elif args.stage == "ctc":
-        train_ctc_head(args.work, minutes=args.minutes, batch_size=args.batch_size or 16, lr=args.lr, device=device,
+        train_ctc_head(args.work, minutes=args.minutes, batch_size=args.batch_size or 16, lr=args.lr or 1e-3, device=device,
                        log=say, ship=not args.no_ship, more=args.more, dev_work=args.dev_work,
                        layers=args.layers, repeat_work=args.repeat_work)
     elif args.stage == "lm":
         from trainer.base_lm import train_lm_stage
 
-        say(f"stage 3 written to {train_lm_stage(args.work, args.minutes, device, args.batch_size or 32, dev_tsv=args.dev, log=say)}")
+        final = train_lm_stage(args.work, args.minutes, device, args.batch_size or 32, lr=args.lr or 5e-4, dev_tsv=args.dev,
+                               speech_cache=args.speech_cache, init_lora=args.init_lora, log=say)
+        say(f"stage 3 written to {final}")
+    elif args.stage == "cache":
+        cache_speech(args.work, args.more, args.out or args.work / "speech_cache", log=say)
+    elif args.stage == "swap-lora":
+        from engine.default_model import install_default
+        from trainer.base_lm import lora_into_model
+
+        if args.adapter is None:
+            p.error("swap-lora needs --adapter")
+        out = lora_into_model(args.adapter, args.work / "lm" / "model")
+        say(f"model with the adapter {args.adapter.name} written to {out}")
+        ready = install_default(root=args.work / "lm" / "assembled", shipped=out, force=True)
+        say(f"assembled for trying out in {ready}")
     elif args.stage == "swap-head":
         from engine.default_model import install_default
 
