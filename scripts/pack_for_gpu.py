@@ -34,8 +34,10 @@ import soundfile as sf
 
 ROOT = Path(__file__).resolve().parent.parent
 # the device image has torch and an older transformers; these are what this code is tested with
+# (session 13 lost a call to a missing num2words: check imports with the wheels alone first)
 WHEELS = ["soundfile==0.14.0", "jiwer==4.0.0", "rapidfuzz==3.14.6", "gguf==0.19.0", "soxr==1.1.0",
-          "transformers==5.24.0", "peft==0.21.2", "regex==2026.11.19", "cffi==2.1.1", "pycparser==3.12"]
+          "transformers==5.24.0", "peft==0.21.2", "regex==2026.11.19", "cffi==2.1.1", "pycparser==3.12",
+          "num2words==0.5.14"]  # engine.metrics needs it; its docopt is only for its command line
 
 
 def _opus(args: tuple[str, str]) -> str:

@@ -60,7 +60,8 @@ def test_lora_trains_on_the_cache_and_replaces_only_the_shipped_adapter(tmp_path
     from safetensors.torch import load_file, save_file
 
     from tests.helpers import tiny_lm, tiny_tokenizer
-    from trainer.base_lm import build_on_cache, lora_into_model, train_lm_stage
+    from engine.config import ModelConfig
+    from trainer.base_lm import build_on_cache, default_config, lora_into_model, train_lm_stage
 
     tokenizer = tiny_tokenizer()
     work = tmp_path / "work"
@@ -89,9 +90,13 @@ def test_lora_trains_on_the_cache_and_replaces_only_the_shipped_adapter(tmp_path
     save_file({k: torch.zeros_like(v) for k, v in load_file(snapshots[0]).items()},
               shipped / "lora" / "adapter_model.safetensors")
     (shipped / "bridge.safetensors").write_bytes(b"the shipped bridge")
-    (shipped / "steno.json").write_text("{}")
+    config = default_config(token_ids)
+    config.metrics = {"dev_wer": 0.16}
+    config.save(shipped)
     out = lora_into_model(snapshots[-1], tmp_path / "candidate", shipped)
-    assert (out / "bridge.safetensors").read_bytes() == b"the shipped bridge" and (out / "steno.json").is_file()
+    assert (out / "bridge.safetensors").read_bytes() == b"the shipped bridge"
+    candidate = ModelConfig.load(out)
+    assert candidate.metrics == {} and candidate.bridge.ctc_token_ids == token_ids
     assert (out / "log.jsonl").read_text() == (work / "lm" / "log.jsonl").read_text()
     trained = load_file(snapshots[-1])
     assert any(v.abs().sum() > 0 for k, v in trained.items() if "lora_B" in k)

@@ -290,8 +290,9 @@ def train_lm_stage(work: Path, minutes: float = 60.0, device: str = "cpu", batch
         model.train()
         return entry
 
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else torch.autocast(
-        "cpu", enabled=False)
+    # fp32 on CUDA too: under bf16 autocast the LoRA-only run on the cached bridge went NaN at
+    # step ~480 (session 13, H200), and fp32 was not slower there (207 vs 494 ms/step, Python-bound)
+    autocast = torch.autocast("cuda" if device.startswith("cuda") else "cpu", enabled=False)
     model.train()
     if model.encoder is not None:
         model.encoder.eval()
@@ -359,7 +360,8 @@ def export_final(model, stage: Path) -> Path:
 
 def lora_into_model(adapter: Path, out: Path, shipped_model: Path | None = None) -> Path:
     """A model folder like resources/default/model with its LoRA weights replaced by
-    `adapter` (a snapshot from a frozen-bridge run; same rank and targets as shipped)."""
+    `adapter` (a snapshot from a frozen-bridge run; same rank and targets as shipped). The
+    shipped figures are dropped, as `head_into_model` does."""
     import shutil
 
     from safetensors.torch import load_file, save_file
@@ -372,9 +374,12 @@ def lora_into_model(adapter: Path, out: Path, shipped_model: Path | None = None)
     have = set(load_file(shipped_model / "lora" / "adapter_model.safetensors"))
     if set(weights) != have:
         raise SystemExit(f"{adapter}: its LoRA weights do not match the shipped adapter's ({len(weights)} vs {len(have)} tensors)")
+    config = ModelConfig.load(shipped_model)
+    config.metrics = {}  # they belong to the old adapter: measured again (bench/default_model.py --record)
     with atomic_dir(out) as tmp:
         shutil.copytree(shipped_model, tmp, dirs_exist_ok=True)
         save_file({k: v.half().contiguous() for k, v in weights.items()}, tmp / "lora" / "adapter_model.safetensors")
+        config.save(tmp)
         log = adapter.parent.parent / "log.jsonl"
         if log.is_file():
             shutil.copy2(log, tmp / "log.jsonl")
