@@ -290,9 +290,9 @@ def train_lm_stage(work: Path, minutes: float = 60.0, device: str = "cpu", batch
         model.train()
         return entry
 
-    # fp32 on CUDA too: under bf16 autocast the LoRA-only run on the cached bridge went NaN at
-    # step ~480 (session 13, H200), and fp32 was not slower there (207 vs 494 ms/step, Python-bound)
-    autocast = torch.autocast("cuda" if device.startswith("cuda") else "cpu", enabled=False)
+    # fp32 on CUDA too, no autocast: under bf16 autocast the LoRA-only run on the cached bridge
+    # went NaN at step ~480 (session 13, H200), and fp32 was not slower there (207 vs 494 ms/step:
+    # the step is Python-bound)
     model.train()
     if model.encoder is not None:
         model.encoder.eval()
@@ -304,8 +304,7 @@ def train_lm_stage(work: Path, minutes: float = 60.0, device: str = "cpu", batch
         idx = [rng.randrange(len(train_texts)) for _ in range(batch_size)]
         texts = [train_texts[i] for i in idx]
         hints = [sample_hint(t, pool, rng) if rng.random() < hint_share else None for t in texts]
-        with autocast:
-            out = batch_loss(idx, hints)
+        out = batch_loss(idx, hints)
         for g in opt.param_groups:
             g["lr"] = lr * lr_factor(step) if total else lr * min(1.0, (step + 1) / warmup)
         opt.zero_grad()
