@@ -10,7 +10,7 @@
 #   run(command="bash scripts/gpu_stage3.sh lm 8")       # stage 3; weights + logs come back in $OUT
 # or, LoRA alone on the frozen shipped bridge (pack_for_gpu.py --lora; the last part can
 # travel in the same call):
-#   run(carry=[".xfer/pNN"], command="... && bash scripts/gpu_stage3.sh lora 6 3e-4")
+#   run(carry=[".xfer/pNN"], command="... && bash scripts/gpu_stage3.sh lora 5 2e-4")   # session 13's run
 # The device's Python also needs cffi + pycparser wheels for soundfile (pack_for_gpu.py adds them).
 # State lives in /tmp/w, which stays while the machine is warm; `lm` and `lora` resume from their checkpoint.
 set -euo pipefail
@@ -46,7 +46,7 @@ case "${1:-prep}" in
     say "packed" ;;
   lora)
     python3 -m trainer.base_recipe lm --work $W/base --speech-cache $W/speech_cache --init-lora $W/lora \
-      --minutes "${2:-6}" --lr "${3:-3e-4}" --batch-size 64 || say "training stopped: $?"
+      --minutes "${2:-5}" --lr "${3:-2e-4}" --batch-size 64 || say "training stopped: $?"
     # $OUT takes 8 files of at most 16 MB: the log, the last adapter and the four best by dev WER
     cp $W/base/lm/log.jsonl $OUT/ || true
     python3 - "$W/base/lm" "$OUT" <<'PY'
