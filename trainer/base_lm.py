@@ -151,19 +151,13 @@ def transcribe_frames(model, frames: list[torch.Tensor], hints: list[str | None]
                       batch_size: int = 32) -> list[str]:
     """Greedy transcripts from encoder frames: the bridge runs per clip (as its ONNX graph
     does at inference), the LM decodes a batch at once."""
-    from engine.decode import greedy
-
     model.eval()
     device = next(model.lm.parameters()).device
-    d = model.config.decode
     out = []
     for s in range(0, len(frames), batch_size):
         chunk = frames[s:s + batch_size]
         speech = [model.bridge(f.to(device).float()[None])[0][0] for f in chunk]
-        lm_in, _ = model.lm_inputs(speech, hints=hints[s:s + batch_size] if hints else None)
-        limits = [int(d.tokens_per_second * f.shape[0] / 50 + d.extra_tokens) for f in chunk]
-        decoded = greedy(model.lm, lm_in, limits, model.tokenizer.eos_token_id, d.min_new_tokens, d.max_repeats)
-        out += [model.tokenizer.decode(x.tokens, skip_special_tokens=True).strip() for x in decoded]
+        out += transcribe_speech(model, speech, [f.shape[0] for f in chunk], hints[s:s + batch_size] if hints else None)
     return out
 
 
