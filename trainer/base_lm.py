@@ -67,59 +67,18 @@ def sample_hint(text: str, pool: list[str], rng: random.Random) -> str | None:
 
 
 # ---- model ---------------------------------------------------------------------------------
-def build(work: Path, device: str, rank: int, log=print):
-    """SpeechLM (whisper encoder, stage-2 bridge, SmolLM2 + fresh LoRA) and its token vocabulary."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from engine.bridge import CTCBridge
-    from engine.encoder import SpeechEncoder
-    from engine.model import SpeechLM
-    from trainer.base_recipe import SHIPPED, _load_shipped, ensure_lm, head_layers, load_whisper_encoder, shipped_layers
-
-    lm_dir = ensure_lm(work)
-    tokenizer = AutoTokenizer.from_pretrained(lm_dir)
-    lm = AutoModelForCausalLM.from_pretrained(lm_dir, dtype=torch.float32)
-    vocab_file = work / "ctc" / "vocab.json"
-    token_ids = json.loads((vocab_file if vocab_file.is_file() else SHIPPED / "ctc_vocab.json").read_text())
-    ctc_ckpt = work / "ctc" / "ckpt.pt"
-    head_state = torch.load(ctc_ckpt, weights_only=False, map_location="cpu")["head"] if ctc_ckpt.is_file() else None
-    config = default_config(token_ids, head_layers(head_state) if head_state is not None else shipped_layers())
-    encoder = SpeechEncoder(config.encoder, load_whisper_encoder("whisper-base", work / "pretrained"))
-    bridge = CTCBridge(config.bridge, encoder.hidden_size, lm.config.hidden_size, lm.config.vocab_size)
-    if head_state is not None:
-        bridge.load_state_dict(head_state)
-        log(f"bridge from {ctc_ckpt}")
-    else:
-        log(f"bridge from {SHIPPED} (step {_load_shipped(bridge, token_ids)})")
-    model = SpeechLM(config, encoder, bridge, lm, tokenizer)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    torch.manual_seed(0)
-    model.lm = get_peft_model(model.lm, LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.05,
-                                                   target_modules=LORA_TARGETS, bias="none", task_type="CAUSAL_LM"))
-    for p in model.bridge.parameters():
-        p.requires_grad_(True)
-    return model.to(device), token_ids
-
-
-def build_on_cache(work: Path, token_ids: list[int], device: str, rank: int, init_lora: Path | None = None, log=print):
-    """SmolLM2 + LoRA for a frozen bridge whose outputs are cached: no encoder, no bridge
-    layers (the cache holds what they would give). `init_lora` (a peft adapter folder, such
-    as the shipped one) warm-starts the adapter."""
+def lora_lm(lm_dir: Path, rank: int, init_lora: Path | None = None, log=print):
+    """SmolLM2 (frozen, fp32) with a fresh LoRA of `rank`, or `init_lora`'s (a peft adapter
+    folder, such as the shipped one) to warm-start from; and its tokenizer."""
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from engine.model import SpeechLM
-    from trainer.base_recipe import ensure_lm
-
-    lm_dir = ensure_lm(work)
     tokenizer = AutoTokenizer.from_pretrained(lm_dir)
     lm = AutoModelForCausalLM.from_pretrained(lm_dir, dtype=torch.float32)
     for p in lm.parameters():
         p.requires_grad_(False)
-    torch.manual_seed(0)
+    torch.manual_seed(0)  # LoRA's A matrices are random
     lm = get_peft_model(lm, LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.05, target_modules=LORA_TARGETS,
                                        bias="none", task_type="CAUSAL_LM"))
     if init_lora is not None:
@@ -127,8 +86,42 @@ def build_on_cache(work: Path, token_ids: list[int], device: str, rank: int, ini
         if result.unexpected_keys:
             raise SystemExit(f"{init_lora}: adapter does not fit (r={rank}?): {result.unexpected_keys[:3]}")
         log(f"LoRA from {init_lora}")
-    model = SpeechLM(default_config(token_ids), None, None, lm, tokenizer)
-    return model.to(device)
+    return tokenizer, lm
+
+
+def build(work: Path, device: str, rank: int, log=print):
+    """SpeechLM (whisper encoder, stage-2 bridge, SmolLM2 + fresh LoRA) and its token vocabulary."""
+    from engine.bridge import CTCBridge
+    from engine.encoder import SpeechEncoder
+    from engine.model import SpeechLM
+    from trainer.base_recipe import SHIPPED, _load_shipped, ensure_lm, head_layers, load_whisper_encoder, shipped_layers
+
+    tokenizer, lm = lora_lm(ensure_lm(work), rank, log=log)
+    vocab_file = work / "ctc" / "vocab.json"
+    token_ids = json.loads((vocab_file if vocab_file.is_file() else SHIPPED / "ctc_vocab.json").read_text())
+    ctc_ckpt = work / "ctc" / "ckpt.pt"
+    head_state = torch.load(ctc_ckpt, weights_only=False, map_location="cpu")["head"] if ctc_ckpt.is_file() else None
+    config = default_config(token_ids, head_layers(head_state) if head_state is not None else shipped_layers())
+    encoder = SpeechEncoder(config.encoder, load_whisper_encoder("whisper-base", work / "pretrained"))
+    for p in encoder.parameters():
+        p.requires_grad_(False)
+    bridge = CTCBridge(config.bridge, encoder.hidden_size, lm.config.hidden_size, lm.config.vocab_size)
+    if head_state is not None:
+        bridge.load_state_dict(head_state)
+        log(f"bridge from {ctc_ckpt}")
+    else:
+        log(f"bridge from {SHIPPED} (step {_load_shipped(bridge, token_ids)})")
+    return SpeechLM(config, encoder, bridge, lm, tokenizer).to(device), token_ids
+
+
+def build_on_cache(work: Path, token_ids: list[int], device: str, rank: int, init_lora: Path | None = None, log=print):
+    """SmolLM2 + LoRA for a frozen bridge whose outputs are cached: no encoder, no bridge
+    layers (the cache holds what they would give)."""
+    from engine.model import SpeechLM
+    from trainer.base_recipe import ensure_lm
+
+    tokenizer, lm = lora_lm(ensure_lm(work), rank, init_lora, log)
+    return SpeechLM(default_config(token_ids), None, None, lm, tokenizer).to(device)
 
 
 @torch.no_grad()
