@@ -2,7 +2,8 @@
 each set and pooled, for one or more model folders, decoded as each model's steno.json says.
 
     .venv/bin/python bench/choice_sets.py --models ~/.local/share/steno/models/steno-default-en \
-        data/lora_gpu_00500/lm/assembled/steno-default-en [--save-rows data/choice_rows.json]
+        data/lora_gpu_00500/lm/assembled/steno-default-en [--save-rows data/choice_rows.json] \
+        [--decode word_bonus=0.5]
 
 The sets (docs/default_model.md, "Session 12"): corpus2 test rows 200-299 (held-out voices and
 sentences of the Debian voices) and the test splits of corpora 7 and 8 (the held-out Kokoro
@@ -29,6 +30,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", required=True, help="model folders or installed model names")
     p.add_argument("--save-rows", type=Path, default=None, help="write every reference and hypothesis here (JSON)")
+    p.add_argument("--decode", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="decoding settings to try instead of each model's steno.json (ModelConfig.decode)")
     args = p.parse_args()
     from engine.evaluate import evaluate, read_manifest
     from engine.metrics import error_rates
@@ -43,6 +46,11 @@ def main() -> None:
     saved = {}
     for model in args.models:
         tr = Transcriber(resolve_model(model), device="cpu")
+        for setting in args.decode:
+            key, value = setting.split("=", 1)
+            if not hasattr(tr.backend.config.decode, key):
+                p.error(f"--decode {setting}: no decoding setting named {key!r}")
+            setattr(tr.backend.config.decode, key, type(getattr(tr.backend.config.decode, key))(value))
         refs, hyps, cells = [], [], []
         for name, items in sets:
             report = evaluate(items, transcriber=tr)
@@ -51,7 +59,8 @@ def main() -> None:
             cells.append(f"{100 * report.wer:.1f}% / {100 * report.cer:.1f}%")
             saved.setdefault(model, {})[name] = report.rows
         pooled = error_rates(refs, hyps)
-        print(f"| {model} | " + " | ".join(cells) +
+        label = " ".join([str(model)] + args.decode)
+        print(f"| {label} | " + " | ".join(cells) +
               f" | {100 * pooled.wer:.2f}% ({round(pooled.wer * pooled.words)} of {pooled.words}) / {100 * pooled.cer:.2f}% |",
               flush=True)
     if args.save_rows:

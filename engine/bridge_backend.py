@@ -104,12 +104,15 @@ class BridgeBackend:
             audio = np.pad(audio, (0, min_input_samples(self.config.encoder) - len(audio)))
         return [x[0] for x in run_outputs(self.session, encoder_inputs(self.config.encoder, audio))]
 
-    def word_ends(self, hints: list[str] | None) -> WordEnds:
-        """The unknown-word check for one call: English words plus this call's hint terms."""
+    def token_texts(self) -> TokenTexts:
         if self._token_texts is None:
             labels = self.model.bridge.token_to_label.cpu().numpy()
             self._token_texts = TokenTexts.of(self.model.tokenizer, len(labels), np.nonzero(labels > 0)[0])
-        return WordEnds(self._token_texts, Lexicon.english(hints or ()), self.config.decode.unknown_word_penalty)
+        return self._token_texts
+
+    def word_ends(self, hints: list[str] | None) -> WordEnds:
+        """The unknown-word check for one call: English words plus this call's hint terms."""
+        return WordEnds(self.token_texts(), Lexicon.english(hints or ()), self.config.decode.unknown_word_penalty)
 
     def max_new_tokens(self, seconds: float) -> int:
         d = self.config.decode
@@ -132,7 +135,8 @@ class BridgeBackend:
         if d.ctc_weight > 0 and all(len(o) > 1 for o in outputs):
             guide = CTCGuide([CTCPrefixScorer(penalize_blank(o[1], d.ctc_blank_penalty)) for o in outputs],
                              self.model.bridge.token_to_label.cpu().numpy(), d.ctc_weight,
-                             word_ends=self.word_ends(hints) if d.unknown_word_penalty > 0 else None)
+                             word_ends=self.word_ends(hints) if d.unknown_word_penalty > 0 else None,
+                             word_bonus=d.word_bonus, token_texts=self.token_texts() if d.word_bonus else None)
         if beam_size > 1 and guide is not None:
             decoded = [joint_beam_search(self.decoding_lm, lm_in, limits[0], eos, guide, beam_size,
                                          d.min_new_tokens, d.max_repeats)]

@@ -72,6 +72,7 @@ class DecodeConfig:
     ctc_weight: float = 0.0  # ctc bridges: weight of the CTC prefix score in greedy decoding (0 = LM alone)
     ctc_blank_penalty: float = 0.0  # nats taken off the CTC blank before scoring (fewer dropped words)
     unknown_word_penalty: float = 0.0  # joint beam search: score off each written word no word list knows
+    word_bonus: float = 0.0  # joint decoding: score added per word begun (against dropped unsure words)
 
 
 @dataclass

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:  # engine.model imports transformers' modeling code (~160 MB): not for find_loop users
-    from engine.lexicon import WordEnds
+    from engine.lexicon import TokenTexts, WordEnds
     from engine.model import LMInputs
 
 
@@ -78,6 +78,8 @@ class CTCGuide:
     weight: float
     lm_candidates: int = 16
     word_ends: WordEnds | None = None  # charges words no word list knows (decode.unknown_word_penalty)
+    word_bonus: float = 0.0  # added per word begun (decode.word_bonus); needs token_texts
+    token_texts: TokenTexts | None = None
 
     def __post_init__(self):
         self.label_to_token = np.zeros(int(self.token_to_label.max()) + 1, dtype=np.int64)
@@ -98,6 +100,9 @@ class CTCGuide:
         delta = (1 - self.weight) * lm[tokens] + self.weight * (states[0] - scorer.score)
         if self.word_ends is not None:
             delta = delta + self.word_ends.costs(written, tokens)
+        if self.word_bonus:
+            begins = self.token_texts.starts[tokens] if written else self.token_texts.leads[tokens]
+            delta = delta + self.word_bonus * begins
         return tokens, delta, states
 
     def end_score(self, scorer, logp: torch.Tensor, eos_id: int, written: list[int] = ()) -> float:
@@ -238,6 +243,8 @@ def joint_beam_search(lm, inputs: LMInputs, max_new_tokens: int, eos_id: int, gu
     a few alternatives lets the next frames decide. Both terms only fall as a transcript
     grows, so once the best ended transcript scores above every live beam, search stops.
     Each beam carries its own CTC prefix state (copied on a branch, as a beam's KV cache is).
+    A word bonus breaks that bound by up to the bonus per word, so a live beam gets one more
+    word's worth of slack before the search stops.
     """
     assert inputs.embeds.shape[0] == 1, "beam search decodes one segment at a time"
     logp, cache = _step(lm, inputs.embeds, inputs.attention_mask, inputs.position_ids, None)
@@ -270,7 +277,7 @@ def joint_beam_search(lm, inputs: LMInputs, max_new_tokens: int, eos_id: int, gu
             sources.append(b)
             next_tokens.append(tok)
         best_done = max((f[0] for f in finished), default=-float("inf"))
-        if not new_beams or best_done >= new_beams[0][0]:
+        if not new_beams or best_done >= new_beams[0][0] + guide.word_bonus:
             break
         beams = new_beams
         logp, cache, mask, pos = _step_beams(lm, embed, cache, mask, pos, sources, next_tokens, first=step == 0)

@@ -64,12 +64,20 @@ def closes_word(text: str) -> bool:
     return bool(text) and not (text[0].isalnum() or text[0] in "'_")
 
 
+def starts_word(text: str) -> bool:
+    """A token that begins a new word after a space (" amiable", " 1"); the first token of
+    a transcript starts one too when it begins with a letter or digit."""
+    return text[:1] == " " and text[1:2].isalnum()
+
+
 @dataclass
 class TokenTexts:
     """What each LM token writes on its own, and whether it ends the word before it: made
     once per model, since decoding a whole vocabulary is slow."""
     texts: list[str]  # "" for tokens never written
     closes: np.ndarray
+    starts: np.ndarray  # starts_word of each text
+    leads: np.ndarray  # begins a word if it is the first token: a letter or digit, after a space or not
 
     @classmethod
     def of(cls, tokenizer, size: int, ids=None) -> "TokenTexts":
@@ -82,7 +90,8 @@ class TokenTexts:
 
     @classmethod
     def from_texts(cls, texts: list[str]) -> "TokenTexts":
-        return cls(texts, np.array([closes_word(t) for t in texts]))
+        return cls(texts, np.array([closes_word(t) for t in texts]), np.array([starts_word(t) for t in texts]),
+                   np.array([t.lstrip(" ")[:1].isalnum() for t in texts]))
 
 
 @dataclass
