@@ -184,7 +184,7 @@ def ensure_lm(work: Path, lm_name: str = "smollm2") -> Path:
 def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, batch_size: int = 16,
                    lr: float = 1e-3, eval_every: int = 500, device: str = "cpu", log=print, ship: bool = True,
                    more: list[Path] = (), dev_work: Path | None = None, layers: int | None = None,
-                   repeat_work: int = 1) -> None:
+                   repeat_work: int = 1, split_share: float = SPLIT_SHARE) -> None:
     """Stage 2: CTC over LM tokens on precomputed frames; resumes from `work/ctc/ckpt.pt`.
 
     `more`: further work folders whose training features join `work`'s (corpora built on
@@ -193,7 +193,8 @@ def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, 
     blocks of a new head (default: as many as the shipped head); blocks beyond the shipped
     head's start as identities, so a deeper head warm-starts where the shipped one stands.
     `repeat_work`: how many times as often a clip of `work` is drawn as one of `more` (a small
-    new corpus of a better voice among large old ones)."""
+    new corpus of a better voice among large old ones). `split_share`: of the whole-word
+    tokens, how many are spelled in two pieces each time a clip is drawn (split_words)."""
     from transformers import AutoTokenizer
 
     from engine.bridge import CTCBridge
@@ -262,7 +263,7 @@ def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, 
         padded = spec_augment(torch.nn.utils.rnn.pad_sequence(frames, batch_first=True), rng, lengths)
         _, logits = head.frame_states(padded, lengths)
         out_lengths = torch.as_tensor([head.output_length(n) for n in lengths])
-        targets = [head.labels_for(torch.as_tensor(split_words(tokenizer, ids_of[i], split_rng, allowed=allowed),
+        targets = [head.labels_for(torch.as_tensor(split_words(tokenizer, ids_of[i], split_rng, split_share, allowed),
                                                    device=device)) for i in idx]
         loss = torch.nn.functional.ctc_loss(logits.float().log_softmax(-1).transpose(0, 1), torch.cat(targets).cpu(),
                                             out_lengths, torch.as_tensor([len(t) for t in targets]),
@@ -540,6 +541,8 @@ def main() -> None:
                    help="ctc: the work folder whose first 200 test clips give dev WER (default: --work)")
     p.add_argument("--repeat-work", type=int, default=1,
                    help="ctc: draw each clip of --work this many times as often as one of --more")
+    p.add_argument("--split-share", type=float, default=SPLIT_SHARE,
+                   help="ctc: share of whole-word tokens spelled in two pieces (BPE-dropout)")
     p.add_argument("--layers", type=int, default=None,
                    help="ctc: transformer blocks of a new head (default: the shipped head's; extra ones start as identities)")
     args = p.parse_args()
@@ -554,7 +557,7 @@ def main() -> None:
     elif args.stage == "ctc":
         train_ctc_head(args.work, minutes=args.minutes, batch_size=args.batch_size or 16, lr=args.lr or 1e-3, device=device,
                        log=say, ship=not args.no_ship, more=args.more, dev_work=args.dev_work,
-                       layers=args.layers, repeat_work=args.repeat_work)
+                       layers=args.layers, repeat_work=args.repeat_work, split_share=args.split_share)
     elif args.stage == "lm":
         from trainer.base_lm import train_lm_stage
 
