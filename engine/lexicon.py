@@ -65,8 +65,8 @@ def closes_word(text: str) -> bool:
 
 
 def starts_word(text: str) -> bool:
-    """A token that begins a new word after a space (" amiable", " 1"); the first token of
-    a transcript starts one too when it begins with a letter or digit."""
+    """A token that begins a new word after a space (" amiable", " 1"). (The first token of a
+    transcript begins one whenever it starts with a letter or digit: TokenTexts.leads.)"""
     return text[:1] == " " and text[1:2].isalnum()
 
 
