@@ -30,6 +30,7 @@ def main() -> None:
                    help="also print the top labels of every frame of the manifest's N-th clip (from 0)")
     args = p.parse_args()
     from engine.audio import load_audio
+    from engine.ctc_prefix import best_path, label_tokens
     from engine.evaluate import read_manifest
     from engine.models import resolve_model
     from engine.runtime import quiet_libraries
@@ -38,10 +39,7 @@ def main() -> None:
     quiet_libraries()
     tr = Transcriber(resolve_model(args.model), device="cpu")
     backend = tr.backend
-    token_to_label = backend.model.bridge.token_to_label.cpu().numpy()
-    label_to_token = np.zeros(int(token_to_label.max()) + 1, dtype=np.int64)
-    known = np.nonzero(token_to_label > 0)[0]
-    label_to_token[token_to_label[known]] = known
+    label_to_token = label_tokens(backend.model.bridge.token_to_label.cpu().numpy())
     tokenizer = backend.model.tokenizer
 
     def text_of(label: int) -> str:
@@ -51,9 +49,8 @@ def main() -> None:
         if args.frames is not None and i != args.frames:
             continue
         logp = backend.speech_outputs(load_audio(item.audio))[1]
-        best = logp.argmax(-1)
-        labels = [int(x) for j, x in enumerate(best) if x != 0 and (j == 0 or x != best[j - 1])]
-        print(f"{i:3d} ref {item.text}\n    ctc {tokenizer.decode([int(label_to_token[x]) for x in labels])}")
+        text = tokenizer.decode([int(label_to_token[x]) for x in best_path(logp.argmax(-1))])
+        print(f"{i:3d} ref {item.text}\n    ctc {text}")
         if args.frames is not None:
             for j, row in enumerate(logp):
                 top = np.argsort(-row)[:4]

@@ -19,6 +19,25 @@ NEG_INF = -1e30
 PRUNE = 30.0
 
 
+def best_path(frame_labels) -> list[int]:
+    """Greedy CTC reading of each frame's most likely label: repeats merged, blanks (0) dropped."""
+    out, prev = [], 0
+    for label in frame_labels:
+        label = int(label)
+        if label != 0 and label != prev:
+            out.append(label)
+        prev = label
+    return out
+
+
+def label_tokens(token_to_label: np.ndarray) -> np.ndarray:
+    """The inverse of a ctc bridge's token_to_label: the LM token of each CTC label (0 for blank)."""
+    out = np.zeros(int(token_to_label.max()) + 1, dtype=np.int64)
+    known = np.nonzero(token_to_label > 0)[0]
+    out[token_to_label[known]] = known
+    return out
+
+
 def penalize_blank(logp: np.ndarray, penalty: float) -> np.ndarray:
     """Frame log-probabilities with the blank's lowered by `penalty` nats, renormalised.
 

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from engine.ctc_prefix import label_tokens
+
 if TYPE_CHECKING:  # engine.model imports transformers' modeling code (~160 MB): not for find_loop users
     from engine.lexicon import TokenTexts, WordEnds
     from engine.model import LMInputs
@@ -82,9 +84,7 @@ class CTCGuide:
     token_texts: TokenTexts | None = None
 
     def __post_init__(self):
-        self.label_to_token = np.zeros(int(self.token_to_label.max()) + 1, dtype=np.int64)
-        known = np.nonzero(self.token_to_label > 0)[0]
-        self.label_to_token[self.token_to_label[known]] = known
+        self.label_to_token = label_tokens(self.token_to_label)
 
     def candidates(self, scorer, logp: torch.Tensor, written: list[int] = ()):
         """The tokens worth scoring after `scorer`'s prefix (`written`), their joint score

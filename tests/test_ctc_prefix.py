@@ -196,3 +196,11 @@ def test_a_blank_penalty_keeps_an_unsure_word_that_plain_ctc_drops():
     assert np.allclose(np.exp(kept).sum(1), 1.0)
     assert _final(kept, [1, 2, 3]) > _final(kept, [1, 3])
     assert penalize_blank(logp, 0.0) is logp
+
+
+def test_best_path_merges_repeats_and_drops_blanks_and_labels_map_back_to_tokens():
+    from engine.ctc_prefix import best_path, label_tokens
+
+    assert best_path([0, 3, 3, 0, 3, 5, 5, 0, 0, 2]) == [3, 3, 5, 2]  # a blank between repeats keeps both
+    token_to_label = np.array([-1, 2, -1, 1, 3])  # tokens 1, 3, 4 have labels 2, 1, 3
+    assert label_tokens(token_to_label).tolist() == [0, 3, 1, 4]

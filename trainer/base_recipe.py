@@ -27,6 +27,7 @@ import torch
 
 from engine.audio import load_audio
 from engine.config import BridgeConfig
+from engine.ctc_prefix import best_path
 from engine.encoder import whisper_log_mel
 
 SHARD = 256
@@ -421,14 +422,8 @@ def _ctc_dev_wer(head, tokenizer, token_ids, dev, error_rates):
     device = next(head.parameters()).device
     for frames, text in dev:
         _, logits = head.frame_states(frames.to(device).float()[None])
-        labels = logits[0].argmax(-1).tolist()
-        out, prev = [], 0
-        for lab in labels:
-            if lab != 0 and lab != prev:
-                out.append(token_ids[lab - 1])
-            prev = lab
         refs.append(text)
-        hyps.append(tokenizer.decode(out))
+        hyps.append(tokenizer.decode([token_ids[lab - 1] for lab in best_path(logits[0].argmax(-1).tolist())]))
     return error_rates(refs, hyps)
 
 
