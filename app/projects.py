@@ -41,8 +41,8 @@ import soundfile as sf
 from app import vault
 from engine.errors import StenoError
 from engine.files import atomic_write_text
-from engine.models import steno_home
-from engine.transcript import Transcript
+from engine.models.registry import steno_home
+from engine.text.transcript import Transcript
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.files import atomic_write_text
-from engine.models import steno_home
+from engine.models.registry import steno_home
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def privacy_statement() -> str:
     """What Steno keeps, where, and what encryption covers: shown in the Settings tab (the
     longer version is docs/privacy.md). Built from the real paths so it is never stale."""
     from app.projects import library_status, projects_root
-    from engine.models import models_dir
+    from engine.models.registry import models_dir
 
     home = steno_home()
     try:

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import StenoError
-from engine.models import steno_home
-from engine.transcript import Segment, Transcript
+from engine.models.registry import steno_home
+from engine.text.transcript import Segment, Transcript
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "resources" / "templates"
 SUFFIXES = (".txt", ".md")
@@ -32,7 +32,7 @@ MAX_BYTES = 64 * 1024  # a letter is a few KB: anything bigger is the wrong file
 MAX_NAME = 60
 META_KEY = "template"
 # Rows get made-up times this far apart, so each template line is its own paragraph
-# (engine.transcript.PARAGRAPH_PAUSE_S) in the TXT and DOCX exports.
+# (engine.text.transcript.PARAGRAPH_PAUSE_S) in the TXT and DOCX exports.
 ROW_SECONDS = 3.0
 ROW_LENGTH = 0.5
 

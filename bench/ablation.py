@@ -8,7 +8,7 @@ for the same budget (`--minutes` of training and/or `--samples`, whichever ends 
 then decodes greedily the synthetic held-out clips (features/test rows 200..) and the
 real-speech dev set (data/dev/dev.tsv). Compared:
 - bridge: conv (kernel 4 stride 2, twice, as nue-asr, then Linear; from scratch) vs ctc
-  (trainer.base_recipe.ctc_bridge_config, warm-started from the shipped bridge, since a
+  (recipes.shipped.ctc_bridge_config, warm-started from the shipped bridge, since a
   CTC head from scratch learns nothing in a CPU budget);
 - what trains: bridge only / bridge + LoRA r=16 on the LM's attention / bridge + full LM;
 - the auxiliary CTC loss for the ctc bridge: weight 0.3 vs 0;
@@ -37,7 +37,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from engine.config import BridgeConfig, DecodeConfig, ModelConfig, PromptConfig
+from engine.models.config import BridgeConfig, DecodeConfig, ModelConfig, PromptConfig
 
 FRAME_RATE = 50.0  # Whisper encoder frames per second of audio
 ATTENTION = ["q_proj", "k_proj", "v_proj", "o_proj"]
@@ -127,8 +127,8 @@ def build_model(spec: Spec, setup: Setup, in_dim: int, seed: int):
     (model, bridge params, LM params, encoder params)."""
     from dataclasses import replace
 
-    from engine.bridge import build_bridge
-    from engine.model import SpeechLM
+    from engine.bridge.bridge import build_bridge
+    from engine.bridge.model import SpeechLM
 
     lm, tokenizer = setup.make_lm()
     bcfg = replace(setup.conv if spec.bridge == "conv" else setup.ctc, ctc_loss_weight=spec.ctc_weight)
@@ -212,7 +212,7 @@ def train(model, bridge_params, lm_params, items, budget: Budget, spec: Spec, lo
 
 def speech_vectors(model, frames: torch.Tensor) -> torch.Tensor:
     """One clip's frames (T, D) -> LM input vectors (N, lm_dim), as the exported bridge does."""
-    from engine.bridge import CTCBridge
+    from engine.bridge.bridge import CTCBridge
 
     out = model.bridge(model_frames(model, frames)[None])
     return (out[0] if isinstance(model.bridge, CTCBridge) else out)[0]
@@ -221,7 +221,7 @@ def speech_vectors(model, frames: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def transcribe(model, frames: list[torch.Tensor], batch_size: int = 16) -> tuple[list[str], float, list[int]]:
     """Greedy transcripts, the bridge + LM seconds they took, and LM speech positions per clip."""
-    from engine.decode import greedy
+    from engine.decoding.search import CausalLMStep, LoopCut, MinLength, greedy
 
     model.eval()
     d = model.config.decode
@@ -232,13 +232,15 @@ def transcribe(model, frames: list[torch.Tensor], batch_size: int = 16) -> tuple
         positions += [v.shape[0] for v in speech]
         lm_in, _ = model.lm_inputs(speech)
         limits = [int(d.tokens_per_second * f.shape[0] / FRAME_RATE + d.extra_tokens) for f in chunk]
-        decoded = greedy(model.lm, lm_in, limits, model.tokenizer.eos_token_id, d.min_new_tokens, d.max_repeats)
+        eos = model.tokenizer.eos_token_id
+        decoded = greedy(CausalLMStep(model.lm, lm_in), limits, eos, MinLength(eos, d.min_new_tokens),
+                         cut_loop=LoopCut(d.max_repeats), cut_at_limit=False)
         hyps += [model.tokenizer.decode(x.tokens, skip_special_tokens=True).strip() for x in decoded]
     return hyps, time.time() - t0, positions
 
 
 def evaluate(model, name: str, items: list[tuple[torch.Tensor, str]]) -> dict:
-    from engine.metrics import error_rates
+    from engine.text.metrics import error_rates
 
     if not items:
         return {}
@@ -430,8 +432,9 @@ def load_shards(folder: Path, start: int, count: int) -> list[tuple[torch.Tensor
 def real_setup(work: Path) -> Setup:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from trainer.base_lm import PROMPT
-    from trainer.base_recipe import SHIPPED, _load_shipped, ctc_bridge_config, ensure_lm, shipped_layers
+    from recipes.lm_stage import PROMPT
+    from recipes.pretrained import ensure_lm
+    from recipes.shipped import SHIPPED, ctc_bridge_config, shipped_layers, warm_start_head
 
     lm_dir = ensure_lm(work)
     token_ids = json.loads((SHIPPED / "ctc_vocab.json").read_text())
@@ -441,12 +444,12 @@ def real_setup(work: Path) -> Setup:
 
     return Setup(make_lm=make_lm, conv=BridgeConfig(kind="conv", kernel_sizes=[4, 4], strides=[2, 2]),
                  ctc=ctc_bridge_config(token_ids, shipped_layers()), prompt=PROMPT,
-                 warm_start=lambda bridge: _load_shipped(bridge, token_ids), shipped_lora=SHIPPED / "model" / "lora",
+                 warm_start=lambda bridge: warm_start_head(bridge, token_ids), shipped_lora=SHIPPED / "model" / "lora",
                  encoder_top=lambda k: whisper_top(_whisper(work), k))
 
 
 def _whisper(work: Path):
-    from trainer.base_recipe import load_whisper_encoder
+    from recipes.pretrained import load_whisper_encoder
 
     return load_whisper_encoder("whisper-base", work / "pretrained")
 
@@ -455,10 +458,10 @@ def _whisper(work: Path):
 def lower_frames(encoder, paths: list[Path], k: int) -> list[torch.Tensor]:
     """The frames below the encoder's last k blocks (fp16, as the feature shards store theirs)."""
     from engine.audio import load_audio
-    from engine.encoder import _whisper_forward
     from engine.features import whisper_log_mel
+    from engine.whisper.encoder import whisper_forward
 
-    return [_whisper_forward(encoder, torch.from_numpy(whisper_log_mel(load_audio(p)))[None],
+    return [whisper_forward(encoder, torch.from_numpy(whisper_log_mel(load_audio(p)))[None],
                              len(encoder.layers) - k)[0].half() for p in paths]
 
 
@@ -468,7 +471,7 @@ def lower_items(work: Path, corpus: Path, dev_tsv: Path, cache_dir: Path, n_trai
     feature shards (corpus train rows 0.., test rows 200..) and the dev set, cached. Checks
     that the frozen blocks on them give back the stored final frames, so both kinds of row
     read the same clips."""
-    from trainer.base_recipe import read_split
+    from recipes.features import read_split
 
     cache = cache_dir / f"lower_{k}_{n_train}_{n_eval}.pt"
     if cache.is_file():
@@ -502,7 +505,7 @@ def real_dev(work: Path, dev_tsv: Path, cache: Path) -> list[tuple[torch.Tensor,
         return torch.load(cache)
     if not dev_tsv.is_file():
         return []
-    from trainer.base_lm import real_dev_frames
+    from recipes.lm_stage import real_dev_frames
 
     items = real_dev_frames(work, dev_tsv, "cpu")
     cache.parent.mkdir(parents=True, exist_ok=True)

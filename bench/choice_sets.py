@@ -1,26 +1,24 @@
 """Which default model to ship: word and character errors on the three synthetic choice sets,
 each set and pooled, for one or more model folders, decoded as each model's steno.json says.
 
-    .venv/bin/python bench/choice_sets.py --models ~/.local/share/steno/models/steno-default-en \
+    .venv/bin/python -m bench.choice_sets --models ~/.local/share/steno/models/steno-default-en \
         data/lora_gpu_00500/lm/assembled/steno-default-en [--save-rows data/choice_rows.json] \
         [--decode word_bonus=0.5]
 
-The sets (docs/default_model.md, "Session 12"): corpus2 test rows 200-299 (held-out voices and
-sentences of the Debian voices) and the test splits of corpora 7 and 8 (the held-out Kokoro
-speaker). The rule: fewest pooled word errors ships; a tie goes to the pooled CER. The real
-dev set is never used to choose (93 words); it is measured once after, by
-bench/default_model.py.
+The sets (docs/model_history.md, "The sets, and the rule"): corpus2 test rows 200-299
+(held-out voices and sentences of the Debian voices) and the test splits of corpora 7 and 8
+(the held-out Kokoro speaker). The rule: fewest pooled word errors ships; a tie goes to the
+pooled CER. The real dev set is never used to choose (93 words); it is measured once after,
+by `python -m bench.default_model`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # the engine package, not bench/engine.py
 SETS = [("corpus2 rows 200-299", ROOT / "data/corpus2/test.tsv", slice(200, 300)),
         ("corpus7 test", ROOT / "data/corpus7/test.tsv", slice(None)),
         ("corpus8 test", ROOT / "data/corpus8/test.tsv", slice(None))]
@@ -34,9 +32,9 @@ def main() -> None:
                    help="decoding settings to try instead of each model's steno.json (ModelConfig.decode)")
     args = p.parse_args()
     from engine.evaluate import evaluate, read_manifest
-    from engine.metrics import error_rates
-    from engine.models import resolve_model
+    from engine.models.registry import resolve_model
     from engine.runtime import quiet_libraries
+    from engine.text.metrics import error_rates
     from engine.transcriber import Transcriber
 
     quiet_libraries()

@@ -1,25 +1,23 @@
 """What a bridge model's CTC head writes on its own: greedy CTC text (blanks dropped, repeats
 merged) beside each reference, and with --frames each frame's four most likely labels.
 
-    .venv/bin/python bench/ctc_frames.py [--model steno-default-en] [--manifest data/dev/dev.tsv] \
+    .venv/bin/python -m bench.ctc_frames [--model steno-default-en] [--manifest data/dev/dev.tsv] \
         [--frames CLIP_NUMBER]
 
 Why: joint decoding can only write what the head offers, so a word the head never writes
-with confidence is where the LM has to guess. On the real dev set (session 14) the head
-writes the first piece of a rare word and leaves the rest to blank ("le" for "leisure",
+with confidence is where the LM has to guess. On the real dev set (this script's defaults)
+the shipped head writes the first piece of a rare word and leaves the rest to blank ("le" for "leisure",
 "prud" for "prudently", "am" for "amiable": the continuation pieces get 0.05-0.2).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
@@ -30,9 +28,9 @@ def main() -> None:
                    help="also print the top labels of every frame of the manifest's N-th clip (from 0)")
     args = p.parse_args()
     from engine.audio import load_audio
-    from engine.ctc_prefix import best_path, label_tokens
+    from engine.decoding.ctc_prefix import best_path, label_tokens
     from engine.evaluate import read_manifest
-    from engine.models import resolve_model
+    from engine.models.registry import resolve_model
     from engine.runtime import quiet_libraries
     from engine.transcriber import Transcriber
 

@@ -1,7 +1,7 @@
-"""Choose a bridge model's CTC weight (joint decoding, engine/decode.py: CTCGuide) on
+"""Choose a bridge model's CTC weight (joint decoding, engine/decoding/search.py: CTCGuide) on
 synthetic held-out clips, never on the real-speech dev set.
 
-    .venv/bin/python bench/ctc_weight.py --model steno-default-en \
+    .venv/bin/python -m bench.ctc_weight --model steno-default-en \
         --manifest data/corpus/test.tsv --rows 200:300 --weights 0 0.5 0.7 0.85 1 [--beams 1 4] \
         [--blank-penalties 0 1 2] [--word-penalties 0 2 4]
 
@@ -13,11 +13,9 @@ checkpoint), so the default range is the next 100.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:

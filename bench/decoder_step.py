@@ -1,6 +1,6 @@
-"""One decoding step, fp32 against the int8 copy (engine.quantize), on this CPU.
+"""One decoding step, fp32 against the int8 copy (engine.decoding.int8), on this CPU.
 
-    .venv/bin/python bench/decoder_step.py [--models whisper-tiny.en whisper-base steno-default-en] [--threads 1]
+    .venv/bin/python -m bench.decoder_step [--models whisper-tiny.en whisper-base steno-default-en] [--threads 1]
 
 For each installed model: milliseconds per single-token step with a warm KV cache, the
 vocabulary projection alone, and (Whisper) the cross-attention keys/values of a 30 s
@@ -11,13 +11,10 @@ repeat, so load from other work falls on both; the best of each is printed.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def best_ms(fn, repeats: int) -> float:
@@ -32,8 +29,8 @@ def best_ms(fn, repeats: int) -> float:
 
 def whisper_parts(folder: Path) -> dict:
     """Callables per precision: step, projection, cross keys/values."""
-    from engine.quantize import decoding_model
-    from engine.whisper_model import Cache, load_decoder
+    from engine.decoding.int8 import decoding_model
+    from engine.whisper.model import Cache, load_decoder
 
     fp32 = load_decoder(folder / "whisper")
     d = fp32.dims.d_model
@@ -56,8 +53,8 @@ def whisper_parts(folder: Path) -> dict:
 
 
 def lm_parts(folder: Path) -> dict:
-    from engine.folder import load_model
-    from engine.quantize import decoding_model
+    from engine.bridge.folder import load_model
+    from engine.decoding.int8 import decoding_model
 
     lm = load_model(folder).lm
     d = lm.get_input_embeddings().embedding_dim
@@ -84,8 +81,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads (the Whisper backend decodes on 1)")
     p.add_argument("--repeats", type=int, default=30)
     args = p.parse_args()
-    from engine.config import ModelConfig
-    from engine.models import resolve_model
+    from engine.models.config import ModelConfig
+    from engine.models.registry import resolve_model
     from engine.runtime import quiet_libraries
 
     quiet_libraries()

@@ -1,31 +1,29 @@
 """Steno's default bridge model against Whisper tiny.en and base (Steno's backend and
 faster-whisper on the same pinned weights): the table of issue 6.
 
-    .venv/bin/python bench/default_model.py [--synthetic 100] [--repeats 3] [--record]
+    .venv/bin/python -m bench.default_model [--synthetic 100] [--repeats 3] [--record]
 
 Sets:
 - dev: real read speech (data/dev/dev.tsv: 5 LibriVox clips from pocketsphinx-testdata and
-  jfk.wav; built by bench/devset.py when missing). Never used to train or choose anything.
+  jfk.wav; built by `python -m bench.devset` when missing). Never used to train or choose anything.
 - synthetic: held-out TTS voices and sentences (data/corpus/test.tsv rows 200-299 by default;
   rows 0-199 are the training recipe's dev set, which chose between checkpoints).
 Engines, each in its own process, all loaded at once and taking turns clip by clip (see
-bench/whisper_vs_faster.py for why): `steno-default-en` (VAD, ONNX encoder+bridge, greedy
+bench.whisper_vs_faster for why): `steno-default-en` (VAD, ONNX encoder+bridge, greedy
 SmolLM2), Steno's Whisper backend, and faster-whisper fp32 greedy. Printed: WER/CER
-(engine.metrics normalisation), RTF on clips under 10 s (best of --repeats, after a warm-up),
+(engine.text.metrics normalisation), RTF on clips under 10 s (best of --repeats, after a warm-up),
 peak RSS. --record writes the default model's dev WER/CER/RTF into its steno.json.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from bench.whisper_vs_faster import RTF_MAX_SECONDS, race  # noqa: E402
+from bench.whisper_vs_faster import RTF_MAX_SECONDS, race
 
 ENGINES = [("steno-default-en", "steno", "steno-default-en"),
            ("steno whisper-tiny.en", "steno", "whisper-tiny.en"),
@@ -43,8 +41,8 @@ def synthetic_items(count: int, start: int = 200):
 
 def run(items, threads: int, repeats: int, ct2_root: Path) -> dict:
     from engine.audio import SAMPLE_RATE, load_audio
-    from engine.importers.whisper import assemble_ct2_folder
-    from engine.metrics import error_rates
+    from engine.models.importers.whisper import assemble_ct2_folder
+    from engine.text.metrics import error_rates
 
     paths = [str(i.audio) for i in items]
     refs = [i.text for i in items]
@@ -86,10 +84,10 @@ def main() -> None:
     p.add_argument("--show-texts", action="store_true")
     args = p.parse_args()
 
-    from engine.default_model import DEFAULT_NAME, install_default
     from engine.evaluate import read_manifest
-    from engine.models import models_dir
-    from engine.whisper_install import install_whisper_model, record_metrics
+    from engine.models.default_install import DEFAULT_NAME, install_default
+    from engine.models.registry import models_dir
+    from engine.models.whisper_install import install_whisper_model, record_metrics
 
     manifest = ROOT / "data/dev/dev.tsv"
     if not manifest.is_file():
@@ -116,7 +114,7 @@ def main() -> None:
                 e = result["engines"][DEFAULT_NAME]
                 record_metrics(models_dir() / DEFAULT_NAME, dev_wer=round(e["wer"], 4), dev_cer=round(e["cer"], 4),
                                rtf=round(e["rtf_short"], 4), dev_set=f"{manifest.name} ({len(items)} utterances)",
-                               measured_with=f"bench/default_model.py, {args.threads} threads, CPU")
+                               measured_with=f"python -m bench.default_model, {args.threads} threads, CPU")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Build the dev set: real read speech with reference transcripts, as a `steno eval` manifest.
 
-    .venv/bin/python bench/devset.py [--out data/dev] [--sdist pywhispercpp-1.5.1.tar.gz]
+    .venv/bin/python -m bench.devset [--out data/dev] [--sdist pywhispercpp-1.5.1.tar.gz]
 
-Sources (see DESIGN.md, "Speech data we can make or get"):
+Sources (docs/design.md, "The lab: recipes and benches"):
 - the LibriVox clips in Debian's `pocketsphinx-testdata` (apt-get install pocketsphinx-testdata),
   with their transcription file;
 - `samples/jfk.wav` from the pywhispercpp 1.5.1 sdist on PyPI, fetched by its pinned URL and
@@ -19,14 +19,11 @@ import argparse
 import hashlib
 import io
 import re
-import sys
 import tarfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 SDIST_SHA256 = "5df897e5dd9d9f16804fc937bd85b9f5880a0b29a55f8843585e0e03d76195e5"

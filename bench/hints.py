@@ -1,8 +1,8 @@
 """Vocabulary hints without training (issue 5): does a word list in the prompt help, and
 does an irrelevant one hurt?
 
-    .venv/bin/python bench/trainer.py make-data --out data/clinical     # once (espeak-ng voices)
-    .venv/bin/python bench/hints.py --data data/clinical [--models steno-default-en whisper-base]
+    .venv/bin/python -m bench.adaptation make-data --out data/clinical     # once (espeak-ng voices)
+    .venv/bin/python -m bench.hints --data data/clinical [--models steno-default-en whisper-base]
 
 On the clinical set's *new* sentences (40 drug names, voices not used to train the adapter
 bench) it prints term recall and WER without hints and with the 40 names as hints; on the
@@ -12,27 +12,24 @@ carried 1-3 of the sentence's rare words among distractors); Whisper gets them a
 previous-text prompt.
 
 Each clip is first transcribed without hints; only the terms that look like something in
-that draft (`engine.hints.MIN_HINT_SCORE`) go into its prompt. `--calibrate` prints how
+that draft (`engine.decoding.hints.MIN_HINT_SCORE`) go into its prompt. `--calibrate` prints how
 that threshold sorts terms on clips that are *not* the test clips: the clinical training
 clips (terms said) and the trainer's rehearsal sentences (no term said):
 
-    .venv/bin/python bench/hints.py --data data/clinical --calibrate [--models whisper-base]
+    .venv/bin/python -m bench.hints --data data/clinical --calibrate [--models whisper-base]
 
-`--calibrate-guard` does the same for the acceptance test (`engine.hints.uses_terms`): on
+`--calibrate-guard` does the same for the acceptance test (`engine.decoding.hints.uses_terms`): on
 those clips it decodes with the selected terms and tabulates every stretch where the hinted
 transcript writes a term, right (the term is in the reference) or wrong, by the fuzzy score
 against the draft words it replaces and by how surely the draft heard those words:
 
-    .venv/bin/python bench/hints.py --data data/clinical --calibrate-guard [--models whisper-base]
+    .venv/bin/python -m bench.hints --data data/clinical --calibrate-guard [--models whisper-base]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def transcribe_all(transcriber, pairs, hints):
@@ -48,12 +45,12 @@ def main() -> None:
                    help="the decoder's weights (default: int8 on a CPU)")
     p.add_argument("--limit", type=int, default=0, help="use only the first N clips of each set")
     p.add_argument("--adapter", action="append", default=[], metavar="MODEL=DIR",
-                   help="also a row for MODEL with this adapter (e.g. one made by bench/trainer.py)")
+                   help="also a row for MODEL with this adapter (e.g. one made by python -m bench.adaptation)")
     p.add_argument("--calibrate", action="store_true", help="score distributions for MIN_HINT_SCORE instead")
     p.add_argument("--calibrate-guard", action="store_true",
                    help="term edits on training and rehearsal clips, for MAX_REPLACED_CONFIDENCE, instead")
     p.add_argument("--whole-list", action="store_true",
-                   help="instead: general WER with no hints, the whole list in the prompt (sessions 1-2), the guard")
+                   help="instead: general WER with no hints, the whole list in the prompt unguarded, and with the guard")
     args = p.parse_args()
     if args.calibrate:
         return calibrate(args)
@@ -62,8 +59,8 @@ def main() -> None:
     if args.whole_list:
         return whole_list(args)
 
-    from engine.metrics import error_rates, term_recall
-    from engine.models import resolve_model
+    from engine.models.registry import resolve_model
+    from engine.text.metrics import error_rates, term_recall
     from engine.transcriber import Transcriber
     from trainer.api import collect_data
 
@@ -95,10 +92,10 @@ def main() -> None:
 
 def whole_list(args) -> None:
     """What the guard saves: the general (irrelevant-list) sentences with the terms passed
-    straight to the backend, as sessions 1-2 did, against the Transcriber's guarded hints."""
+    straight to the backend, unguarded, against the Transcriber's guarded hints."""
     from engine.audio import load_audio, split_on_speech
-    from engine.metrics import error_rates
-    from engine.models import resolve_model
+    from engine.models.registry import resolve_model
+    from engine.text.metrics import error_rates
     from engine.transcriber import Transcriber
     from trainer.api import collect_data
 
@@ -134,9 +131,9 @@ def calibration_clips(args, tmp: Path):
 def calibrate(args) -> None:
     import tempfile
 
-    from engine.hints import MIN_HINT_SCORE, hint_scores
-    from engine.metrics import normalize
-    from engine.models import resolve_model
+    from engine.decoding.hints import MIN_HINT_SCORE, hint_scores
+    from engine.models.registry import resolve_model
+    from engine.text.metrics import normalize
     from engine.transcriber import Transcriber
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -168,10 +165,11 @@ def calibrate_guard(args) -> None:
     import tempfile
 
     from engine.audio import load_audio, split_on_speech
-    from engine.hints import MIN_HINT_SCORE, acceptable, select_hints, term_edits, word_confidences
-    from engine.metrics import normalize
-    from engine.models import resolve_model
-    from engine.transcriber import Timing, Transcriber
+    from engine.backend import Timing
+    from engine.decoding.hints import MIN_HINT_SCORE, acceptable, select_hints, term_edits, word_confidences
+    from engine.models.registry import resolve_model
+    from engine.text.metrics import normalize
+    from engine.transcriber import Transcriber
 
     with tempfile.TemporaryDirectory() as tmp:
         terms, clinical, general = calibration_clips(args, Path(tmp))

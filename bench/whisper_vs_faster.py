@@ -1,14 +1,14 @@
 """Steno's Whisper backend against faster-whisper on the same weights, side by side.
 
-    .venv/bin/python bench/whisper_vs_faster.py [--manifest data/dev/dev.tsv] [--threads 2]
+    .venv/bin/python -m bench.whisper_vs_faster [--manifest data/dev/dev.tsv] [--threads 2]
         [--models whisper-tiny.en whisper-base] [--repeats 3] [--record]
-    .venv/bin/python bench/whisper_vs_faster.py --windows    # encoder input: clip frames vs 30 s
+    .venv/bin/python -m bench.whisper_vs_faster --windows    # encoder input: clip frames vs 30 s
 
 For each model, each engine runs in its own process (so peak memory is its own) with the
 same thread count; all are loaded together and take turns clip by clip (rotating the
 order), so load from other work on the machine falls on all of them alike:
 - steno            `Transcriber.transcribe` as `steno transcribe` runs it: VAD, 30 s window, greedy,
-                   fp32 encoder graph, int8 decoder (the CPU default, engine.quantize)
+                   fp32 encoder graph, int8 decoder (the CPU default, engine.decoding.int8)
 - steno-fp32       the same with the decoder in fp32 too (`--precision fp32`)
 - steno-int8       the same with the encoder graph in int8 as well (`--precision int8`)
 - steno-whole      the backend on each whole clip without the VAD, 30 s window, all fp32
@@ -16,8 +16,8 @@ order), so load from other work on the machine falls on all of them alike:
                    the converted weights against faster-whisper frame for frame
 - faster-fp32/int8 faster-whisper 1.2 on the CTranslate2 folder assembled from the same
                    pinned packages, greedy (beam 1, temperature 0, no fallback), English
-Printed: WER/CER (engine.metrics, normalised), the share of utterances whose greedy
-transcript equals faster-whisper fp32's ("= faster": after engine.metrics.normalize;
+Printed: WER/CER (engine.text.metrics, normalised), the share of utterances whose greedy
+transcript equals faster-whisper fp32's ("= faster": after engine.text.metrics.normalize;
 "same text": character for character), RTF on clips under 10 s (each
 clip's best of --repeats runs after a warm-up, model load excluded) and peak RSS.
 --record writes `steno`'s dev WER/CER and RTF into the installed model's steno.json, which
@@ -30,13 +30,11 @@ import argparse
 import json
 import multiprocessing as mp
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 RTF_MAX_SECONDS = 10.0
 
@@ -54,7 +52,8 @@ def _steno_engine(kind: str, model: str, threads: int):
     import torch
 
     import engine.runtime
-    from engine.transcriber import Timing, Transcriber
+    from engine.backend import Timing
+    from engine.transcriber import Transcriber
 
     torch.set_num_threads(threads)
     engine.runtime.cpu_threads = lambda: threads
@@ -131,8 +130,8 @@ def compare(model: str, items, threads: int, repeats: int, ct2_root: Path) -> di
     """All engines loaded at once, each in its own process, and timed clip by clip in turn
     (the order rotating), so a busy machine slows them alike."""
     from engine.audio import SAMPLE_RATE, load_audio
-    from engine.importers.whisper import assemble_ct2_folder
-    from engine.metrics import error_rates, normalize
+    from engine.models.importers.whisper import assemble_ct2_folder
+    from engine.text.metrics import error_rates, normalize
 
     paths = [str(i.audio) for i in items]
     refs = [i.text for i in items]
@@ -163,8 +162,9 @@ def window_study(model: str, items, threads: int) -> str:
 
     import engine.runtime
     from engine.audio import SAMPLE_RATE, load_audio
-    from engine.metrics import error_rates
-    from engine.transcriber import Timing, Transcriber
+    from engine.backend import Timing
+    from engine.text.metrics import error_rates
+    from engine.transcriber import Transcriber
 
     torch.set_num_threads(threads)
     engine.runtime.cpu_threads = lambda: threads
@@ -217,9 +217,9 @@ def main() -> None:
     args = p.parse_args()
 
     from engine.evaluate import read_manifest
-    from engine.models import models_dir
-    from engine.whisper_backend import ensure_encoder_onnx
-    from engine.whisper_install import install_whisper_model, record_metrics
+    from engine.models.registry import models_dir
+    from engine.models.whisper_install import install_whisper_model, record_metrics
+    from engine.whisper.encoder import ensure_encoder_onnx
 
     manifest = Path(args.manifest)
     if not manifest.is_file():
@@ -250,7 +250,7 @@ def main() -> None:
                 s = result["engines"]["steno"]
                 record_metrics(models_dir() / model, dev_wer=round(s["wer"], 4), dev_cer=round(s["cer"], 4),
                                rtf=round(s["rtf_short"], 4), dev_set=f"{manifest.name} ({len(items)} utterances)",
-                               measured_with=f"bench/whisper_vs_faster.py, {args.threads} threads, CPU")
+                               measured_with=f"python -m bench.whisper_vs_faster, {args.threads} threads, CPU")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

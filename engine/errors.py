@@ -29,3 +29,9 @@ class ModelFolderError(StenoError):
 
 class ExportError(StenoError):
     """A transcript that cannot be written in the requested format or place."""
+
+
+def first_line(e: Exception) -> str:
+    """The first line of a library's error message, for a one-line StenoError."""
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__

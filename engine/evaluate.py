@@ -8,7 +8,7 @@ from pathlib import Path
 
 from engine.audio import SAMPLE_RATE, load_audio
 from engine.errors import StenoError
-from engine.metrics import error_rates
+from engine.text.metrics import error_rates
 
 
 @dataclass
@@ -71,7 +71,7 @@ class EvalReport:
 
 def evaluate(items: list[ManifestItem], model=None, adapter=None, device="auto", beam_size=None,
              progress=None, transcriber=None, precision=None) -> EvalReport:
-    """Transcribe every item the way `steno transcribe` would and score it (see engine.metrics.normalize)."""
+    """Transcribe every item the way `steno transcribe` would and score it (see engine.text.metrics.normalize)."""
     from engine.transcriber import Transcriber
 
     progress = progress or (lambda f, m: None)

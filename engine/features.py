@@ -1,6 +1,6 @@
 """Whisper's log-mel front end, computed in numpy outside the ONNX graph.
 
-Kept apart from engine.encoder so the Whisper backend can use it without importing
+Kept apart from engine.bridge.encoder so the Whisper backend can use it without importing
 transformers' modeling code (about 160 MB before any weight is read).
 """
 

@@ -15,16 +15,16 @@ to ask): the chunk is flagged "no-speech" and its text dropped (kept, flagged, w
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from engine.audio import SAMPLE_RATE, AudioChunk, load_audio, split_on_speech
+from engine.backend import Backend, ChunkResult, Timing
+from engine.decoding.hints import select_hints, uses_terms, word_confidences
 from engine.errors import StenoError
-from engine.hints import select_hints, uses_terms, word_confidences
-from engine.transcript import Segment, Transcript, Word
+from engine.text.transcript import Segment, Transcript, Word
 
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
@@ -41,51 +41,16 @@ class Cancelled(StenoError):
     """The user stopped the job; nothing was written."""
 
 
-@dataclass
-class Span:
-    """A timed piece of a chunk's text (seconds from the chunk's start), where the model
-    gives times of its own (Whisper's timestamp tokens)."""
-
-    start: float
-    end: float
-    text: str
-    token_texts: list[str]
-    logprobs: list[float]
-
-
-@dataclass
-class ChunkResult:
-    text: str
-    tokens: list[int]
-    token_texts: list[str]
-    logprobs: list[float]
-    flags: list[str]
-    spans: list[Span] = field(default_factory=list)  # empty: the model has no timing of its own
-
-
-@dataclass
-class Timing:
-    audio_seconds: float = 0.0
-    encoder_seconds: float = 0.0
-    decoder_seconds: float = 0.0
-    tokens: int = 0
-
-    @property
-    def rtf(self) -> float:
-        return (self.encoder_seconds + self.decoder_seconds) / max(self.audio_seconds, 1e-9)
-
-
 class Transcriber:
     """A loaded model (bridge or Whisper family) ready to transcribe files or arrays."""
 
     def __init__(self, model: str | Path | None = None, adapter: str | Path | None = None, device: str = "auto",
                  beam_size: int | None = None, batch_size: int = 8, precision: str | None = None):
-        """precision: None decodes from int8 weights on a CPU (engine.quantize: 2-2.5x faster
+        """precision: None decodes from int8 weights on a CPU (engine.decoding.int8: 2-2.5x faster
         steps) and keeps the encoder graph in fp32; "int8" also runs a Whisper encoder graph
         in int8 (the fastest); "fp32" runs every part in fp32 (a GPU always does)."""
-        from engine.models import model_id, resolve_model
-
-        from engine.folder import check_folder
+        from engine.models.folder import check_folder
+        from engine.models.registry import model_id, resolve_model
 
         self.folder = resolve_model(model)
         self.config = check_folder(self.folder)  # one clear line if anything is missing
@@ -95,12 +60,12 @@ class Transcriber:
         self.timing = Timing()
         self.keep_no_speech = False  # True: text the VAD says was made up on silence stays, flagged
         if self.config.family == "whisper":
-            from engine.whisper_backend import WhisperBackend
+            from engine.whisper.backend import WhisperBackend
 
-            self.backend = WhisperBackend(self.folder, self.config, device, precision="int8" if precision == "int8" else None,
+            self.backend: Backend = WhisperBackend(self.folder, self.config, device, precision="int8" if precision == "int8" else None,
                                           decoder_precision=precision)
         else:
-            from engine.bridge_backend import BridgeBackend
+            from engine.bridge.backend import BridgeBackend
 
             self.backend = BridgeBackend(self.folder, self.config, device, precision)
         self.adapter_meta = None
@@ -171,15 +136,15 @@ class Transcriber:
             eta = elapsed / done * (len(chunks) - done)
             progress(done / len(chunks), f"segment {done}/{len(chunks)}, about {eta:.0f} s left")
         self.timing.audio_seconds += sum(len(c.audio) for c in chunks) / SAMPLE_RATE
-        return [s for c, r in zip(chunks, results) for s in _segments(c, r)]
+        return [s for c, r in zip(chunks, results) for s in chunk_segments(c, r)]
 
 
     def _decode(self, clips: list[np.ndarray], hints: list[str] | None, beam: int) -> list[ChunkResult]:
         """With a word list, each clip is first transcribed without hints. Only the terms that
-        look like something in that draft go into its prompt (`engine.hints.select_hints`, at
+        look like something in that draft go into its prompt (`engine.decoding.hints.select_hints`, at
         most the model's `max_hint_terms`), and the hinted transcript replaces the draft only
         if it writes one of them where the draft heard something like it
-        (`engine.hints.uses_terms`): a list of words that are not said changes nothing."""
+        (`engine.decoding.hints.uses_terms`): a list of words that are not said changes nothing."""
         drafts = self.backend.transcribe_batch(clips, hints=None, beam_size=beam, timing=self.timing)
         if not hints:
             return drafts
@@ -211,7 +176,7 @@ def _no_speech(r: ChunkResult, keep: bool) -> ChunkResult:
     return ChunkResult(text="", tokens=[], token_texts=[], logprobs=[], flags=flags)
 
 
-def _segments(chunk: AudioChunk, r: ChunkResult) -> list[Segment]:
+def chunk_segments(chunk: AudioChunk, r: ChunkResult) -> list[Segment]:
     """One segment per chunk, or one per timed span where the model gave its own times.
 
     A "dropped-repetition" flag goes on the span where the loop was cut (the last); other

@@ -28,7 +28,7 @@ def espeak(text: str, path, voice: str = "en-us", rate: int = 160) -> str:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A saved tiny HuBERT + conv bridge + GPT-2 model folder, built once per test session."""
-    from engine.folder import save_model
+    from engine.bridge.folder import save_model
     from tests.helpers import tiny_model
 
     return save_model(tiny_model("hubert", "conv", "gpt2"), tmp_path_factory.mktemp("models") / "tiny")
@@ -50,9 +50,9 @@ def tone_wav(tmp_path):
 @pytest.fixture
 def make_window(qtbot, tiny_model_dir):
     """MainWindow factory with the tiny model and a fake audio output; windows close after."""
-    from app.player import FakeOutputStream
+    from app.gui.player import FakeOutputStream
+    from app.gui.window import MainWindow
     from app.settings import AppSettings
-    from app.window import MainWindow
 
     windows = []
 

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import functools
 
-from transformers import (GPT2Config, GPT2LMHeadModel, HubertConfig, LlamaConfig, LlamaForCausalLM,
-                          PreTrainedTokenizerFast, WhisperConfig)
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import (
+    GPT2Config,
+    GPT2LMHeadModel,
+    HubertConfig,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedTokenizerFast,
+    WhisperConfig,
+)
 
-from engine.config import BridgeConfig, EncoderConfig, ModelConfig, PromptConfig
-from engine.encoder import SpeechEncoder
-from engine.model import SpeechLM
+from engine.bridge.encoder import SpeechEncoder
+from engine.bridge.model import SpeechLM
+from engine.models.config import BridgeConfig, EncoderConfig, ModelConfig, PromptConfig
 
 CORPUS = [
     "the patient was given five milligrams of amlodipine",

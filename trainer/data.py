@@ -18,12 +18,12 @@ from pathlib import Path
 
 from engine.audio import audio_duration, load_audio
 from engine.errors import StenoError
-from engine.metrics import normalize
+from engine.text.metrics import normalize
+from trainer.records import MIN_PAIRS, DataReport, Pair
 
 AUDIO_EXTS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".webm", ".mp4", ".wma", ".aif",
               ".aiff"}
 DOC_EXTS = {".txt", ".md", ".markdown", ".docx"}
-MIN_PAIRS = 10  # fewer recordings than this teach noise, and leave nothing to measure on
 MAX_CLIP_SECONDS = 30.0  # the encoders read at most 30 s at once; longer recordings must be split
 MIN_CLIP_SECONDS = 0.2
 MAX_TRANSCRIPT_CHARS = 1000  # ~3x what anyone says in 30 s
@@ -76,8 +76,6 @@ def check_pair(audio: Path, text: str, seconds: float | None = None) -> str | No
 
 
 def _pair_or_reject(audio: Path, text: str, where: str, pairs: list, rejected: list) -> None:
-    from trainer.api import Pair
-
     text = " ".join(text.split())
     try:
         seconds = audio_duration(audio) if audio.exists() else None
@@ -308,9 +306,7 @@ def rare_words(texts: list[str], limit: int = MAX_AUTO_TERMS) -> list[str]:
 # --------------------------------------------------------------------------- the report
 
 
-def collect(data, text, word_list, eval_data, eval_fraction: float, seed: int):
-    from trainer.api import DataReport
-
+def collect(data, text, word_list, eval_data, eval_fraction: float, seed: int) -> DataReport:
     pairs: list = []
     rejected: list[tuple[str, str]] = []
     for source in data:
@@ -342,7 +338,7 @@ def collect(data, text, word_list, eval_data, eval_fraction: float, seed: int):
     terms: list[str] = []
     terms_source = ""
     if word_list is not None:
-        from engine.hints import read_word_list
+        from engine.decoding.hints import read_word_list
 
         try:
             terms = read_word_list(word_list)
@@ -381,17 +377,3 @@ def _dedupe(pairs: list, rejected: list) -> list:
         out.append(p)
     return out
 
-
-def check_report(report, min_pairs: int = MIN_PAIRS) -> None:
-    """Refuse (one line, with the reason) data that cannot train an adapter."""
-    where = report.sources[0] if len(report.sources) == 1 else None
-    why = ""
-    if report.rejected:
-        first = report.rejected[0]
-        why = f"; {len(report.rejected)} item(s) rejected, e.g. {first[0]}: {first[1]}"
-    n_pairs = len(report.pairs) + (len(report.eval_pairs) if report.eval_source is None else 0)
-    if not report.pairs and not report.texts:
-        raise StenoError(f"no usable training data{why}", where)
-    if report.pairs and n_pairs < min_pairs:
-        raise StenoError(f"only {n_pairs} usable audio+transcript pair(s); at least {min_pairs} are needed "
-                         f"to train and measure an adapter{why}", where)

@@ -5,7 +5,7 @@ ONNX export in four part wheels, Apache-2.0) and its five Japanese voice styles.
 phonemes, not text, so it speaks English from espeak-ng's IPA rewritten into the alphabet
 Kokoro was trained on (one letter per diphthong and affricate, a flap letter, no length marks
 in American English). Whisper base read such clips right but for a drug name and, in one
-style, a surname (session 9): speech nearer to people's than the formant and diphone voices.
+style, a surname (docs/model_history.md): speech nearer to people's than the formant and diphone voices.
 A voice named `a+b` blends two styles with a weight drawn per clip: a speaker between them;
 `a+b+c` mixes three or more, a little past them too.
 """
@@ -87,7 +87,7 @@ def blend(styles: dict[str, np.ndarray], voice: str, rng: random.Random) -> np.n
     Why past them: five styles are few speakers. A mix pushed up to 1.4x away from its mean
     leaves the styles' hull (no weight below -0.13). Whisper base read a mix of four, and a
     reach further out (1.4a - 0.4b), right but for a drug name and one phrase; at 1.7a - 0.7b
-    it misread more (session 11, docs/default_model.md).
+    it misread more (docs/model_history.md).
     """
     names = voice.split("+")
     unknown = [n for n in names if n not in styles]
@@ -95,7 +95,7 @@ def blend(styles: dict[str, np.ndarray], voice: str, rng: random.Random) -> np.n
         raise ValueError(f"kokoro voice {voice!r}: styles are {', '.join(sorted(styles))}, joined by '+', each once")
     if len(names) == 1:
         return styles[names[0]]
-    if len(names) == 2:  # the pairs' own draw, so corpus 7's voices come out as they were spoken
+    if len(names) == 2:  # one uniform weight, not mix_weights: clips of corpora spoken with pairs reproduce
         w = rng.uniform(0.25, 0.75)
         return w * styles[names[0]] + (1 - w) * styles[names[1]]
     return sum(w * styles[n] for n, w in zip(names, mix_weights(len(names), rng)))

@@ -1,6 +1,6 @@
 """Vocabulary hints in training prompts, so an adapter learns to use a hint list.
 
-At transcription time a user's word list goes into the prompt (engine/hints.py). An adapter
+At transcription time a user's word list goes into the prompt (engine/decoding/hints.py). An adapter
 trained only on hint-free prompts never saw one; so a share of the training clips carries
 some of the user's terms that the sentence really holds among others from the list that
 it does not (the hint list says "may occur"), and a share of the rehearsal clips carries
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 
-from engine.hints import said_terms
+from engine.decoding.hints import said_terms
 
 
 def sample_hints(text: str, terms: list[str], rng: random.Random, share: float) -> list[str] | None:

@@ -18,10 +18,11 @@ from pathlib import Path
 
 import soundfile as sf
 
-from trainer.api import Pair
+from trainer.records import Pair
+from trainer.voices import SR, Voice, synthesize
 
 SENTENCES = Path(__file__).resolve().parent.parent / "resources" / "rehearsal" / "general.txt"
-# espeak-ng voices, several accents and variants; none of bench/trainer.py's test voices.
+# espeak-ng voices, several accents and variants; none of bench/adaptation.py's test voices.
 VOICES = ["en-us", "en-gb-x-rp", "en-gb-scotland+m2", "en-029", "en-us+m3", "en+f2", "en-gb-x-gbcwmd",
           "en-us+f3", "en+m5", "en-gb-x-rp+f5"]
 
@@ -46,8 +47,6 @@ def rehearsal_pairs(folder: Path, count: int, seed: int = 0, cancel=lambda: Fals
     """`count` rehearsal sentences spoken into `folder` (made once, reused by later runs) as
     training pairs; [] when espeak-ng is missing or count is 0. Clip i's sentence, voice,
     rate and pitch are a pure function of (i, seed), so a resumed run sees the same audio."""
-    from trainer.corpus import SR, Voice, synthesize
-
     if count <= 0 or not available():
         return []
     rng = random.Random(seed)

@@ -2,7 +2,7 @@
 
 An adapter folder is peft's files (adapter_config.json, adapter_model.safetensors) plus
 steno_adapter.json, and `bridge.safetensors` when the bridge was trained too. The
-format is read by engine.adapters (which also applies it to a loaded model).
+format is read by engine.models.adapters (which also applies it to a loaded model).
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ import errno
 import shutil
 from pathlib import Path
 
-from engine.adapters import ADAPTER_META, read_adapter_meta
 from engine.errors import StenoError
-from trainer.api import AdapterInfo, Scores
+from engine.models.adapters import ADAPTER_META, read_adapter_meta
+from trainer.records import AdapterInfo, Scores
 
 
 def adapters_dir() -> Path:
-    from engine.models import steno_home
+    from engine.models.registry import steno_home
 
     return steno_home() / "adapters"
 
@@ -74,8 +74,8 @@ def delete_adapter(path: Path) -> None:
 
 def merge_adapter(adapter: Path, base_model: str | Path, out_model: Path) -> Path:
     """Fold the LoRA (and bridge) weights into a copy of the base model, saved as a model folder."""
-    from engine.config import ModelConfig
-    from engine.models import model_id, resolve_model
+    from engine.models.config import ModelConfig
+    from engine.models.registry import model_id, resolve_model
 
     folder = resolve_model(base_model)
     config = ModelConfig.load(folder)
@@ -96,8 +96,8 @@ def _merged_name(config, folder: Path, meta: dict, adapter: Path, base_id: str) 
 
 
 def _merge_bridge(adapter: Path, folder: Path, base_id: str, out_model: Path) -> Path:
-    from engine.adapters import apply_adapter
-    from engine.folder import load_model, save_model
+    from engine.bridge.folder import load_model, save_model
+    from engine.models.adapters import apply_adapter
 
     model = load_model(folder)
     meta = apply_adapter(model, adapter, base_id)  # refuses an adapter made for another model
@@ -111,9 +111,9 @@ def _merge_whisper(adapter: Path, folder: Path, config, base_id: str, out_model:
     from peft import PeftModel
     from transformers import WhisperForConditionalGeneration
 
-    from engine.adapters import check_adapter
     from engine.files import atomic_dir
-    from engine.whisper_backend import WHISPER_DIR
+    from engine.models.adapters import check_adapter
+    from engine.models.folder import WHISPER_DIR
 
     meta = check_adapter(adapter, base_id)
     if meta.get("target") != "whisper":

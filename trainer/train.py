@@ -25,18 +25,19 @@ import random
 import shutil
 import time
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
 
-from engine.adapters import ADAPTER_BRIDGE, ADAPTER_META
 from engine.errors import StenoError
 from engine.files import atomic_dir, atomic_path, atomic_write_text
-from trainer.api import AdapterResult, DataReport, Pair, Progress, Scores, TrainSettings
+from engine.models.adapters import ADAPTER_BRIDGE, ADAPTER_META
 from trainer.prompts import sample_hints
+from trainer.records import AdapterResult, DataReport, Pair, Progress, Scores, TrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +186,7 @@ class BridgeTrainee:
     cache_dtype = torch.float32  # clip-length frames are small; keep them exact
 
     def __init__(self, folder: Path):
-        from engine.folder import load_model
+        from engine.bridge.folder import load_model
 
         self.model = load_model(folder)
         self.config = self.model.config
@@ -193,7 +194,7 @@ class BridgeTrainee:
 
     def encode(self, audio, device: str) -> torch.Tensor:
         """(frames, dim) encoder output for one clip, exactly what the ONNX graph computes first."""
-        from engine.encoder import encoder_inputs, min_input_samples
+        from engine.bridge.encoder import encoder_inputs, min_input_samples
 
         need = min_input_samples(self.config.encoder)
         if len(audio) < need:
@@ -280,7 +281,7 @@ def text_loss(model, batch: list[list[int]], device: str) -> torch.Tensor:
 
 def _rehearsal(trainee, s: TrainSettings, cache: Path, base_id: str, device: str, say, cancel):
     """Everyday sentences spoken by espeak-ng (trainer/rehearsal.py), their frames and lengths."""
-    from engine.models import steno_home
+    from engine.models.registry import steno_home
     from trainer.rehearsal import available, rehearsal_pairs, sentences_key
 
     if s.rehearsal <= 0:
@@ -330,7 +331,7 @@ def lr_at(step: int, total: int, s: TrainSettings) -> float:
 def score(folder: Path, adapter: Path | None, pairs: list[Pair], terms: list[str], device: str, say, cancel
           ) -> tuple[Scores, list[dict]]:
     """Transcribe the held-out clips the way `steno transcribe` does and score them."""
-    from engine.metrics import error_rates, term_recall
+    from engine.text.metrics import error_rates, term_recall
     from engine.transcriber import Cancelled, Transcriber
 
     if not pairs:
@@ -406,14 +407,118 @@ def _disk_error(e: OSError, doing: str, path: Path) -> StenoError:
 # --------------------------------------------------------------------------- the run
 
 
+@dataclass
+class RunState:
+    """Where training stands. Every checkpoint holds it (as a dict), so a resumed run goes on
+    from the same step with the same early-stopping record and history."""
+
+    step: int = 0  # optimizer steps taken
+    epoch: int = 0  # epochs finished
+    best_loss: float | None = None  # the lowest held-out loss at an epoch's end
+    bad_epochs: int = 0  # epochs since that loss was last lowered
+    done: bool = False
+    stopped_early: bool = False
+    history: list[dict] = field(default_factory=list)  # a row per epoch, for the adapter's JSON
+    train_seconds: float = 0.0  # summed over the processes that worked on this run
+
+
+@dataclass
+class Run:
+    """One call of `train`: what it works on, where it reports, and how far it has got."""
+
+    data: DataReport
+    settings: TrainSettings
+    out_dir: Path
+    folder: Path  # the base model
+    config: object  # its ModelConfig
+    base_id: str
+    device: str
+    work: Path  # checkpoints, cached frames and state.json
+    fingerprint: str
+    saved: dict  # state.json: the fingerprint, then the base model's scores once measured
+    callback: Callable[[Progress], None]
+    cancel: Callable[[], bool]
+    state: RunState = field(default_factory=RunState)
+    micro_per_epoch: int = 0  # batches an epoch; known once the data is read
+    steps_per_epoch: int = 0  # optimizer steps an epoch (grad_accum batches each)
+    total: int = 0  # optimizer steps of the whole run
+
+    def say(self, message: str) -> None:
+        self.callback(Progress(self.state.step, self.total, self.state.epoch, None, None, None, message))
+
+    def cancelled(self, before: Scores) -> AdapterResult:
+        self.say("cancelled: run again with resume to continue")
+        return AdapterResult(self.out_dir, before, Scores.unmeasured(), False, True, self.state.step, 0.0)
+
+
+@dataclass
+class Clips:
+    """What the loop trains on: frames and lengths of the user's, held-out and rehearsal
+    clips, and the text-only sentences as token ids (bridge family)."""
+
+    train_frames: list[torch.Tensor]
+    train_seconds: list[float]
+    eval_frames: list[torch.Tensor]
+    eval_seconds: list[float]
+    rehearsal: list[Pair]
+    rehearsal_frames: list[torch.Tensor]
+    rehearsal_seconds: list[float]
+    texts: list[list[int]]
+
+
+@dataclass
+class Learner:
+    """The trainable weights, their optimizer, and a copy of the weights of the best epoch."""
+
+    params: list[tuple[str, nn.Parameter]]
+    opt: torch.optim.Optimizer
+    best: dict[str, torch.Tensor] | None = None
+
+
+@dataclass
+class Pace:
+    """This process's share of the run: the time-left estimate and the smoothed loss shown.
+    Not checkpointed: a resumed run estimates from its own steps."""
+
+    clock: float  # when this process began training
+    started: float  # time since then not yet added to RunState.train_seconds
+    steps: int = 0
+    running_loss: float | None = None
+
+
+@dataclass
+class EpochOrder:
+    """An epoch's shuffles of the items, the text sentences and the rehearsal clips."""
+
+    items: list[int]
+    texts: list[int]
+    rehearsal: list[int]
+
+
 def train(base_model, data: DataReport, out_dir: Path, s: TrainSettings, callback, cancel, resume: bool
           ) -> AdapterResult:
-    from engine.folder import check_folder
-    from engine.models import model_id, resolve_model
+    run = open_run(base_model, data, Path(out_dir), s, callback or (lambda p: None), cancel or (lambda: False),
+                   resume)
+    try:
+        before = score_base(run)
+    except _Cancelled:
+        return run.cancelled(Scores.unmeasured())
+    try:
+        trainee, clips = encode(run)
+        learner = start(run, trainee, clips, resume)
+        train_epochs(run, trainee, clips, learner)
+        return save_adapter(run, trainee, learner, before, len(clips.rehearsal))
+    except _Cancelled:
+        return run.cancelled(before)
+
+
+def open_run(base_model, data: DataReport, out_dir: Path, s: TrainSettings, callback, cancel, resume: bool) -> Run:
+    """Check the settings, data and base model; open the work folder, starting over there
+    when resume is off or the data or settings differ from the run it holds."""
+    from engine.models.folder import check_folder
+    from engine.models.registry import model_id, resolve_model
     from engine.runtime import torch_device
 
-    callback = callback or (lambda p: None)
-    cancel = cancel or (lambda: False)
     _check_settings(s)
     data.check()
     folder = resolve_model(base_model)
@@ -433,221 +538,262 @@ def train(base_model, data: DataReport, out_dir: Path, s: TrainSettings, callbac
     if not resume and work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
-    state_path = work / STATE
-    state = {}
-    if state_path.is_file():
-        try:
-            state = json.loads(state_path.read_text())
-        except (json.JSONDecodeError, OSError):
-            state = {}
-    if state.get("fingerprint") != fp:
-        if state:
+    saved = _read_state(work / STATE)
+    if saved.get("fingerprint") != fp:
+        if saved:
             callback(Progress(0, 0, 0, None, None, None, "data or settings changed: starting over"))
         (work / CHECKPOINT).unlink(missing_ok=True)
-        state = {"fingerprint": fp}
+        saved = {"fingerprint": fp}
+    return Run(data, s, out_dir, folder, config, base_id, device, work, fp, saved, callback, cancel)
 
-    pos = {"step": 0, "total": 0, "epoch": 0}
 
-    def say(message: str) -> None:
-        callback(Progress(pos["step"], pos["total"], pos["epoch"], None, None, None, message))
+def _read_state(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, OSError):
+        return {}
 
-    def cancelled_result(before: Scores) -> AdapterResult:
-        say("cancelled: run again with resume to continue")
-        return AdapterResult(out_dir, before, Scores.unmeasured(), False, True, pos["step"], 0.0)
 
-    # 1. the base model on the held-out clips
-    before = Scores.from_dict(state.get("before"))
+def score_base(run: Run) -> Scores:
+    """The base model's scores on the held-out pairs: measured once, kept in state.json for a resumed run."""
+    before = Scores.from_dict(run.saved.get("before"))
     if before is None:
-        try:
-            before, rows = score(folder, None, data.eval_pairs, data.terms, s.device, say, cancel) \
-                if s.evaluate else (Scores.unmeasured(), [])
-        except _Cancelled:
-            return cancelled_result(Scores.unmeasured())
-        state.update(before=before.to_dict(), before_rows=rows)
-        atomic_write_text(state_path, json.dumps(state, indent=1))
+        s, data = run.settings, run.data
+        before, rows = score(run.folder, None, data.eval_pairs, data.terms, s.device, run.say, run.cancel) \
+            if s.evaluate else (Scores.unmeasured(), [])
+        run.saved.update(before=before.to_dict(), before_rows=rows)
+        atomic_write_text(run.work / STATE, json.dumps(run.saved, indent=1))
+    return before
 
-    # 2. frames of every clip through the frozen encoder
-    say("loading the base model")
-    trainee = load_trainee(folder, config)
+
+def encode(run: Run):
+    """Load the base model and turn the data into what the loop reads: every clip through the
+    frozen encoder (cached), the rehearsal clips too, and the text sentences as token ids."""
+    s, data = run.settings, run.data
+    run.say("loading the base model")
+    trainee = load_trainee(run.folder, run.config)
     if trainee.family == "whisper" and data.texts:
-        say(f"{len(data.texts)} text sentences not used: a Whisper-family model learns from recordings only")
+        run.say(f"{len(data.texts)} text sentences not used: a Whisper-family model learns from recordings only")
+    cache = Path(s.frames_cache) if s.frames_cache else run.work / "frames"
     try:
-        cache = Path(s.frames_cache) if s.frames_cache else work / "frames"
-        frames, seconds = speech_frames(trainee, data.pairs + data.eval_pairs, cache, base_id, device, say, cancel)
-    except _Cancelled:
-        return cancelled_result(before)
+        frames, seconds = speech_frames(trainee, data.pairs + data.eval_pairs, cache, run.base_id, run.device,
+                                        run.say, run.cancel)
     except OSError as e:
-        raise _disk_error(e, "caching audio frames", work) from None
+        raise _disk_error(e, "caching audio frames", run.work) from None
+    try:
+        rehearsal, rehearsal_frames, rehearsal_seconds = _rehearsal(trainee, s, cache, run.base_id, run.device,
+                                                                    run.say, run.cancel)
+    except OSError as e:
+        raise _disk_error(e, "speaking rehearsal sentences", run.work) from None
     n = len(data.pairs)
-    train_frames, eval_frames, train_seconds_, eval_seconds = frames[:n], frames[n:], seconds[:n], seconds[n:]
-    try:
-        rehearsal, rehearsal_frames, rehearsal_seconds = _rehearsal(trainee, s, cache, base_id, device, say,
-                                                                    cancel)
-    except _Cancelled:
-        return cancelled_result(before)
-    except OSError as e:
-        raise _disk_error(e, "speaking rehearsal sentences", work) from None
-
-    # 3. LoRA and the optimiser
-    params = trainee.prepare(s)
-    trainee.to(device)
     texts = [trainee.text_ids(t) for t in data.texts] if trainee.family == "bridge" else []
-    n_items = len(data.pairs) or len(texts)
-    micro_per_epoch = math.ceil(n_items / s.batch_size)
-    steps_per_epoch = math.ceil(micro_per_epoch / s.grad_accum)
-    total = s.epochs * steps_per_epoch
-    pos["total"] = total
-    opt = torch.optim.AdamW([p for _, p in params], lr=s.learning_rate, weight_decay=s.weight_decay)
-    run = {"step": 0, "epoch": 0, "best_loss": None, "bad_epochs": 0, "done": False, "stopped_early": False,
-           "history": [], "train_seconds": 0.0}
-    best = None
-    ckpt_path = work / CHECKPOINT
-    blob = _load_checkpoint(ckpt_path, fp, device) if resume else None
-    if blob is not None:
-        _set_params(params, blob["trainable"])
-        opt.load_state_dict(blob["optimizer"])
-        run, best = blob["run"], blob["best"]
-        torch.set_rng_state(blob["rng"].cpu())
-        if blob["cuda_rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([r.cpu() for r in blob["cuda_rng"]])
-        pos.update(step=run["step"], epoch=run["epoch"])
-        say(f"resuming at step {run['step']} of {total}")
-    else:
+    return trainee, Clips(frames[:n], seconds[:n], frames[n:], seconds[n:], rehearsal, rehearsal_frames,
+                          rehearsal_seconds, texts)
+
+
+def start(run: Run, trainee, clips: Clips, resume: bool) -> Learner:
+    """LoRA on the model, the step counts, and AdamW; then the checkpoint's weights, moments,
+    RunState and RNG when there is one to resume from (else the RNG is seeded)."""
+    s = run.settings
+    params = trainee.prepare(s)
+    trainee.to(run.device)
+    n_items = len(run.data.pairs) or len(clips.texts)
+    run.micro_per_epoch = math.ceil(n_items / s.batch_size)
+    run.steps_per_epoch = math.ceil(run.micro_per_epoch / s.grad_accum)
+    run.total = s.epochs * run.steps_per_epoch
+    learner = Learner(params, torch.optim.AdamW([p for _, p in params], lr=s.learning_rate,
+                                                weight_decay=s.weight_decay))
+    blob = _load_checkpoint(run.work / CHECKPOINT, run.fingerprint, run.device) if resume else None
+    if blob is None:
         torch.manual_seed(s.seed)
+        return learner
+    _set_params(params, blob["trainable"])
+    learner.opt.load_state_dict(blob["optimizer"])
+    run.state, learner.best = RunState(**blob["run"]), blob["best"]
+    torch.set_rng_state(blob["rng"].cpu())
+    if blob["cuda_rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([r.cpu() for r in blob["cuda_rng"]])
+    run.say(f"resuming at step {run.state.step} of {run.total}")
+    return learner
 
-    def checkpoint() -> None:
-        _save_checkpoint(ckpt_path, fp, run, params, opt, best)
 
-    # 4. the training loop
+def checkpoint(run: Run, learner: Learner) -> None:
+    _save_checkpoint(run.work / CHECKPOINT, run.fingerprint, asdict(run.state), learner.params, learner.opt,
+                     learner.best)
+
+
+def train_epochs(run: Run, trainee, clips: Clips, learner: Learner) -> None:
+    """Epochs of optimizer steps until the last one or early stopping, reporting each step and
+    checkpointing every `checkpoint_every` steps and at each epoch's end. On cancel: a
+    checkpoint, then _Cancelled."""
+    s, state = run.settings, run.state
     trainee.train_mode()
-    clock = started = time.perf_counter()
-    steps_here, running = 0, None
-    while not run["done"]:
-        epoch = run["epoch"]
-        order = _order(n_items, s.seed, epoch)
-        text_order = _order(len(texts), s.seed + 1, epoch) if data.pairs else order
-        rehearsal_order = _order(len(rehearsal), s.seed + 2, epoch)
+    now = time.perf_counter()
+    pace = Pace(clock=now, started=now)
+    while not state.done:
+        epoch = state.epoch
+        order = epoch_order(run, clips, epoch)
         losses = []
-        for step_in_epoch in range(run["step"] - epoch * steps_per_epoch, steps_per_epoch):
-            if cancel():
-                run["train_seconds"] += time.perf_counter() - started
-                checkpoint()
-                return cancelled_result(before)
-            lr = lr_at(run["step"], total, s)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            micro = range(step_in_epoch * s.grad_accum, min((step_in_epoch + 1) * s.grad_accum, micro_per_epoch))
-            opt.zero_grad(set_to_none=True)
-            step_loss = 0.0
-            for m in micro:
-                idx = order[m * s.batch_size:(m + 1) * s.batch_size]
-                loss = torch.zeros((), device=device)
-                hint_rng = random.Random(f"{s.seed}/{epoch}/{m}")  # a function of the position: resume stays exact
-                if data.pairs:
-                    f = [train_frames[i].to(device) for i in idx]
-                    said = [data.pairs[i].text for i in idx]
-                    loss = loss + trainee.speech_loss(f, said, [train_seconds_[i] for i in idx],
-                                                      [sample_hints(t, data.terms, hint_rng, s.hint_share)
-                                                       for t in said])
-                if rehearsal:
-                    per = max(1, s.batch_size // 2)
-                    r_idx = [rehearsal_order[(m * per + j) % len(rehearsal)] for j in range(per)]
-                    said = [rehearsal[i].text for i in r_idx]
-                    loss = loss + s.rehearsal_weight * trainee.speech_loss(
-                        [rehearsal_frames[i].to(device) for i in r_idx], said, [rehearsal_seconds[i] for i in r_idx],
-                        [sample_hints(t, data.terms, hint_rng, s.hint_share) for t in said])
-                if texts:
-                    t_idx = idx if not data.pairs else [text_order[(m * s.batch_size + j) % len(texts)]
-                                                        for j in range(len(idx))]
-                    loss = loss + s.text_weight * trainee.text_loss([texts[i] for i in t_idx], device)
-                (loss / len(micro)).backward()
-                step_loss += loss.item() / len(micro)
-            if s.max_grad_norm:
-                nn.utils.clip_grad_norm_([p for _, p in params], s.max_grad_norm)
-            opt.step()
-            run["step"] += 1
-            steps_here += 1
-            losses.append(step_loss)
-            running = step_loss if running is None else 0.9 * running + 0.1 * step_loss
-            pos["step"] = run["step"]
-            eta = (time.perf_counter() - clock) / steps_here * (total - run["step"])
-            callback(Progress(run["step"], total, epoch + 1, running, run["history"][-1]["eval_loss"]
-                              if run["history"] else None, eta,
-                              f"epoch {epoch + 1}/{s.epochs}, step {run['step']}/{total}, loss {running:.3f}"))
-            if s.checkpoint_every and run["step"] % s.checkpoint_every == 0:
-                checkpoint()
-        # end of an epoch: held-out loss decides whether to go on
-        run["epoch"] = epoch = epoch + 1
-        pos["epoch"] = epoch
-        eval_loss = held_out_loss(trainee, eval_frames, [p.text for p in data.eval_pairs], eval_seconds,
-                                  s.batch_size, device) \
-            if eval_frames else None
-        trainee.train_mode()
-        run["history"].append({"epoch": epoch, "step": run["step"], "lr": lr_at(run["step"] - 1, total, s),
-                               "train_loss": sum(losses) / len(losses) if losses else None, "eval_loss": eval_loss})
-        if eval_loss is not None:
-            if run["best_loss"] is None or eval_loss < run["best_loss"] - 1e-4:
-                run["best_loss"], run["bad_epochs"] = eval_loss, 0
-                best = {n: p.detach().cpu().clone() for n, p in params}
-            else:
-                run["bad_epochs"] += 1
-                if run["bad_epochs"] >= s.patience:
-                    run["stopped_early"] = True
-        callback(Progress(run["step"], total, epoch, running, eval_loss, None,
+        for step_in_epoch in range(state.step - epoch * run.steps_per_epoch, run.steps_per_epoch):
+            if run.cancel():
+                state.train_seconds += time.perf_counter() - pace.started
+                checkpoint(run, learner)
+                raise _Cancelled
+            loss = optimizer_step(run, trainee, clips, learner, order, epoch, step_in_epoch)
+            losses.append(loss)
+            report_step(run, pace, epoch, loss)
+            if s.checkpoint_every and state.step % s.checkpoint_every == 0:
+                checkpoint(run, learner)
+        end_epoch(run, trainee, clips, learner, pace, losses)
+
+
+def epoch_order(run: Run, clips: Clips, epoch: int) -> EpochOrder:
+    """With audio pairs the text sentences have their own shuffle; text-only, the items are them."""
+    seed = run.settings.seed
+    items = _order(len(run.data.pairs) or len(clips.texts), seed, epoch)
+    texts = _order(len(clips.texts), seed + 1, epoch) if run.data.pairs else items
+    return EpochOrder(items, texts, _order(len(clips.rehearsal), seed + 2, epoch))
+
+
+def optimizer_step(run: Run, trainee, clips: Clips, learner: Learner, order: EpochOrder, epoch: int,
+                   step_in_epoch: int) -> float:
+    """One AdamW step over `grad_accum` batches at the scheduled learning rate; their mean loss."""
+    s = run.settings
+    lr = lr_at(run.state.step, run.total, s)
+    for g in learner.opt.param_groups:
+        g["lr"] = lr
+    micro = range(step_in_epoch * s.grad_accum, min((step_in_epoch + 1) * s.grad_accum, run.micro_per_epoch))
+    learner.opt.zero_grad(set_to_none=True)
+    step_loss = 0.0
+    for m in micro:
+        loss = batch_loss(run, trainee, clips, order, epoch, m)
+        (loss / len(micro)).backward()
+        step_loss += loss.item() / len(micro)
+    if s.max_grad_norm:
+        nn.utils.clip_grad_norm_([p for _, p in learner.params], s.max_grad_norm)
+    learner.opt.step()
+    run.state.step += 1
+    return step_loss
+
+
+def batch_loss(run: Run, trainee, clips: Clips, order: EpochOrder, epoch: int, m: int) -> torch.Tensor:
+    """Batch m of the epoch: the user's clips, half a batch of rehearsal clips and as many
+    text sentences, each loss weighted by its setting."""
+    s, data, device = run.settings, run.data, run.device
+    idx = order.items[m * s.batch_size:(m + 1) * s.batch_size]
+    loss = torch.zeros((), device=device)
+    hint_rng = random.Random(f"{s.seed}/{epoch}/{m}")  # a function of the position: resume stays exact
+    if data.pairs:
+        said = [data.pairs[i].text for i in idx]
+        loss = loss + trainee.speech_loss([clips.train_frames[i].to(device) for i in idx], said,
+                                          [clips.train_seconds[i] for i in idx],
+                                          [sample_hints(t, data.terms, hint_rng, s.hint_share) for t in said])
+    if clips.rehearsal:
+        per = max(1, s.batch_size // 2)
+        r_idx = [order.rehearsal[(m * per + j) % len(clips.rehearsal)] for j in range(per)]
+        said = [clips.rehearsal[i].text for i in r_idx]
+        loss = loss + s.rehearsal_weight * trainee.speech_loss(
+            [clips.rehearsal_frames[i].to(device) for i in r_idx], said, [clips.rehearsal_seconds[i] for i in r_idx],
+            [sample_hints(t, data.terms, hint_rng, s.hint_share) for t in said])
+    if clips.texts:
+        t_idx = idx if not data.pairs else [order.texts[(m * s.batch_size + j) % len(clips.texts)]
+                                            for j in range(len(idx))]
+        loss = loss + s.text_weight * trainee.text_loss([clips.texts[i] for i in t_idx], device)
+    return loss
+
+
+def report_step(run: Run, pace: Pace, epoch: int, loss: float) -> None:
+    """Progress after a step: the smoothed loss, the last held-out loss, and the time left
+    at this process's pace so far."""
+    state = run.state
+    pace.steps += 1
+    pace.running_loss = loss if pace.running_loss is None else 0.9 * pace.running_loss + 0.1 * loss
+    eta = (time.perf_counter() - pace.clock) / pace.steps * (run.total - state.step)
+    eval_loss = state.history[-1]["eval_loss"] if state.history else None
+    run.callback(Progress(state.step, run.total, epoch + 1, pace.running_loss, eval_loss, eta,
+                          f"epoch {epoch + 1}/{run.settings.epochs}, step {state.step}/{run.total}, "
+                          f"loss {pace.running_loss:.3f}"))
+
+
+def end_epoch(run: Run, trainee, clips: Clips, learner: Learner, pace: Pace, losses: list[float]) -> None:
+    """The held-out loss decides whether to go on (patience) and which epoch's weights to
+    keep; the last epoch restores the best ones. Ends with a checkpoint."""
+    s, state = run.settings, run.state
+    state.epoch = epoch = state.epoch + 1
+    eval_loss = held_out_loss(trainee, clips.eval_frames, [p.text for p in run.data.eval_pairs], clips.eval_seconds,
+                              s.batch_size, run.device) \
+        if clips.eval_frames else None
+    trainee.train_mode()
+    state.history.append({"epoch": epoch, "step": state.step, "lr": lr_at(state.step - 1, run.total, s),
+                          "train_loss": sum(losses) / len(losses) if losses else None, "eval_loss": eval_loss})
+    if eval_loss is not None:
+        if state.best_loss is None or eval_loss < state.best_loss - 1e-4:
+            state.best_loss, state.bad_epochs = eval_loss, 0
+            learner.best = {n: p.detach().cpu().clone() for n, p in learner.params}
+        else:
+            state.bad_epochs += 1
+            if state.bad_epochs >= s.patience:
+                state.stopped_early = True
+    run.callback(Progress(state.step, run.total, epoch, pace.running_loss, eval_loss, None,
                           f"epoch {epoch} done: held-out loss {eval_loss:.3f}" if eval_loss is not None
                           else f"epoch {epoch} done"))
-        if run["stopped_early"] or epoch >= s.epochs:
-            run["done"] = True
-            if best is not None:
-                _set_params(params, best)  # keep the epoch with the best held-out loss
-        run["train_seconds"] += time.perf_counter() - started
-        started = time.perf_counter()
-        checkpoint()
-    train_seconds = run["train_seconds"]
+    if state.stopped_early or epoch >= s.epochs:
+        state.done = True
+        if learner.best is not None:
+            _set_params(learner.params, learner.best)
+    state.train_seconds += time.perf_counter() - pace.started
+    pace.started = time.perf_counter()
+    checkpoint(run, learner)
 
-    # 5. save (atomically), measuring the adapter from its own folder before it replaces the old one
+
+def save_adapter(run: Run, trainee, learner: Learner, before: Scores, rehearsal_pairs: int) -> AdapterResult:
+    """Write the adapter atomically, measuring it from its own folder before it replaces the
+    old one; then remove the work folder."""
+    s, data = run.settings, run.data
     trainee.eval()
-    opt.state.clear()  # free the AdamW moments before evaluation loads another model copy
-    meta = _meta(out_dir, folder, config, base_id, data, s, before, run, device, trainee, len(rehearsal))
+    learner.opt.state.clear()  # free the AdamW moments before evaluation loads another model copy
+    meta = _meta(run, trainee, before, rehearsal_pairs)
     try:
-        with atomic_dir(out_dir) as tmp:
+        with atomic_dir(run.out_dir) as tmp:
             trainee.save(tmp)
             write_meta(tmp, meta)
-            after, rows = score(folder, tmp, data.eval_pairs, data.terms, s.device, say, cancel) \
+            after, rows = score(run.folder, tmp, data.eval_pairs, data.terms, s.device, run.say, run.cancel) \
                 if s.evaluate else (Scores.unmeasured(), [])
             meta["after"] = after.to_dict()
             meta["examples"] = [dict(r, before=b["hypothesis"]) for r, b in
-                                zip(rows, state.get("before_rows") or [{}] * len(rows)) if "hypothesis" in b][:20]
+                                zip(rows, run.saved.get("before_rows") or [{}] * len(rows)) if "hypothesis" in b][:20]
             write_meta(tmp, meta)
-    except _Cancelled:
-        return cancelled_result(before)
     except OSError as e:
-        raise _disk_error(e, "saving the adapter", out_dir) from None
-    shutil.rmtree(work, ignore_errors=True)
-    say(f"saved {out_dir}")
-    return AdapterResult(out_dir, before, after, run["stopped_early"], False, run["step"], train_seconds)
+        raise _disk_error(e, "saving the adapter", run.out_dir) from None
+    shutil.rmtree(run.work, ignore_errors=True)
+    run.say(f"saved {run.out_dir}")
+    state = run.state
+    return AdapterResult(run.out_dir, before, after, state.stopped_early, False, state.step, state.train_seconds)
 
 
 def write_meta(folder: Path, meta: dict) -> None:
     atomic_write_text(Path(folder) / ADAPTER_META, json.dumps(meta, indent=2, allow_nan=False) + "\n")
 
 
-def _meta(out_dir, folder, config, base_id, data, s, before, run, device, trainee, rehearsal_pairs: int) -> dict:
+def _meta(run: Run, trainee, before: Scores, rehearsal_pairs: int) -> dict:
     lora = trainee.lora_config()
     targets = lora.target_modules
+    state, folder = run.state, Path(run.folder)
     return {
-        "format": "steno-adapter", "format_version": ADAPTER_FORMAT, "name": Path(out_dir).name,
-        "target": trainee.target, "base_model_id": base_id, "base_model_name": config.name or Path(folder).name,
-        "base_model_path": str(Path(folder).resolve()),
+        "format": "steno-adapter", "format_version": ADAPTER_FORMAT, "name": Path(run.out_dir).name,
+        "target": trainee.target, "base_model_id": run.base_id, "base_model_name": run.config.name or folder.name,
+        "base_model_path": str(folder.resolve()),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "lora": {"rank": lora.r, "alpha": lora.lora_alpha, "dropout": lora.lora_dropout,
                  "target_modules": targets if isinstance(targets, str) else sorted(targets)},
-        "bridge": s.bridge, "hyperparameters": json.loads(json.dumps(asdict(s), default=str)),
-        "data": {**data.to_dict(), "rehearsal_pairs": rehearsal_pairs}, "terms": data.terms[:500],
+        "bridge": run.settings.bridge, "hyperparameters": json.loads(json.dumps(asdict(run.settings), default=str)),
+        "data": {**run.data.to_dict(), "rehearsal_pairs": rehearsal_pairs}, "terms": run.data.terms[:500],
         "before": before.to_dict(), "after": None,
-        "training": {"steps": run["step"], "epochs": run["epoch"], "stopped_early": run["stopped_early"],
-                     "best_eval_loss": run["best_loss"], "seconds": round(run["train_seconds"], 1),
-                     "device": device, "history": run["history"]},
+        "training": {"steps": state.step, "epochs": state.epoch, "stopped_early": state.stopped_early,
+                     "best_eval_loss": state.best_loss, "seconds": round(state.train_seconds, 1),
+                     "device": run.device, "history": state.history},
     }
 
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from engine.errors import StenoError
-from trainer.api import TrainSettings
+from trainer.records import TrainSettings
 
 SECONDS_PER_FRAME = 0.02  # one encoder frame, and one timestamp step
 
@@ -29,7 +29,8 @@ class WhisperTrainee:
     def __init__(self, folder: Path, config):
         from transformers import WhisperForConditionalGeneration, WhisperTokenizer
 
-        from engine.whisper_backend import WHISPER_DIR, Vocab, check_whisper_folder
+        from engine.models.folder import WHISPER_DIR, check_whisper_folder
+        from engine.whisper.backend import Vocab
 
         check_whisper_folder(folder)
         self.config = config
@@ -44,12 +45,11 @@ class WhisperTrainee:
     def encode(self, audio, device: str) -> torch.Tensor:
         """(frames, d): what the backend's encoder graph computes for this clip, fed the
         same window (the backend's default: the clip padded to 30 s)."""
-        from engine.encoder import _whisper_forward
-        from engine.whisper_backend import log_mel
+        from engine.whisper.encoder import log_mel, whisper_forward
 
         encoder = self.whisper.model.encoder.to(device)
         mel = torch.from_numpy(log_mel(audio, self.n_mels)).to(device)
-        return _whisper_forward(encoder, mel, None)[0]
+        return whisper_forward(encoder, mel, None)[0]
 
     def target_modules(self, s: TrainSettings) -> str:
         """A regex over the decoder's modules only: the backend refuses encoder LoRA."""
@@ -99,7 +99,8 @@ class WhisperTrainee:
                     hints: list[list[str] | None] | None = None) -> torch.Tensor:
         """Cross-entropy on the transcript tokens, the decoder reading each clip's frames
         (after the clip's hint prompt, if it has one)."""
-        from engine.whisper_backend import _pad_batch, prompt_tokens
+        from engine.whisper.backend import prompt_tokens
+        from engine.whisper.model import pad_batch
 
         model = self.whisper.get_base_model() if hasattr(self.whisper, "get_base_model") else self.whisper
         dec = model.model.decoder
@@ -113,7 +114,7 @@ class WhisperTrainee:
             ids[i, :len(r)] = torch.as_tensor(r)
             labels[i, len(p):len(r)] = torch.as_tensor(r[len(p):])
         ids, labels = ids.to(device), labels.to(device)
-        enc, enc_mask = _pad_batch([f[None].to(dec.embed_tokens.weight.dtype) for f in frames])
+        enc, enc_mask = pad_batch([f[None].to(dec.embed_tokens.weight.dtype) for f in frames])
         logits = self._logits(model, ids, enc, enc_mask)[:, :-1].flatten(0, 1).float()
         targets = labels[:, 1:].flatten()
         loss = nn.functional.cross_entropy(logits, targets, ignore_index=-100)

@@ -1,0 +1,67 @@
+"""The contract between the Transcriber and a model family's backend.
+
+The Transcriber cuts audio into chunks, batches them, asks the VAD about text on silence
+and turns results into Segments; a backend only turns clips into text. Both families
+(engine.bridge.backend, engine.whisper.backend) implement `Backend`, so the CLI, the app
+and the trainer never need to know which one runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass
+class Span:
+    """A timed piece of a chunk's text (seconds from the chunk's start), where the model
+    gives times of its own (Whisper's timestamp tokens)."""
+
+    start: float
+    end: float
+    text: str
+    token_texts: list[str]
+    logprobs: list[float]
+
+
+@dataclass
+class ChunkResult:
+    """One clip's text, its tokens with their log-probabilities (for confidences and the
+    hint guard), and flags naming anything a guard removed ("dropped-repetition", ...)."""
+
+    text: str
+    tokens: list[int]
+    token_texts: list[str]
+    logprobs: list[float]
+    flags: list[str]
+    spans: list[Span] = field(default_factory=list)  # empty: the model has no timing of its own
+
+
+@dataclass
+class Timing:
+    """Where the time went, summed over calls: the real-time factor the CLI and benches print."""
+
+    audio_seconds: float = 0.0
+    encoder_seconds: float = 0.0
+    decoder_seconds: float = 0.0
+    tokens: int = 0
+
+    @property
+    def rtf(self) -> float:
+        return (self.encoder_seconds + self.decoder_seconds) / max(self.audio_seconds, 1e-9)
+
+
+class Backend(Protocol):
+    """A loaded model of one family, ready to decode clips of at most ~30 s."""
+
+    device_text: str  # what runs where, in words
+
+    def transcribe_batch(self, clips: list[np.ndarray], *, hints: list[str] | None, beam_size: int,
+                         timing: Timing) -> list[ChunkResult]:
+        """One result per clip (16 kHz mono float32), in order; adds its time to `timing`."""
+
+    def set_adapter(self, adapter: str | Path | None, base_model_id: str) -> dict | None:
+        """Apply a LoRA adapter folder in place (None restores the base model); its metadata."""

@@ -1,0 +1,170 @@
+"""Runs a bridge model: encoder+bridge in ONNX Runtime, the LM in torch.
+
+Loops: the decoders cut an n-gram of up to 16 tokens said `max_repeats` times in a row
+while decoding. A whole sentence said over and over is longer than that and runs to the
+length limit instead, so the end of each result is checked once more for a phrase of 8 to
+64 tokens repeated one time fewer (as the Whisper backend does): cut to one copy, flagged
+"dropped-repetition". Text on silence is the Transcriber's VAD check.
+
+A ctc bridge's graph also returns its frame log-probabilities; with `decode.ctc_weight` set
+(the default model: 0.7), greedy decoding weighs each next token by the CTC prefix score
+too (engine/decoding/ctc_prefix.py), which keeps the LM to what was said.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.backend import ChunkResult, Timing
+from engine.bridge.encoder import encoder_inputs, min_input_samples
+from engine.bridge.export import ensure_onnx
+from engine.bridge.folder import load_model
+from engine.decoding.ctc_prefix import CTCPrefixScorer, penalize_blank
+from engine.decoding.int8 import choose_precision, decoding_model
+from engine.decoding.lexicon import Lexicon, TokenTexts, WordEnds
+from engine.decoding.search import (
+    PHRASE_MAX,
+    PHRASE_MIN,
+    CausalLMStep,
+    CTCGuide,
+    Decoded,
+    JointScorer,
+    LogProbScorer,
+    LoopCut,
+    MinLength,
+    beam_search,
+    find_repeat,
+    greedy,
+)
+from engine.models.config import ModelConfig
+from engine.runtime import create_session, run_outputs, torch_device
+
+
+def cut_phrase_loop(d: Decoded, max_repeats: int) -> bool:
+    """Cut a long phrase repeated `max_repeats - 1` times at the end of `d` to one copy, kept
+    from where the loop began; flag it. (A huge max_repeats, as in a raw-decoding test,
+    switches this off too.)"""
+    found = find_repeat(d.tokens, max(2, max_repeats - 1), PHRASE_MIN, PHRASE_MAX)
+    if found is None:
+        return False
+    start, n = found
+    while start > 0 and d.tokens[start - 1] == d.tokens[start - 1 + n]:  # the loop may begin mid-phrase
+        start -= 1
+    del d.tokens[start + n:]
+    del d.logprobs[start + n:]
+    d.flags = [f for f in d.flags if f != "max-length"] + ["dropped-repetition"]
+    return True
+
+
+class BridgeBackend:
+    def __init__(self, folder: Path, config: ModelConfig, device: str = "auto", decoder_precision: str | None = None):
+        self.folder = folder
+        self.config = config
+        self.device = torch_device(device)
+        # the LM decodes in int8 on a CPU unless asked otherwise (engine.decoding.int8); figures in docs/model_history.md
+        self.decoder_precision = choose_precision(decoder_precision, self.device)
+        self.model = load_model(folder)  # on CPU first: the ONNX export reads CPU tensors
+        self._token_texts: TokenTexts | None = None  # for decode.unknown_word_penalty, made on first use
+        self.requested_device = device
+        self._open_session(ensure_onnx(self.model, folder))
+        self.model.lm.to(self.device)
+        self.decoding_lm = decoding_model(self.model.lm, self.decoder_precision)  # the LM, or its int8 copy
+        self.base_bridge = {k: v.clone() for k, v in self.model.bridge.state_dict().items()}
+        self._bridge_swapped = False
+
+    def _open_session(self, onnx_path: Path) -> None:
+        self.session, self.onnx_device = create_session(onnx_path, self.requested_device)
+        self.device_text = (f"encoder+bridge on {self.onnx_device.upper()} (ONNX Runtime), "
+                            f"LM on {self.device.upper()} (torch, {self.decoder_precision})")
+
+    def set_adapter(self, adapter: str | Path | None, base_model_id: str) -> dict | None:
+        """Swap the LoRA adapter (and its bridge, if it has one) in place; None restores the base."""
+        from peft import PeftModel
+
+        from engine.models.adapters import ADAPTER_BRIDGE, apply_adapter
+
+        had_lora = isinstance(self.model.lm, PeftModel)
+        if had_lora:
+            self.model.lm = self.model.lm.unload()  # removes the LoRA layers, base weights untouched
+        if self._bridge_swapped:
+            self.model.bridge.load_state_dict(self.base_bridge)
+            self._open_session(ensure_onnx(self.model, self.folder))
+            self._bridge_swapped = False
+        meta = None
+        if adapter is not None:
+            meta = apply_adapter(self.model, adapter, base_model_id)
+            self.model.lm.to(self.device)
+            if (Path(adapter) / ADAPTER_BRIDGE).is_file():  # its own graph, beside its bridge
+                self._bridge_swapped = True
+                self._open_session(ensure_onnx(self.model, adapter))
+        if had_lora or adapter is not None:  # one new decoding copy per swap (int8: quantising takes seconds)
+            self.decoding_lm = decoding_model(self.model.lm, self.decoder_precision)
+        return meta
+
+    def speech(self, audio: np.ndarray) -> np.ndarray:
+        return self.speech_outputs(audio)[0]
+
+    def speech_outputs(self, audio: np.ndarray) -> list[np.ndarray]:
+        """The graph's outputs for one clip, batch axis dropped: the LM input vectors (N, D),
+        and for a ctc bridge its frame log-probabilities (T', labels)."""
+        audio = np.asarray(audio, dtype=np.float32)
+        if len(audio) < min_input_samples(self.config.encoder):
+            audio = np.pad(audio, (0, min_input_samples(self.config.encoder) - len(audio)))
+        return [x[0] for x in run_outputs(self.session, encoder_inputs(self.config.encoder, audio))]
+
+    def token_texts(self) -> TokenTexts:
+        if self._token_texts is None:
+            labels = self.model.bridge.token_to_label.cpu().numpy()
+            self._token_texts = TokenTexts.of(self.model.tokenizer, len(labels), np.nonzero(labels > 0)[0])
+        return self._token_texts
+
+    def word_ends(self, hints: list[str] | None) -> WordEnds:
+        """The unknown-word check for one call: English words plus this call's hint terms."""
+        return WordEnds(self.token_texts(), Lexicon.english(hints or ()), self.config.decode.unknown_word_penalty)
+
+    def max_new_tokens(self, seconds: float) -> int:
+        d = self.config.decode
+        return int(d.tokens_per_second * seconds + d.extra_tokens + 0.5)
+
+    @torch.no_grad()
+    def transcribe_batch(self, clips: list[np.ndarray], *, hints: list[str] | None, beam_size: int,
+                         timing: Timing) -> list[ChunkResult]:
+        t0 = time.perf_counter()
+        outputs = [self.speech_outputs(c) for c in clips]
+        speech = [torch.from_numpy(o[0]).to(self.device) for o in outputs]
+        t1 = time.perf_counter()
+        hint_text = ", ".join(hints) if hints else None
+        lm_in, _ = self.model.lm_inputs(speech, hints=[hint_text] * len(clips) if hint_text else None)
+        limits = [self.max_new_tokens(len(c) / 16000) for c in clips]
+        eos = self.model.tokenizer.eos_token_id
+        d = self.config.decode
+        guide = None
+        if d.ctc_weight > 0 and all(len(o) > 1 for o in outputs):
+            guide = CTCGuide([CTCPrefixScorer(penalize_blank(o[1], d.ctc_blank_penalty)) for o in outputs],
+                             self.model.bridge.token_to_label.cpu().numpy(), d.ctc_weight,
+                             word_ends=self.word_ends(hints) if d.unknown_word_penalty > 0 else None,
+                             word_bonus=d.word_bonus, token_texts=self.token_texts() if d.word_bonus else None)
+        step, cut = CausalLMStep(self.decoding_lm, lm_in), LoopCut(d.max_repeats)
+        if beam_size > 1 and guide is not None:  # the joint scorer keeps the end out until min_new_tokens itself
+            decoded = [beam_search(step, limits[0], beam_size, JointScorer(guide, eos, d.min_new_tokens),
+                                   cut_loop=cut)]
+        elif beam_size > 1:
+            decoded = [beam_search(step, limits[0], beam_size, LogProbScorer(eos, d.length_penalty),
+                                   MinLength(eos, d.min_new_tokens), cut)]
+        else:
+            decoded = greedy(step, limits, eos, MinLength(eos, d.min_new_tokens), guide, cut, cut_at_limit=False)
+        for x in decoded:
+            if "dropped-repetition" not in x.flags:
+                cut_phrase_loop(x, d.max_repeats)
+        t2 = time.perf_counter()
+        timing.encoder_seconds += t1 - t0
+        timing.decoder_seconds += t2 - t1
+        timing.tokens += sum(len(x.tokens) for x in decoded)
+        tok = self.model.tokenizer
+        return [ChunkResult(text=tok.decode(x.tokens, skip_special_tokens=True), tokens=x.tokens,
+                            token_texts=[tok.decode([t], skip_special_tokens=True) for t in x.tokens],
+                            logprobs=x.logprobs, flags=x.flags) for x in decoded]

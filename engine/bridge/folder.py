@@ -1,0 +1,75 @@
+"""A bridge model's folder: load and save the whole SpeechLM, and fingerprint its graph.
+
+    steno.json              ModelConfig: family, encoder/bridge kinds and sizes, prompt, versions
+    encoder/                the speech encoder in transformers' format
+    lm/                     the causal LM and its tokenizer in transformers' format
+    bridge.safetensors      the bridge weights (what we train)
+    encoder_bridge.onnx     encoder+bridge graph for ONNX Runtime, rebuilt when stale
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from engine.bridge.bridge import build_bridge
+from engine.bridge.encoder import SpeechEncoder
+from engine.bridge.model import SpeechLM
+from engine.errors import ModelFolderError, first_line
+from engine.files import atomic_dir
+from engine.models.folder import BRIDGE_WEIGHTS, check_folder
+
+
+def save_model(model: SpeechLM, folder: str | Path) -> Path:
+    """Write the whole model folder atomically: a killed save never leaves a half folder."""
+    folder = Path(folder)
+    with atomic_dir(folder) as tmp:
+        model.encoder.save(tmp / "encoder")
+        model.lm.save_pretrained(tmp / "lm")
+        model.tokenizer.save_pretrained(tmp / "lm")
+        save_file({k: v.contiguous() for k, v in model.bridge.state_dict().items()}, tmp / BRIDGE_WEIGHTS)
+        model.config.save(tmp)
+    return folder
+
+
+def load_model(folder: str | Path, device: str | torch.device = "cpu") -> SpeechLM:
+    folder = Path(folder)
+    config = check_folder(folder)
+    if config.family != "bridge":
+        raise ModelFolderError(f"a {config.family!r} model, not a bridge model", folder)
+    try:
+        encoder = SpeechEncoder.load(config.encoder, folder / "encoder")
+        lm = AutoModelForCausalLM.from_pretrained(folder / "lm").eval()
+        tokenizer = AutoTokenizer.from_pretrained(folder / "lm", **config.tokenizer_kwargs)
+    except (OSError, ValueError) as e:
+        raise ModelFolderError(f"cannot load model parts ({first_line(e)})", folder) from None
+    bridge = build_bridge(config.bridge, encoder.hidden_size, lm.get_input_embeddings().embedding_dim,
+                          lm.get_input_embeddings().num_embeddings)
+    try:
+        state = load_file(folder / BRIDGE_WEIGHTS)
+        bridge.load_state_dict(state)
+    except Exception as e:  # safetensors raises its own types for corrupt files
+        raise ModelFolderError(f"bridge weights do not match the config ({first_line(e)})", folder) from None
+    model = SpeechLM(config, encoder, bridge.eval(), lm, tokenizer)
+    return model.to(device)
+
+
+def graph_fingerprint(model: SpeechLM) -> str:
+    """Hash of everything the encoder+bridge graph depends on: weights, buffers and config."""
+    h = hashlib.sha256()
+    h.update(json.dumps({"encoder": model.config.encoder.__dict__, "bridge": model.config.bridge.__dict__},
+                        sort_keys=True, default=str).encode())
+    for prefix, module in (("encoder", model.encoder), ("bridge", model.bridge)):
+        for name, t in sorted(module.state_dict(keep_vars=False).items()):
+            h.update(f"{prefix}.{name}{tuple(t.shape)}".encode())
+            h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        for name, buf in sorted(module.named_buffers()):
+            h.update(name.encode())
+            h.update(buf.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+

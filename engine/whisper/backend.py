@@ -1,0 +1,404 @@
+"""Runs a Whisper-family model: the encoder in ONNX Runtime, Whisper's own decoder in torch.
+
+It implements engine.backend.Backend, as the bridge models do, so the CLI, progress,
+exporters and the trainer's evaluation work unchanged (the folder: engine.models.folder;
+the encoder graph: engine.whisper.encoder). The search itself is engine.decoding.search's,
+shared with the bridge family; this module adds Whisper's step, rules and loop cut.
+
+Decoding follows Whisper's rules (timestamp tokens in pairs, non-decreasing, the first
+one within 1 s; blank and non-speech tokens suppressed) so that greedy output matches
+faster-whisper on the same weights. Guards that Whisper itself lacks or applies
+elsewhere: a no-speech check that also asks the VAD, and a repetition-loop cut. Both
+drop text and say so in the chunk's flags.
+
+Nothing here imports transformers' modeling code (about 160 MB of memory): the decoder
+is engine.whisper.model, the encoder a graph; transformers' encoder is loaded only to
+export that graph.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.backend import ChunkResult, Span, Timing
+from engine.decoding import search
+from engine.decoding.int8 import choose_precision, decoding_model
+from engine.decoding.search import Decoded, LogProbScorer, LoopCut
+from engine.errors import ModelFolderError, StenoError, first_line
+from engine.models.config import ModelConfig
+from engine.models.folder import WHISPER_DIR, check_whisper_folder
+from engine.runtime import create_session, run_session, torch_device
+from engine.whisper.encoder import PRECISION, WINDOW, ensure_encoder_onnx, log_mel
+from engine.whisper.model import load_decoder, pad_batch
+
+SAMPLE_RATE = 16000
+SECONDS_PER_TIMESTAMP = 0.02
+MAX_INITIAL_TIMESTAMP = 50  # the first timestamp within 1 s, as Whisper does
+MAX_PROMPT_TOKENS = 223  # Whisper keeps the previous-text prompt under half its 448 context
+# Whisper's own test for a silent window: no-speech probability above 0.6 *and* an average
+# log-probability below -1. The VAD is a second witness: a likely no-speech window where
+# the VAD hears almost no speech is dropped even when the decoder is confident (that is
+# what a hallucinated "Thank you." on noise looks like).
+NO_SPEECH_THRESHOLD = 0.6
+LOGPROB_THRESHOLD = -1.0
+VAD_SPEECH_FRACTION = 0.2
+# A phrase of 8 to 64 tokens said 3 times in a row is a loop (engine.decoding.search.LoopCut).
+PHRASE_REPEATS = 3
+# One decoding step is a chain of small matrix products: a second thread mostly waits on
+# the first, and on a busy machine (other processes on the cores) it slowed steps tenfold.
+DECODER_THREADS = 1
+# Segments decoded together on a CPU. Each holds its own cross-attention keys/values
+# (37 MB for base over a 30 s window). Measured on a 155 s file, base, 2 threads: batch
+# 1/2/4/8 took RTF 0.117/0.098/0.101/0.091 at peak memory 871/916/1008/1055 MB; 2 keeps
+# most of the gain under the 1 GB target.
+CPU_BATCH = 2
+
+
+@dataclass
+class Vocab:
+    """The token ids Whisper's decoding rules need, read off its tokenizer."""
+
+    eot: int
+    sot: int
+    sot_prev: int
+    no_speech: int
+    timestamp_begin: int
+    prefix: list[int]  # <|startoftranscript|> (+ <|en|><|transcribe|> for multilingual models)
+    suppress: list[int]
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer, generation_config) -> "Vocab":
+        """generation_config: transformers' GenerationConfig or the dict of generation_config.json."""
+        vocab = tokenizer.get_vocab()
+        gen = generation_config if isinstance(generation_config, dict) else generation_config.to_dict()
+
+        def token(*names: str) -> int:
+            for name in names:
+                if name in vocab:
+                    return vocab[name]
+            raise StenoError(f"the Whisper tokenizer has none of {names}")
+
+        eot, sot, ts = token("<|endoftext|>"), token("<|startoftranscript|>"), token("<|0.00|>")
+        prefix = [sot]
+        if gen.get("is_multilingual"):
+            prefix += [token("<|en|>"), token("<|transcribe|>")]  # English only, as the issue says
+        # Everything between eot and the timestamps is a control token (sot, languages, tasks,
+        # <|notimestamps|>, <|nocaptions|>): never part of a transcript.
+        suppress = set(gen.get("suppress_tokens") or []) | set(range(eot + 1, ts))
+        return cls(eot=eot, sot=sot, sot_prev=token("<|startofprev|>"), no_speech=token("<|nospeech|>", "<|nocaptions|>"),
+                   timestamp_begin=ts, prefix=prefix, suppress=sorted(suppress))
+
+
+@dataclass
+class Hypothesis:
+    """One decoded segment: all sampled tokens (text and timestamps) and their log-probs."""
+
+    tokens: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    eot_logprob: float = 0.0
+    flags: list[str] = field(default_factory=list)
+    no_speech_prob: float = 0.0
+
+    @classmethod
+    def of(cls, d: Decoded, no_speech_prob: float) -> "Hypothesis":
+        return cls(d.tokens, d.logprobs, d.eos_logprob, d.flags, no_speech_prob)
+
+    def avg_logprob(self) -> float:
+        """Whisper's measure: the sum over tokens and the end token, per token."""
+        return (sum(self.logprobs) + self.eot_logprob) / (len(self.tokens) + 1)
+
+
+class DecoderStep:
+    """Whisper's decoder over one batch (engine.decoding.search.Step). The prompt run also
+    gives the no-speech probability: that of <|nocaptions|> right after
+    <|startoftranscript|>, read before any suppression, as Whisper does."""
+
+    def __init__(self, model, prompt: list[int], enc: torch.Tensor, enc_mask: torch.Tensor | None, rows: int,
+                 sot_index: int, no_speech_id: int):
+        self.model, self.prompt, self.enc, self.enc_mask, self.rows = model, prompt, enc, enc_mask, rows
+        self.sot_index, self.no_speech_id = sot_index, no_speech_id
+        self.cache = model.new_cache()
+        self.no_speech: torch.Tensor | None = None  # (rows,), once the prompt has run
+
+    def prefill(self) -> torch.Tensor:
+        tokens = torch.tensor([self.prompt] * self.rows, device=self.enc.device)
+        logits = self.model(tokens, self.enc, self.cache, self.enc_mask, keep=[self.sot_index, len(self.prompt) - 1])
+        self.no_speech = logits[:, 0].float().softmax(-1)[:, self.no_speech_id]
+        return logits[:, 1]
+
+    def next(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.model(tokens[:, None], self.enc, self.cache, self.enc_mask)[:, -1]
+
+    def reorder(self, sources: list[int]) -> None:
+        self.cache.reorder(torch.tensor(sources, device=self.enc.device))
+
+
+# ---------------------------------------------------------------------- the backend
+
+
+def prompt_tokens(tokenizer, vocab: Vocab, hints: list[str] | None) -> list[int]:
+    """[<|startofprev|> + the user's terms as previous text] + the start-of-transcript tokens
+    (the trainer builds its hint prompts with this too)."""
+    tokens: list[int] = []
+    terms = [h.strip() for h in hints or [] if h.strip()]
+    if terms:
+        words = tokenizer.encode(" " + ", ".join(terms), add_special_tokens=False)[:MAX_PROMPT_TOKENS]
+        tokens = [vocab.sot_prev] + words
+    return tokens + list(vocab.prefix)
+
+
+class WhisperBackend:
+    def __init__(self, folder: Path, config: ModelConfig, device: str = "auto", window: str | None = None,
+                 precision: str | None = None, decoder_precision: str | None = None):
+        from transformers import WhisperTokenizer
+
+        self.folder = Path(folder)
+        self.config = config
+        self.window = window or WINDOW
+        check_whisper_folder(self.folder)
+        self.device = torch_device(device)
+        sub = self.folder / WHISPER_DIR
+        self.precision = precision or PRECISION
+        self.graph_path = ensure_encoder_onnx(self.folder, self.precision)
+        self.session, self.onnx_device = create_session(self.graph_path, device)
+        # int8 on a CPU unless asked otherwise (engine.decoding.int8); figures in docs/whisper_backend.md
+        self.decoder_precision = choose_precision(decoder_precision, self.device)
+        fp32 = load_decoder(sub).to(self.device)
+        self.dims = fp32.dims
+        self.whisper = fp32  # fp32, peft-wrapped while an adapter is set; None in int8 (`_int8_only`)
+        self._decoder = self._int8_only(decoding_model(fp32, self.decoder_precision))
+        try:
+            self.tokenizer = WhisperTokenizer.from_pretrained(sub)
+            generation = json.loads((sub / "generation_config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise ModelFolderError(f"cannot load the Whisper tokenizer ({first_line(e)})", self.folder) from None
+        self.vocab = Vocab.from_tokenizer(self.tokenizer, generation)
+        self.n_mels = self.dims.n_mels
+        self.max_positions = self.dims.n_ctx
+        self.device_text = (f"Whisper encoder on {self.onnx_device.upper()} (ONNX Runtime), "
+                            f"decoder on {self.device.upper()} (torch, {self.decoder_precision})")
+
+    # ------------------------------------------------------------------ adapters
+
+    def set_adapter(self, adapter: str | Path | None, base_model_id: str) -> dict | None:
+        """Swap the decoder's LoRA adapter (peft); None restores the base model. A bad adapter
+        changes nothing. In int8 the fp32 weights are read again from the model folder, the
+        adapter applied and merged into a new int8 copy, and only that copy is kept."""
+        from peft import PeftModel
+
+        from engine.models.adapters import apply_adapter, check_adapter
+
+        if adapter is not None:
+            meta = check_adapter(adapter, base_model_id)
+            if meta.get("target", "lm") != "whisper":
+                raise StenoError(f"adapter is for a {meta.get('target', 'lm')!r} model, not a Whisper model", adapter)
+            _refuse_encoder_lora(Path(adapter))
+        if self.whisper is None:
+            self.whisper = load_decoder(self.folder / WHISPER_DIR).to(self.device)
+        elif isinstance(self.whisper, PeftModel):
+            self.whisper = self.whisper.unload()  # removes the LoRA layers, base weights untouched
+        meta = apply_adapter(self, adapter, base_model_id) if adapter is not None else None
+        self.whisper.to(self.device)
+        self._decoder = self._int8_only(decoding_model(self.whisper, self.decoder_precision))
+        return meta
+
+    def _int8_only(self, decoder):
+        """In int8, keep only the int8 copy (the fp32 decoder goes), its token table in fp16:
+        a step looks up one row of it (the projection has its own int8 copy). Base's peak on
+        a 155 s file: 1020 -> 933 MB (docs/whisper_backend.md)."""
+        if self.decoder_precision != "int8":
+            return decoder
+        self.whisper = None
+        table = decoder.model.decoder.embed_tokens
+        table.weight = torch.nn.Parameter(table.weight.detach().half(), requires_grad=False)
+        return decoder
+
+    def _model(self):
+        return self._decoder
+
+    # ------------------------------------------------------------------ encoder
+
+    def encode(self, audio: np.ndarray) -> torch.Tensor:
+        """(1, frames, d): the encoder output for one clip."""
+        out = run_session(self.session, log_mel(audio, self.n_mels, self.window))
+        return torch.from_numpy(out).to(self.device)
+
+    # ------------------------------------------------------------------ decoder
+
+    def prompt(self, hints: list[str] | None) -> list[int]:
+        return prompt_tokens(self.tokenizer, self.vocab, hints)
+
+    def _filter(self, logits: torch.Tensor, histories: list[list[int]]) -> torch.Tensor:
+        """Log-probs (B, V) after Whisper's suppression and timestamp rules, per row's history."""
+        v = self.vocab
+        ts = v.timestamp_begin
+        logits = logits.float().clone()
+        logits[:, v.suppress] = -np.inf
+        for i, h in enumerate(histories):
+            row = logits[i]
+            if not h:  # the first token: a timestamp within the first second (so never blank or eot)
+                row[:ts] = -np.inf
+                row[ts + MAX_INITIAL_TIMESTAMP + 1:] = -np.inf
+                continue
+            last_ts = h[-1] >= ts
+            pair_closed = len(h) < 2 or h[-2] >= ts
+            if last_ts and pair_closed:
+                row[ts:] = -np.inf  # after an opening (or a closed pair): text or the end
+            elif last_ts:
+                row[:v.eot] = -np.inf  # after a closing timestamp: another timestamp or the end
+            stamps = [t for t in h if t >= ts]
+            if stamps:  # time never goes back; a new pair may open where the last closed
+                floor = stamps[-1] if (last_ts and not pair_closed) else stamps[-1] + 1
+                row[ts:floor] = -np.inf
+        logp = logits.log_softmax(-1)
+        # Where the timestamps together outweigh the likeliest text token, a timestamp comes next.
+        force = logp[:, ts:].logsumexp(-1) > logp[:, :ts].max(-1).values
+        if force.any():
+            logits[force, :ts] = -np.inf
+            logp = logits.log_softmax(-1)
+        return logp
+
+    def max_new_tokens(self, seconds: float, prompt_len: int) -> int:
+        d = self.config.decode
+        wanted = int(d.tokens_per_second * seconds + d.extra_tokens + 0.5)
+        return max(1, min(wanted, self.max_positions // 2, self.max_positions - prompt_len - 1))
+
+    def _step(self, prompt: list[int], enc: torch.Tensor, enc_mask: torch.Tensor | None, rows: int) -> "DecoderStep":
+        return DecoderStep(self._model(), prompt, enc, enc_mask, rows, prompt.index(self.vocab.sot), self.vocab.no_speech)
+
+    def _loop_cut(self) -> LoopCut:
+        """Any n-gram up to 16 tokens said `max_repeats` times (as for the bridge models), or
+        a whole phrase said PHRASE_REPEATS times; timestamps ignored."""
+        return LoopCut(self.config.decode.max_repeats, PHRASE_REPEATS, text_below=self.vocab.eot)
+
+    def greedy(self, encoded: list[torch.Tensor], prompt: list[int], limits: list[int]) -> list[Hypothesis]:
+        """Greedy decoding of several segments as one batch (one KV cache, cross-attention masked)."""
+        enc, enc_mask = pad_batch(encoded)
+        step = self._step(prompt, enc, enc_mask, len(encoded))
+        decoded = search.greedy(step, limits, self.vocab.eot, self._filter, cut_loop=self._loop_cut())
+        return [Hypothesis.of(d, float(p)) for d, p in zip(decoded, step.no_speech)]
+
+    def beam_search(self, encoded: torch.Tensor, prompt: list[int], limit: int, beam_size: int) -> Hypothesis:
+        """Beam search for one segment, its beams as the batch. beam_size=1 gives `greedy`'s output.
+
+        The beams share the segment's cross-attention keys/values (computed once, never
+        copied or reordered); only the self-attention cache follows the beams. Finished
+        hypotheses are ranked by log-probability per token (Whisper's length norm).
+        """
+        step = self._step(prompt, encoded, None, 1)
+        d = search.beam_search(step, limit, beam_size, LogProbScorer(self.vocab.eot, self.config.decode.length_penalty),
+                               self._filter, self._loop_cut())
+        return Hypothesis.of(d, float(step.no_speech[0]))
+
+    # ------------------------------------------------------------------ results
+
+    def _spans(self, tokens: list[int], logprobs: list[float], duration: float) -> list:
+        """Timed pieces of text from Whisper's timestamp pairs; unclosed text ends at the clip's end."""
+        ts = self.vocab.timestamp_begin
+        spans, start, text, lps, prev_end = [], None, [], [], 0.0
+
+        def close(end: float) -> None:
+            s = min(max(start if start is not None else prev_end, prev_end), duration)
+            e = min(max(end, s), duration)
+            if text:
+                spans.append(Span(s, e, self.tokenizer.decode(text).strip(),
+                                  [self.tokenizer.decode([t]) for t in text], list(lps)))
+
+        for tok, lp in zip(tokens, logprobs):
+            if tok >= ts:
+                t = (tok - ts) * SECONDS_PER_TIMESTAMP
+                if start is None and not text:
+                    start = t
+                else:
+                    close(t)
+                    prev_end = min(max(t, prev_end), duration)
+                    start, text, lps = None, [], []
+            else:
+                text.append(tok)
+                lps.append(lp)
+        close(duration)
+        return spans
+
+    def _result(self, h: Hypothesis, audio: np.ndarray):
+        duration = len(audio) / SAMPLE_RATE
+        flags = list(h.flags)
+        text_tokens = [t for t in h.tokens if t < self.vocab.eot]
+        if text_tokens and h.no_speech_prob > NO_SPEECH_THRESHOLD:
+            if h.avg_logprob() < LOGPROB_THRESHOLD or _vad_speech_fraction(audio) < VAD_SPEECH_FRACTION:
+                return ChunkResult(text="", tokens=[], token_texts=[], logprobs=[], flags=flags + ["no-speech"])
+        text_lps = [lp for t, lp in zip(h.tokens, h.logprobs) if t < self.vocab.eot]
+        return ChunkResult(text=self.tokenizer.decode(text_tokens).strip(), tokens=text_tokens,
+                           token_texts=[self.tokenizer.decode([t]) for t in text_tokens], logprobs=text_lps,
+                           flags=flags, spans=self._spans(h.tokens, h.logprobs, duration))
+
+    @torch.no_grad()
+    def transcribe_batch(self, clips: list[np.ndarray], *, hints: list[str] | None, beam_size: int,
+                         timing: Timing) -> list[ChunkResult]:
+        """Encode and decode `clips`, at most CPU_BATCH of them together on a CPU."""
+        step = CPU_BATCH if self.device == "cpu" else max(1, len(clips))
+        out = []
+        for i in range(0, len(clips), step):
+            out += self._transcribe_group(clips[i:i + step], hints, beam_size, timing)
+        return out
+
+    def _transcribe_group(self, clips: list[np.ndarray], hints: list[str] | None, beam_size: int, timing):
+        t0 = time.perf_counter()
+        encoded = [self.encode(c) for c in clips]
+        t1 = time.perf_counter()
+        prompt = self.prompt(hints)
+        limits = [self.max_new_tokens(len(c) / SAMPLE_RATE, len(prompt)) for c in clips]
+        with _torch_threads(DECODER_THREADS if self.device == "cpu" else None):
+            if beam_size > 1:
+                hyps = [self.beam_search(e, prompt, n, beam_size) for e, n in zip(encoded, limits)]
+            else:
+                hyps = self.greedy(encoded, prompt, limits)
+        t2 = time.perf_counter()
+        timing.encoder_seconds += t1 - t0
+        timing.decoder_seconds += t2 - t1
+        timing.tokens += sum(len(h.tokens) for h in hyps)
+        return [self._result(h, c) for h, c in zip(hyps, clips)]
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int | None):
+    """Run a block with torch limited to `n` threads, then restore the previous setting."""
+    before = torch.get_num_threads()
+    if n is not None and n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def _vad_speech_fraction(audio: np.ndarray) -> float:
+    from engine.audio import speech_probabilities
+
+    probs = speech_probabilities(audio)
+    return float((probs >= 0.5).mean()) if len(probs) else 0.0
+
+
+def _refuse_encoder_lora(adapter: Path) -> None:
+    """The encoder runs from its ONNX graph: an adapter that changes it would be silently ignored."""
+    from safetensors import safe_open
+
+    path = adapter / "adapter_model.safetensors"
+    if not path.is_file():
+        return
+    try:
+        with safe_open(str(path), "pt") as f:
+            keys = list(f.keys())
+    except Exception as e:  # safetensors has its own error types
+        raise StenoError(f"unreadable adapter weights ({first_line(e)})", path) from None
+    if any(".encoder." in k for k in keys):
+        raise StenoError("adapter changes the Whisper encoder; Steno adapts only the decoder", adapter)
+
+
