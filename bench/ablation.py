@@ -234,7 +234,7 @@ def transcribe(model, frames: list[torch.Tensor], batch_size: int = 16) -> tuple
         limits = [int(d.tokens_per_second * f.shape[0] / FRAME_RATE + d.extra_tokens) for f in chunk]
         eos = model.tokenizer.eos_token_id
         decoded = greedy(CausalLMStep(model.lm, lm_in), limits, eos, MinLength(eos, d.min_new_tokens),
-                         cut_loop=LoopCut(d.max_repeats), cut_at_limit=False)
+                         cut_loop=LoopCut(d.max_repeats))
         hyps += [model.tokenizer.decode(x.tokens, skip_special_tokens=True).strip() for x in decoded]
     return hyps, time.time() - t0, positions
 

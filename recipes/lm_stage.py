@@ -145,7 +145,7 @@ def transcribe_speech(model, speech: list[torch.Tensor], frames: list[int],
     limits = [int(d.tokens_per_second * n / 50 + d.extra_tokens) for n in frames]
     eos = model.tokenizer.eos_token_id
     decoded = greedy(CausalLMStep(model.lm, lm_in), limits, eos, MinLength(eos, d.min_new_tokens),
-                     cut_loop=LoopCut(d.max_repeats), cut_at_limit=False)
+                     cut_loop=LoopCut(d.max_repeats))
     return [model.tokenizer.decode(x.tokens, skip_special_tokens=True).strip() for x in decoded]
 
 

@@ -156,7 +156,7 @@ class BridgeBackend:
             decoded = [beam_search(step, limits[0], beam_size, LogProbScorer(eos, d.length_penalty),
                                    MinLength(eos, d.min_new_tokens), cut)]
         else:
-            decoded = greedy(step, limits, eos, MinLength(eos, d.min_new_tokens), guide, cut, cut_at_limit=False)
+            decoded = greedy(step, limits, eos, MinLength(eos, d.min_new_tokens), guide, cut)
         for x in decoded:
             if "dropped-repetition" not in x.flags:
                 cut_phrase_loop(x, d.max_repeats)

@@ -156,8 +156,6 @@ class CTCGuide:
         return int(tokens[best])
 
 
-
-
 # ---------------------------------------------------------------------- what a family provides
 
 
@@ -238,10 +236,9 @@ class CausalLMStep:
 
 @torch.no_grad()
 def greedy(step: Step, limits: list[int], eos_id: int, rules: Rules = log_probs, guide: CTCGuide | None = None,
-           cut_loop: Callable[[Decoded], bool] | None = None, cut_at_limit: bool = True) -> list[Decoded]:
+           cut_loop: Callable[[Decoded], bool] | None = None) -> list[Decoded]:
     """The likeliest next token for each row (`guide`: the joint CTC/LM choice) until the end
-    token, the row's limit or a loop. cut_at_limit=False leaves a row that has just reached
-    its limit uncut: the bridge backend checks it for a long phrase loop instead."""
+    token, the row's limit or a loop (a loop is cut first, as in `beam_search`)."""
     batch = len(limits)
     results = [Decoded([], []) for _ in range(batch)]
     done = [False] * batch
@@ -262,10 +259,9 @@ def greedy(step: Step, limits: list[int], eos_id: int, rules: Rules = log_probs,
                 continue
             r.tokens.append(tok)
             r.logprobs.append(float(logp[i, tok]))
-            at_limit = len(r.tokens) >= limits[i]
-            if cut_loop is not None and (cut_at_limit or not at_limit) and cut_loop(r):
+            if cut_loop is not None and cut_loop(r):
                 done[i] = True
-            elif at_limit:
+            elif len(r.tokens) >= limits[i]:
                 r.flags.append("max-length")
                 done[i] = True
         if all(done):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -97,22 +97,18 @@ class Vocab:
 
 
 @dataclass
-class Hypothesis:
-    """One decoded segment: all sampled tokens (text and timestamps) and their log-probs."""
+class Hypothesis(Decoded):
+    """One decoded segment (text and timestamp tokens) with the window's no-speech probability."""
 
-    tokens: list[int] = field(default_factory=list)
-    logprobs: list[float] = field(default_factory=list)
-    eot_logprob: float = 0.0
-    flags: list[str] = field(default_factory=list)
     no_speech_prob: float = 0.0
 
     @classmethod
     def of(cls, d: Decoded, no_speech_prob: float) -> "Hypothesis":
-        return cls(d.tokens, d.logprobs, d.eos_logprob, d.flags, no_speech_prob)
+        return cls(**vars(d), no_speech_prob=no_speech_prob)
 
     def avg_logprob(self) -> float:
         """Whisper's measure: the sum over tokens and the end token, per token."""
-        return (sum(self.logprobs) + self.eot_logprob) / (len(self.tokens) + 1)
+        return (sum(self.logprobs) + self.eos_logprob) / (len(self.tokens) + 1)
 
 
 class DecoderStep:

@@ -56,7 +56,7 @@ def _greedy(lm, lm_in, limit, eos, guide=None):
     """One segment's greedy decoding as the bridge backend runs it (min_new_tokens 1)."""
     from engine.decoding.search import CausalLMStep, LoopCut, MinLength, greedy
 
-    return greedy(CausalLMStep(lm, lm_in), [limit], eos, MinLength(eos, 1), guide, LoopCut(4), cut_at_limit=False)[0]
+    return greedy(CausalLMStep(lm, lm_in), [limit], eos, MinLength(eos, 1), guide, LoopCut(4))[0]
 
 
 def test_joint_greedy_writes_what_the_ctc_head_hears():

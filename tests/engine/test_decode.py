@@ -13,7 +13,7 @@ from tests.helpers import tiny_model
 def greedy(lm, inputs, limits, eos_id, min_new_tokens=1, max_repeats=4):
     """Greedy decoding as the bridge backend runs it."""
     return search.greedy(CausalLMStep(lm, inputs), limits, eos_id, MinLength(eos_id, min_new_tokens),
-                         cut_loop=LoopCut(max_repeats), cut_at_limit=False)
+                         cut_loop=LoopCut(max_repeats))
 
 
 def beam_search(lm, inputs, limit, eos_id, beam_size=4, length_penalty=1.0, max_repeats=4):
