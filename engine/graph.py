@@ -44,6 +44,18 @@ def export_graph(module: nn.Module, example: torch.Tensor, path: str | Path, tim
     return path
 
 
+def is_fresh(path: Path, meta_path: Path, fingerprint: str, outputs: list[str] = ("embeddings",)) -> bool:
+    """Whether the graph at `path` was made from weights with this fingerprint, with these
+    outputs (a record without output names is of a graph with only "embeddings")."""
+    if not (path.is_file() and meta_path.is_file()):
+        return False
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, OSError):
+        return False
+    return meta.get("fingerprint") == fingerprint and meta.get("outputs", ["embeddings"]) == list(outputs)
+
+
 def ensure_graph(module: nn.Module, folder: str | Path, fingerprint: str, example: torch.Tensor,
                  time_axis: int, outputs: list[str] = ("embeddings",)) -> Path:
     """The folder's ONNX graph of `module`, exported again if missing or made from other weights.
@@ -55,13 +67,9 @@ def ensure_graph(module: nn.Module, folder: str | Path, fingerprint: str, exampl
     """
     folder = Path(folder)
     onnx_path, meta_path = folder / ONNX_NAME, folder / ONNX_META
-    if onnx_path.is_file() and meta_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text())
-            if meta.get("fingerprint") == fingerprint and meta.get("outputs", ["embeddings"]) == list(outputs):
-                return onnx_path
-        except (json.JSONDecodeError, OSError):
-            pass
+    if is_fresh(onnx_path, meta_path, fingerprint, outputs):
+        return onnx_path
+    if onnx_path.is_file():
         log.info("encoder weights or graph outputs changed: exporting the ONNX graph again")
     export_graph(module, example, onnx_path, time_axis, outputs)
     atomic_write_text(meta_path, json.dumps({"fingerprint": fingerprint, "outputs": list(outputs), "opset": OPSET,

@@ -14,7 +14,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-from engine.features import SAMPLES_PER_FRAME, WHISPER_MAX_FRAMES, whisper_log_mel  # noqa: F401 (re-exported)
+from engine.features import whisper_log_mel
 from engine.models.config import EncoderConfig
 from engine.whisper.encoder import whisper_forward
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from engine.errors import ModelFolderError, first_line
 from engine.features import whisper_log_mel
-from engine.graph import ONNX_META, ONNX_NAME
+from engine.graph import ONNX_META, ONNX_NAME, ensure_graph, is_fresh
 from engine.models.folder import WHISPER_DIR
 
 GRAPH_NAME, GRAPH_META = ONNX_NAME, ONNX_META
@@ -66,10 +66,8 @@ def ensure_encoder_onnx(folder: str | Path, precision: str = "fp32") -> Path:
     folder = Path(folder)
     sub = folder / WHISPER_DIR
     fingerprint = encoder_fingerprint(sub)
-    onnx_path = _fresh_graph(folder, GRAPH_NAME, GRAPH_META, fingerprint)
-    if onnx_path is None:
-        from engine.graph import ensure_graph
-
+    onnx_path = folder / GRAPH_NAME
+    if not is_fresh(onnx_path, folder / GRAPH_META, fingerprint):  # load the encoder only to export it
         encoder = load_hf_encoder(sub)
         example = torch.randn(1, encoder.config.num_mel_bins, 400)
         onnx_path = ensure_graph(WhisperEncoderGraph(encoder), folder, fingerprint, example, time_axis=2)
@@ -77,13 +75,12 @@ def ensure_encoder_onnx(folder: str | Path, precision: str = "fp32") -> Path:
         return onnx_path
     if precision != "int8":
         raise ValueError(f"precision must be fp32 or int8, not {precision!r}")
-    int8_path = _fresh_graph(folder, GRAPH_INT8_NAME, GRAPH_INT8_META, fingerprint)
-    if int8_path is None:
+    int8_path = folder / GRAPH_INT8_NAME
+    if not is_fresh(int8_path, folder / GRAPH_INT8_META, fingerprint):
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         from engine.files import atomic_path, atomic_write_text
 
-        int8_path = folder / GRAPH_INT8_NAME
         root = logging.getLogger()
         level = root.level
         root.setLevel(logging.ERROR)  # the quantiser's advice to pre-process is for image models
@@ -94,17 +91,6 @@ def ensure_encoder_onnx(folder: str | Path, precision: str = "fp32") -> Path:
             root.setLevel(level)
         atomic_write_text(folder / GRAPH_INT8_META, json.dumps({"fingerprint": fingerprint, "quantized": "int8"}))
     return int8_path
-
-
-def _fresh_graph(folder: Path, name: str, meta: str, fingerprint: str) -> Path | None:
-    path, meta_path = folder / name, folder / meta
-    if path.is_file() and meta_path.is_file():
-        try:
-            if json.loads(meta_path.read_text()).get("fingerprint") == fingerprint:
-                return path
-        except (json.JSONDecodeError, OSError):
-            pass
-    return None
 
 
 class WhisperEncoderGraph(torch.nn.Module):
