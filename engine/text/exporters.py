@@ -1,8 +1,9 @@
 """Write a Transcript as TXT, SRT, VTT, JSON or DOCX.
 
-Subtitle cues follow the common broadcast rule of at most two lines of 42 characters, so
-a long segment becomes several cues whose times split the segment's span in proportion
-to their characters. Files are written atomically: a failed export never leaves a
+Subtitle cues follow the common broadcast rule of at most two lines of 42 characters and
+one to seven seconds: short segments (and the words of a segment) are joined into cues,
+a long segment without word times becomes several cues whose times split its span in
+proportion to their characters. Files are written atomically: a failed export never leaves a
 half-written file, and an older export at the same path survives it.
 """
 
@@ -22,6 +23,9 @@ FORMATS = ("txt", "srt", "vtt", "json", "docx")
 LINE_CHARS = 42
 CUE_LINES = 2
 LOW_CONFIDENCE = 0.5
+MIN_CUE_S = 1.0  # a subtitle shown for less cannot be read
+MAX_CUE_S = 7.0
+MERGE_GAP_S = 1.0  # a longer pause ends a cue
 
 
 def render(transcript: Transcript, fmt: str) -> bytes:
@@ -67,23 +71,77 @@ def _timestamp(seconds: float, sep: str) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
 
 
+def _pieces(seg) -> list[tuple[float, float, str]]:
+    """A segment as timed pieces to build cues from: its words where their times still spell
+    the text, else its text wrapped to cue size with times in proportion to characters."""
+    text = " ".join(seg.text.split())
+    words = [w.text.strip() for w in seg.words]
+    if words and " ".join(words) == text:
+        return [(w.start, w.end, t) for w, t in zip(seg.words, words) if t]
+    groups = [_wrap(chunk) for chunk in _balanced(text)]
+    sizes = [sum(len(line) for line in g) for g in groups]
+    total = sum(sizes)
+    span = max(seg.end - seg.start, 0.0)
+    out, done = [], 0
+    for g, size in zip(groups, sizes):
+        start = seg.start + span * done / total
+        done += size
+        out.append((start, seg.start + span * done / total, " ".join(g)))
+    return out
+
+
+def _wrap(text: str) -> list[str]:
+    return textwrap.wrap(text, LINE_CHARS, break_on_hyphens=False)
+
+
+def _fits(text: str) -> bool:
+    return len(_wrap(text)) <= CUE_LINES
+
+
+def _balanced(text: str) -> list[str]:
+    """`text` in as few cue-sized chunks as it needs, of even length: no one-word tail cue."""
+    if not text:
+        return []
+    lines = _wrap(text)
+    n = -(-len(lines) // CUE_LINES)
+    words = text.split(" ")
+    for limit in range(-(-len(text) // n), len(text) + 1):
+        chunks = [words[0]]
+        for w in words[1:]:
+            joined = chunks[-1] + " " + w
+            if len(joined) <= limit and _fits(joined):
+                chunks[-1] = joined
+            else:
+                chunks.append(w)
+        if len(chunks) <= n:
+            return chunks
+    return [" ".join(g) for g in (lines[i : i + CUE_LINES] for i in range(0, len(lines), CUE_LINES))]
+
+
 def _cues(transcript: Transcript) -> list[tuple[float, float, list[str]]]:
-    """(start, end, lines) per cue: each segment wrapped to LINE_CHARS, CUE_LINES per cue."""
-    cues = []
+    """(start, end, lines) per cue. Pieces (words, or wrapped text) are joined in order into
+    cues of at most CUE_LINES lines of LINE_CHARS and MAX_CUE_S, never across a pause longer
+    than MERGE_GAP_S or a change of speaker. A segment that can be read alone keeps its own
+    cues; a shorter one joins its neighbour, and a cue still shorter than MIN_CUE_S is held
+    longer when the next one leaves room. One-word cues of half a second cannot be read."""
+    merged: list[list] = []  # [start, end, text, speaker]
     for seg in transcript.segments:
-        text = " ".join(seg.text.split())
-        if not text:
-            continue
-        lines = textwrap.wrap(text, LINE_CHARS, break_on_hyphens=False)
-        groups = [lines[i : i + CUE_LINES] for i in range(0, len(lines), CUE_LINES)]
-        sizes = [sum(len(line) for line in g) for g in groups]
-        total = sum(sizes)
-        span = max(seg.end - seg.start, 0.0)
-        done = 0
-        for g, size in zip(groups, sizes):
-            start = seg.start + span * done / total
-            done += size
-            cues.append((start, seg.start + span * done / total, g))
+        speaker = getattr(seg, "speaker", None)
+        for i, (start, end, text) in enumerate(_pieces(seg)):
+            last = merged[-1] if merged else None
+            # within a segment, words fill the cue; across segments only a too-short cue joins
+            join = i > 0 or (last is not None and min(last[1] - last[0], seg.end - seg.start) < MIN_CUE_S)
+            if (join and last is not None and last[3] == speaker and start - last[1] <= MERGE_GAP_S
+                    and max(end, last[1]) - last[0] <= MAX_CUE_S and _fits(last[2] + " " + text)):
+                last[1], last[2] = max(end, last[1]), last[2] + " " + text
+            else:
+                merged.append([start, end, text, speaker])
+    cues = []
+    for i, (start, end, text, _) in enumerate(merged):
+        if end - start < MIN_CUE_S:
+            limit = merged[i + 1][0] if i + 1 < len(merged) else start + MIN_CUE_S
+            end = max(end, min(start + MIN_CUE_S, limit))
+        cues.append((start, end, _wrap(text)))
     return cues
 
 
