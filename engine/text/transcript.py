@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 from typing import Any
 
 from engine.errors import StenoError
@@ -37,6 +38,34 @@ class Segment:
     words: list[Word] = field(default_factory=list)
     confidence: float | None = None
     flags: list[str] = field(default_factory=list)
+
+    def words_spell_text(self) -> bool:
+        """The word list still reads as the text (no edit since the model wrote both)."""
+        return " ".join(w.text.strip() for w in self.words) == " ".join(self.text.split())
+
+    def timed_words(self) -> list[Word]:
+        """The words that go with the text as it reads now: what is saved and exported.
+
+        The model's words while they still spell the text. Once the text was changed, a word
+        left as it was keeps its times, a changed or added one shares the time of what it
+        replaced (or of the gap it went into), and a word of an edited segment carries no
+        confidence: the user has checked it. Kept in memory is the model's list, so undo
+        brings its confidences back."""
+        if not self.words or self.words_spell_text():
+            return self.words
+        old = [w.text.strip() for w in self.words]
+        new = self.text.split()
+        checked = "edited" in self.flags
+        out: list[Word] = []
+        for op, i1, i2, j1, j2 in SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+            if op == "equal":
+                out += [Word(t, w.start, w.end, None if checked else w.confidence)
+                        for w, t in zip(self.words[i1:i2], new[j1:j2])]
+            elif j2 > j1:  # replaced or inserted: spread over the old words' span, or the gap
+                start = self.words[i1].start if i2 > i1 else (self.words[i1 - 1].end if i1 else self.start)
+                end = self.words[i2 - 1].end if i2 > i1 else (self.words[i1].start if i1 < len(old) else self.end)
+                out += _spread(new[j1:j2], start, max(start, end))
+        return out
 
 
 @dataclass
@@ -79,7 +108,7 @@ class Transcript:
                     "flags": list(s.flags),
                     "words": [
                         {"text": w.text, "start": w.start, "end": w.end, "confidence": w.confidence}
-                        for w in s.words
+                        for w in s.timed_words()
                     ],
                 }
                 for s in self.segments
@@ -113,6 +142,17 @@ class Transcript:
             duration=_opt_num(data.get("duration"), "duration"),
             meta=meta,
         )
+
+
+def _spread(texts: list[str], start: float, end: float) -> list[Word]:
+    """Words sharing [start, end] in proportion to their length: times nobody measured."""
+    total = sum(len(t) for t in texts) or 1
+    out, done = [], 0
+    for t in texts:
+        a = start + (end - start) * done / total
+        done += len(t)
+        out.append(Word(t, a, start + (end - start) * done / total))
+    return out
 
 
 def _num(value: Any, where: str) -> float:
