@@ -18,12 +18,13 @@ from __future__ import annotations
 import html
 import re
 
-from PySide6.QtCore import QAbstractTableModel, QEvent, QModelIndex, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QAbstractTableModel, QEvent, QModelIndex, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QAbstractTextDocumentLayout,
-    QColor,
+    QAction,
     QKeySequence,
     QPalette,
+    QPen,
     QTextDocument,
     QUndoCommand,
     QUndoStack,
@@ -35,6 +36,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QMenu,
     QPlainTextEdit,
     QPushButton,
     QStyle,
@@ -46,6 +48,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.gui import theme
+from app.gui.segment_ops import merge_segments, new_segment_after, split_segment
 from app.templates import FieldSpot, fill, find_fields, template_rows
 from engine.text.commands import FieldMove, split_fields
 from engine.text.exporters import LOW_CONFIDENCE, clock
@@ -53,6 +57,7 @@ from engine.text.transcript import PARAGRAPH_PAUSE_S, Segment, Transcript
 
 TIME_COL, TEXT_COL = 0, 1
 PARA_GAP = 10  # extra pixels above a paragraph's first row
+FRAME = 3  # pixels of selection colour round the playing row when it is selected
 
 
 def words_spell(seg: Segment) -> bool:
@@ -72,8 +77,23 @@ class EditText(QUndoCommand):
         self.model.set_text(self.row, self.old)
 
 
+class ReplaceRows(QUndoCommand):
+    """Rows `row`.. replaced by other segments (a split, a merge, an insert), undoable."""
+
+    def __init__(self, model: "TranscriptModel", text: str, row: int, old: list[Segment], new: list[Segment]):
+        super().__init__(text)
+        self.model, self.row, self.old, self.new = model, row, old, new
+
+    def redo(self):
+        self.model.replace_rows(self.row, len(self.old), self.new)
+
+    def undo(self):
+        self.model.replace_rows(self.row, len(self.new), self.old)
+
+
 class TranscriptModel(QAbstractTableModel):
     text_changed = Signal(int, str)  # row, new text: for the autosave journal
+    rows_replaced = Signal()  # segments were split, merged or inserted: the journal cannot say so, save all
 
     def __init__(self, undo: QUndoStack, parent=None):
         super().__init__(parent)
@@ -146,7 +166,7 @@ class TranscriptModel(QAbstractTableModel):
             if role == Qt.ItemDataRole.ToolTipRole:
                 return self._tooltip(seg)
         if role == Qt.ItemDataRole.BackgroundRole and index.row() == self.playing_row:
-            return QColor(255, 200, 60, 90)
+            return theme.colors()["playing"]
         return None
 
     def _tooltip(self, seg: Segment) -> str:
@@ -184,6 +204,19 @@ class TranscriptModel(QAbstractTableModel):
         self.dataChanged.emit(self.index(row, 0), self.index(row, 1))
         self.text_changed.emit(row, text)
 
+    def replace_rows(self, row: int, count: int, segments: list[Segment]) -> None:
+        """Rows row..row+count become `segments` (through ReplaceRows, for undo)."""
+        if count:
+            self.beginRemoveRows(QModelIndex(), row, row + count - 1)
+            del self.segments[row:row + count]
+            self.endRemoveRows()
+        if segments:
+            self.beginInsertRows(QModelIndex(), row, row + len(segments) - 1)
+            self.segments[row:row] = list(segments)
+            self.endInsertRows()
+        self.playing_row = -1
+        self.rows_replaced.emit()
+
     def append(self, segments: list[Segment]) -> None:
         if not segments:
             return
@@ -213,8 +246,9 @@ class TranscriptModel(QAbstractTableModel):
                 self.dataChanged.emit(self.index(r, 0), self.index(r, 1))
 
     def rich_text(self, row: int, selected: bool = False) -> str:
-        """The segment as HTML: unsure words underlined (and orange, unless the row is
-        selected: orange on the selection colour is hard to read), find matches highlighted."""
+        """The segment as HTML: unsure words underlined (and orange, in the theme's shade that
+        reads on plain and playing rows, but not on the selection colour, where it cannot),
+        find matches highlighted."""
         seg = self.segments[row]
         pieces: list[tuple[str, str]] = []  # text, CSS style
         spots = self.row_fields(row)
@@ -228,7 +262,7 @@ class TranscriptModel(QAbstractTableModel):
                 pos = f.end
             pieces.append((seg.text[pos:], ""))
         elif words_spell(seg):
-            unsure = "text-decoration: underline;" + ("" if selected else " color: #c45a00;")
+            unsure = "text-decoration: underline;" + ("" if selected else f" color: {theme.colors()['unsure'].name()};")
             for i, w in enumerate(seg.words):
                 if i:
                     pieces.append((" ", ""))
@@ -285,13 +319,22 @@ class SegmentDelegate(QStyledItemDelegate):
             y = opt.rect.top() + top // 2
             painter.drawLine(opt.rect.left(), y, opt.rect.right(), y)
         opt.rect = opt.rect.adjusted(0, top, 0, 0)
+        # The playing row keeps its colour when selected, the selection shown as a frame round it:
+        # under the selection colour the user could not see what is playing.
+        framed = index.row() == self.model.playing_row and bool(opt.state & QStyle.StateFlag.State_Selected)
+        if framed:
+            opt.state &= ~QStyle.StateFlag.State_Selected
         if index.column() == TIME_COL:
             painter.restore()
             super().paint(painter, opt, index)
+            if framed:
+                self._frame(painter, opt)
             return
         opt.text = ""
         if style is not None:
             style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
+        if framed:
+            self._frame(painter, opt)
         selected = bool(opt.state & QStyle.StateFlag.State_Selected)
         doc = self._doc(opt, index.row(), opt.rect.width(), selected)
         painter.translate(opt.rect.topLeft())
@@ -301,6 +344,15 @@ class SegmentDelegate(QStyledItemDelegate):
         ctx.clip = QRectF(0, 0, opt.rect.width(), opt.rect.height())
         painter.setClipRect(ctx.clip)
         doc.documentLayout().draw(painter, ctx)
+        painter.restore()
+
+    @staticmethod
+    def _frame(painter, opt) -> None:
+        painter.save()
+        pen = QPen(opt.palette.color(QPalette.ColorRole.Highlight), FRAME)
+        pen.setJoinStyle(Qt.PenJoinStyle.MiterJoin)
+        painter.setPen(pen)
+        painter.drawRect(QRectF(opt.rect).adjusted(FRAME / 2, FRAME / 2, -FRAME / 2, -FRAME / 2))
         painter.restore()
 
     def sizeHint(self, option, index):
@@ -381,13 +433,19 @@ class FindBar(QWidget):
                                                                case=self.case.isChecked()))
         replace_btn.clicked.connect(lambda: self.editor.replace_current(self.term(), self.replace_edit.text(),
                                                                         case=self.case.isChecked()))
-        all_btn.clicked.connect(lambda: self.editor.replace_all(self.term(), self.replace_edit.text(),
-                                                                case=self.case.isChecked()))
+        all_btn.clicked.connect(self.replace_all)
         close.clicked.connect(self.close_bar)
         self.hide()
 
     def term(self) -> str:
         return self.find_edit.text()
+
+    def replace_all(self) -> int:
+        """Replace every match and say how many: after it the term is gone, so "not found" alone
+        would not tell whether anything happened."""
+        n = self.editor.replace_all(self.term(), self.replace_edit.text(), case=self.case.isChecked())
+        self.count.setText(f"{n} replaced" if n else "nothing to replace")
+        return n
 
     def open_bar(self, replace: bool = False) -> None:
         self.show()
@@ -440,6 +498,15 @@ class TranscriptEditor(QWidget):
         self.table.clicked.connect(self._clicked)
         self.table.installEventFilter(self)
         self.delegate.field_jump.connect(lambda step: self.next_field(step))
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self.show_context_menu)
+        self.position = 0.0  # the playhead, where Split cuts when no text cursor says where
+        self.split_action = self._action("&Split segment here", "Alt+Return", self.split_current,
+                                         "Cut the segment in two at the text cursor (or the playhead)")
+        self.merge_action = self._action("&Merge with next segment", "Alt+M", self.merge_current,
+                                         "Join this segment and the one after it")
+        self.insert_action = self._action("&Insert segment after", "Alt+I", self.insert_current,
+                                          "Add an empty segment after this one and type into it")
         self.find_bar = FindBar(self)
         self.placeholder = QLabel("No transcript yet. Record, or open an audio file (Ctrl+O), "
                                   "or drop files on this window.")
@@ -457,6 +524,16 @@ class TranscriptEditor(QWidget):
         self.model.dataChanged.connect(lambda a, b: [self.table.resizeRowToContents(r)
                                                      for r in range(a.row(), b.row() + 1)])
         self._rows_changed()
+
+    def _action(self, text: str, keys: str, slot, tip: str) -> QAction:
+        """An action whose keys work anywhere in the editor, the open cell editor included."""
+        a = QAction(text, self)
+        a.setShortcut(QKeySequence(keys))
+        a.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        a.setToolTip(f"{tip} ({keys})")
+        a.triggered.connect(lambda: slot())
+        self.addAction(a)
+        return a
 
     # ------------------------------------------------------------------ content
 
@@ -586,6 +663,108 @@ class TranscriptEditor(QWidget):
             return True
         return super().eventFilter(obj, event)
 
+    # ------------------------------------------------------------ segment editing
+
+    def _structure_locked(self) -> bool:
+        """A template's rows are its lines: splitting or merging them would mix up its fields."""
+        return bool(self.model.template)
+
+    def split_row(self, row: int, pos: int) -> bool:
+        """Cut segment `row` at character `pos` (moved to the nearest word boundary) into two."""
+        self._close_cell_editor()
+        if self._structure_locked() or not 0 <= row < self.model.rowCount():
+            return False
+        seg = self.model.segments[row]
+        halves = split_segment(seg, pos)
+        if halves is None:
+            return False
+        self.undo_stack.push(ReplaceRows(self.model, f"split segment {row + 1}", row, [seg], list(halves)))
+        self.select_row(row + 1)
+        return True
+
+    def merge_with_next(self, row: int) -> bool:
+        """Join segment `row` and the one after it into one."""
+        self._close_cell_editor()
+        if self._structure_locked() or not 0 <= row < self.model.rowCount() - 1:
+            return False
+        a, b = self.model.segments[row], self.model.segments[row + 1]
+        self.undo_stack.push(ReplaceRows(self.model, f"merge segments {row + 1} and {row + 2}", row, [a, b],
+                                         [merge_segments(a, b)]))
+        self.select_row(row)
+        return True
+
+    def insert_after(self, row: int, edit: bool = True) -> bool:
+        """An empty segment after `row` (at the start for -1), opened for typing."""
+        self._close_cell_editor()
+        if self._structure_locked():
+            return False
+        row = min(row, self.model.rowCount() - 1)
+        seg = new_segment_after(self.model.segments, row)
+        self.undo_stack.push(ReplaceRows(self.model, "insert a segment", row + 1, [], [seg]))
+        self.select_row(row + 1)
+        if edit:
+            self.table.edit(self.model.index(row + 1, TEXT_COL))
+        return True
+
+    def _split_position(self, row: int) -> int:
+        """Where Split cuts: the open editor's text cursor, else the word at the playhead, else the middle."""
+        editor = self.delegate.open_editor
+        if editor is not None and self.table.state() == QAbstractItemView.State.EditingState \
+                and self.table.currentIndex().row() == row:
+            return editor.textCursor().position()
+        seg = self.model.segments[row]
+        if seg.start < self.position < seg.end and words_spell(seg):
+            k = next((i for i, w in enumerate(seg.words) if w.start >= self.position), len(seg.words))
+            return len(" ".join(w.text.strip() for w in seg.words[:k]))
+        return len(seg.text) // 2
+
+    def split_current(self) -> bool:
+        row = self.current_row()
+        return row >= 0 and self.split_row(row, self._split_position(row))
+
+    def merge_current(self) -> bool:
+        return self.merge_with_next(self.current_row())
+
+    def insert_current(self) -> bool:
+        return self.insert_after(self.current_row())
+
+    def char_at(self, pos) -> tuple[int, int]:
+        """(row, character) under viewport point `pos` in the text column; row -1 when none."""
+        index = self.table.indexAt(pos)
+        if not index.isValid():
+            return -1, 0
+        rect = self.table.visualRect(self.model.index(index.row(), TEXT_COL))
+        top = PARA_GAP if index.row() > 0 and self.model.paragraph_start(index.row()) else 0
+        opt = QStyleOptionViewItem()
+        opt.font = self.table.font()
+        doc = self.delegate._doc(opt, index.row(), rect.width())
+        if index.column() != TEXT_COL:
+            return index.row(), len(self.model.segments[index.row()].text) // 2
+        hit = doc.documentLayout().hitTest(QPointF(pos.x() - rect.left(), pos.y() - rect.top() - top),
+                                           Qt.HitTestAccuracy.FuzzyHit)
+        return index.row(), max(hit, 0)
+
+    def show_context_menu(self, pos) -> QMenu:
+        """Right-click: split where clicked, merge with the next segment, insert one after."""
+        row, char = self.char_at(pos)
+        if row >= 0:
+            self.select_row(row)
+        menu = QMenu(self)
+        menu.setObjectName("segmentMenu")
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        split = menu.addAction(self.split_action.text(), lambda: self.split_row(row, char))
+        split.setShortcut(self.split_action.shortcut())
+        merge = menu.addAction(self.merge_action.text(), lambda: self.merge_with_next(row))
+        merge.setShortcut(self.merge_action.shortcut())
+        insert = menu.addAction(self.insert_action.text(), lambda: self.insert_after(row))
+        insert.setShortcut(self.insert_action.shortcut())
+        locked = self._structure_locked()
+        split.setEnabled(row >= 0 and not locked)
+        merge.setEnabled(0 <= row < self.model.rowCount() - 1 and not locked)
+        insert.setEnabled(not locked)
+        menu.popup(self.table.viewport().mapToGlobal(pos))
+        return menu
+
     # -------------------------------------------------------------------- playback
 
     def _clicked(self, index) -> None:
@@ -603,6 +782,7 @@ class TranscriptEditor(QWidget):
             self.seek_requested.emit(self.model.segments[row].start, True)
 
     def show_position(self, seconds: float) -> None:
+        self.position = seconds
         row = self.model.row_at(seconds)
         if row != self.model.playing_row:
             self.model.set_playing(row)

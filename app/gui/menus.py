@@ -59,7 +59,11 @@ class Menus:
         bar = window.menuBar()
         file = self.file_menu = bar.addMenu("&File")
         act("&Open audio or video…", files.choose_files, QKeySequence.StandardKey.Open, file)
-        act("&Record / stop", dictation.toggle_recording, "Ctrl+R", file)
+        self.record_action = act("&Record / stop", dictation.toggle_recording, "Ctrl+R", file)
+        file.setToolTipsVisible(True)
+        panel = dictation.record_panel
+        panel.availability_changed.connect(self._record_available)
+        self._record_available(panel.unavailable)
         self.template_menu = TemplateMenu("New from &template", window)
         self.template_menu.chosen.connect(tab.new_from_template)
         self.template_menu.message.connect(window.statusBar().showMessage)
@@ -87,6 +91,10 @@ class Menus:
         edit.addSeparator()
         act("&Find…", lambda: document.find(), QKeySequence.StandardKey.Find, edit)
         act("Find and &replace…", lambda: document.find(replace=True), "Ctrl+H", edit)
+        edit.addSeparator()
+        editor = document.editor
+        for a in (editor.split_action, editor.merge_action, editor.insert_action):
+            edit.addAction(a)  # their keys work in the editor; here they are found
 
         play = bar.addMenu("P&layback")
         act("&Play / pause", document.player.toggle, "Ctrl+Space", play)
@@ -95,6 +103,11 @@ class Menus:
         act("&Forward 5 seconds", lambda: document.player.skip(5), "Alt+Right", play)
         act("&Slower", lambda: document.change_speed(-1), "Ctrl+[", play)
         act("F&aster", lambda: document.change_speed(1), "Ctrl+]", play)
+
+    def _record_available(self, reason: str | None) -> None:
+        """Without a microphone Record does nothing: greyed out, saying why."""
+        self.record_action.setEnabled(reason is None)
+        self.record_action.setToolTip(f"Recording is off: {reason}" if reason else "Start or stop recording (Ctrl+R)")
 
     def _act(self, text: str, slot, shortcut=None, menu: QMenu | None = None) -> QAction:
         a = QAction(text, self.window)

@@ -41,11 +41,42 @@ def light_palette() -> QPalette:
     return p
 
 
+def luminance(color: QColor) -> float:
+    """WCAG relative luminance."""
+    def channel(v: float) -> float:
+        return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+    return 0.2126 * channel(color.redF()) + 0.7152 * channel(color.greenF()) + 0.0722 * channel(color.blueF())
+
+
+def contrast(a: QColor, b: QColor) -> float:
+    """WCAG contrast ratio; 4.5 is the least for normal text."""
+    la, lb = sorted((luminance(a), luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def is_dark(palette: QPalette) -> bool:
+    return palette.color(QPalette.ColorRole.Base).lightness() < 128
+
+
+# Colours with meaning, per theme, each readable (contrast >= 4.5) on the rows it is drawn on:
+# unsure words on the plain, alternate and playing rows; queue states on the list and on its
+# selection (where they take the selection's text colour).
+LIGHT = {"playing": "#ffe2a0", "unsure": "#a34700", "done": "#1b6b40", "failed": "#b0301f"}
+DARK = {"playing": "#5a4610", "unsure": "#ffb46b", "done": "#6fd39a", "failed": "#ff8a80"}
+
+
+def colors(palette: QPalette | None = None) -> dict[str, QColor]:
+    """The meaning colours for `palette` (the application's by default)."""
+    palette = palette or QApplication.palette()
+    return {k: QColor(v) for k, v in (DARK if is_dark(palette) else LIGHT).items()}
+
+
 # Small touches the palette cannot express: reason labels, the banner, queue states.
 STYLE = """
 QLabel#reason { color: %(muted)s; font-style: italic; }
-QLabel#queueStatus[state="failed"] { color: #c0392b; }
-QLabel#queueStatus[state="done"] { color: #2e8b57; }
+QLabel#queueStatus[state="failed"] { color: %(failed)s; }
+QLabel#queueStatus[state="done"] { color: %(done)s; }
+QLabel#queueStatus[selected="true"] { color: palette(highlighted-text); }
 QFrame#banner { border: 1px solid #d9a400; border-radius: 4px; background: rgba(255, 200, 0, 40); }
 QLabel#projectTitle { font-size: 13pt; font-weight: 600; }
 QLabel#recordClock { font-family: monospace; font-size: 13pt; }
@@ -58,5 +89,6 @@ def apply_theme(app: QApplication, name: str = "system") -> str:
     app.setStyle(QStyleFactory.create("Fusion"))
     dark = name == "dark" or (name == "system" and system_is_dark())
     app.setPalette(dark_palette() if dark else light_palette())
-    app.setStyleSheet(STYLE % {"muted": "#a0a5ab" if dark else "#6b7076"})
+    c = DARK if dark else LIGHT
+    app.setStyleSheet(STYLE % {"muted": "#a0a5ab" if dark else "#6b7076", "done": c["done"], "failed": c["failed"]})
     return "dark" if dark else "light"

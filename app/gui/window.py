@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QByteArray, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QMainWindow, QTabWidget, QVBoxLayout, QWidget
 
@@ -66,8 +66,10 @@ class MainWindow(QMainWindow):
         self.projects_tab.refresh()
         if self.library_locked:
             QTimer.singleShot(0, self.close)
-        elif check_startup:
-            QTimer.singleShot(0, self.startup_checks)
+        else:
+            QTimer.singleShot(0, self.reopen_last_project)
+            if check_startup:
+                QTimer.singleShot(0, self.startup_checks)
 
     def _build(self) -> None:
         self.tabs = QTabWidget()
@@ -86,6 +88,8 @@ class MainWindow(QMainWindow):
         avail = screen.availableGeometry() if screen else None
         w, h = (min(1280, avail.width()), min(800, avail.height())) if avail else (1280, 800)
         self.resize(w, h)
+        if self.settings.window_geometry:  # as the user left it
+            self.restoreGeometry(QByteArray.fromBase64(self.settings.window_geometry.encode("ascii")))
 
     def _wire(self) -> None:
         tab = self.transcribe_tab
@@ -101,6 +105,8 @@ class MainWindow(QMainWindow):
         self.model_loader.installed.connect(self._model_installed)
         self.model_loader.settings_requested.connect(lambda: self.tabs.setCurrentWidget(self.settings_tab))
         self.recovery.recovered.connect(self.projects_tab.refresh)
+        # a split, merge or insert moves rows, which the row-by-row edit journal cannot replay
+        tab.document.editor.model.rows_replaced.connect(tab.document.autosave)
         self.tabs.currentChanged.connect(self._tab_changed)
 
     def _tab_changed(self, index: int) -> None:
@@ -109,6 +115,19 @@ class MainWindow(QMainWindow):
             self.projects_tab.refresh()
         elif w is self.trainer_tab:
             self.trainer_tab.refresh()
+
+    def reopen_last_project(self) -> bool:
+        """Show the project that was open when the app was last closed, if it is still there."""
+        folder = self.settings.last_project
+        if not folder or self.transcribe_tab.project is not None or not (Path(folder) / P.PROJECT_FILE).is_file():
+            return False
+        try:
+            project = Project.load(Path(folder))
+        except StenoError:
+            return False
+        if project.status != "ready":  # a crash left it: recovery offers it
+            return False
+        return self.transcribe_tab.open_project(project)
 
     def startup_checks(self) -> None:
         """Offer back what a crash left, and a model if none is installed."""
@@ -159,6 +178,10 @@ class MainWindow(QMainWindow):
             self.transcribe_tab.files.open_files(paths)
 
     def closeEvent(self, event):
+        if not self.library_locked:
+            project = self.transcribe_tab.project
+            self.settings.window_geometry = bytes(self.saveGeometry().toBase64()).decode("ascii")
+            remember(self.settings, "last_project", str(project.folder) if project else None)
         self.transcribe_tab.close_down()
         for runner in (self.engine, self.io, self.training):
             runner.shutdown()
