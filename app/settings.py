@@ -32,6 +32,8 @@ class AppSettings:
     live_dictation: bool = True  # transcribe each pause while recording
     push_to_talk: bool = False
     last_folder: str | None = None  # where the last file dialog was
+    window_geometry: str | None = None  # the main window's size and place (Qt's saveGeometry, base64)
+    last_project: str | None = None  # the project folder open when the app was closed, reopened at start
 
     @classmethod
     def load(cls, path: Path | None = None) -> "AppSettings":

@@ -55,6 +55,7 @@ class RecordPanel(QWidget):
     record_clicked = Signal()
     pause_clicked = Signal()
     stop_clicked = Signal()
+    availability_changed = Signal(object)  # why recording is off, or None when it works
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -107,6 +108,7 @@ class RecordPanel(QWidget):
         self.reason.setText(f"Recording is off: {reason}. Opening files still works." if reason else "")
         self.reason.setVisible(bool(reason))
         self.set_state("idle")
+        self.availability_changed.emit(reason)
 
     def current_device(self) -> int | None:
         return self.device.currentData()
