@@ -17,21 +17,28 @@ Why it is built this way:
   or off records the library's state in the key file first ("encrypting"/"decrypting"),
   then converts file by file, each atomically; readers take both forms, so a crash in the
   middle loses nothing and `finish()` (run after the next unlock) completes the rest.
+  A killed write or conversion can leave its temp file (plain text while decrypting) at
+  any depth; every conversion sweeps the whole tree first, so none outlives the next one.
 - Audio and training clips must reach decoders and the trainer as ordinary files, so while
   the library is unlocked they are decrypted on demand into a private (0700) folder in RAM
-  when the system has one (`$XDG_RUNTIME_DIR`, else /dev/shm), removed on lock and at exit.
+  when the system has one (`$XDG_RUNTIME_DIR`, else /dev/shm), removed on lock, at exit and
+  on SIGTERM/SIGHUP. Its owner holds a lock on it for life, so the folder of a run killed
+  outright is recognised (even if its pid was reused) and removed at the next app start,
+  unlock or conversion.
 """
 
 from __future__ import annotations
 
 import atexit
 import base64
+import fcntl
 import hashlib
 import io
 import json
 import logging
 import os
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -214,6 +221,7 @@ def unlock(root: Path, passphrase: str) -> None:
         raise VaultError("the project library is not encrypted", root)
     _keys[_k(root)] = _aesgcm(_unwrap(kf, passphrase))
     clean_stale_views()
+    remove_views_on_signals()
 
 
 def lock(root: Path) -> None:
@@ -447,15 +455,49 @@ def library_files(root: Path) -> list[Path]:
     return out
 
 
-def _remove_stale_temp_files(root: Path) -> None:
-    """Temp files a crash left beside project files (`.name.XXXX.tmp`) may hold plain text.
-    Every library write holds io_lock for its whole temp-file life, so with the lock held
-    any such file is a leftover."""
-    for folder in Path(root).iterdir():
-        if folder.is_dir() and not folder.name.startswith("."):
-            for tmp in folder.glob(".*.tmp"):
-                if tmp.is_file():
-                    tmp.unlink(missing_ok=True)
+def _is_temp(name: str) -> bool:
+    """`.NAME.XXXX.tmp`: a temp file or folder of engine.files' atomic writes."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def _remove_entry(path: Path) -> None:
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError as e:
+        log.error("cannot remove a leftover temp file %s: %s", path, e)
+
+
+def _sweep_leftovers(root: Path) -> None:
+    """Finish or remove what killed writes and conversions left anywhere in the library, at
+    any depth: temp files and folders (`.NAME.XXXX.tmp`, which may hold plain text; the
+    original beside them is whole) are removed; a `.NAME.old` folder (atomic_dir killed
+    between its two renames) is put back when NAME is missing, else removed. Every library
+    write holds io_lock for its whole temp-file life, so with the lock held these are leftovers."""
+    root = Path(root)
+    if not root.is_dir():
+        return
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        for name in [n for n in filenames if _is_temp(n)]:
+            _remove_entry(here / name)
+        for name in list(dirnames):
+            if _is_temp(name):
+                _remove_entry(here / name)
+                dirnames.remove(name)
+            elif name.startswith(".") and name.endswith(".old") and len(name) > len("..old"):
+                dirnames.remove(name)
+                original = here / name[1:-len(".old")]
+                if original.exists():
+                    _remove_entry(here / name)
+                    continue
+                try:
+                    os.replace(here / name, original)  # the only copy: the new one never arrived
+                    dirnames.append(original.name)
+                except OSError as e:
+                    log.error("cannot put back %s: %s", here / name, e)
 
 
 def convert(root: Path, encrypt: bool, skip: Callable[[Path], bool] | None = None,
@@ -468,10 +510,11 @@ def convert(root: Path, encrypt: bool, skip: Callable[[Path], bool] | None = Non
     two files: nothing is half-converted."""
     root = Path(root)
     aead = _read_key(root, root)
+    clean_stale_views()
+    with io_lock:
+        _sweep_leftovers(root)  # before listing: a folder put back is converted too
     files = library_files(root)
     changed, damaged = 0, []
-    with io_lock:
-        _remove_stale_temp_files(root)
     for i, path in enumerate(files, 1):
         if not (encrypt and skip is not None and skip(path)):
             try:
@@ -491,16 +534,25 @@ def convert(root: Path, encrypt: bool, skip: Callable[[Path], bool] | None = Non
 
 def enable(root: Path, passphrase: str, skip: Callable[[Path], bool] | None = None,
            progress: Progress | None = None) -> int:
-    """Turn encryption on: make the key, record "encrypting", convert, record "encrypted"."""
+    """Turn encryption on: make the key, record "encrypting", convert, record "encrypted".
+    Run again after a crash (or over an unfinished "decrypting"), it goes on with the
+    library's own key, so the passphrase must be that key's."""
     root = Path(root)
-    check_new_passphrase(passphrase)
-    with io_lock:
-        if _read_keyfile(root) is not None:
-            raise VaultError("the project library is already encrypted", root)
-        data_key = os.urandom(32)
-        root.mkdir(parents=True, exist_ok=True)
-        _write_keyfile(root, _wrap(passphrase, data_key, "encrypting"))
-        _keys[_k(root)] = _aesgcm(data_key)
+    kf = _read_keyfile(root)
+    if kf is not None and kf.state == "encrypted":
+        raise VaultError("the project library is already encrypted", root)
+    if kf is not None:
+        _keys[_k(root)] = _aesgcm(_unwrap(kf, passphrase))
+        _set_state(root, "encrypting")
+    else:
+        check_new_passphrase(passphrase)
+        with io_lock:
+            if _read_keyfile(root) is not None:
+                raise VaultError("the project library is already encrypted", root)
+            data_key = os.urandom(32)
+            root.mkdir(parents=True, exist_ok=True)
+            _write_keyfile(root, _wrap(passphrase, data_key, "encrypting"))
+            _keys[_k(root)] = _aesgcm(data_key)
     n = convert(root, True, skip, progress)
     _set_state(root, "encrypted")
     return n
@@ -559,35 +611,121 @@ def change_passphrase(root: Path, old: str, new: str) -> None:
 _views_lock = threading.Lock()
 _views: dict[str, tuple[tuple, Path]] = {}  # encrypted file or folder -> (its signature, plain copy)
 _views_dir: Path | None = None
+_views_owner: int | None = None  # open file of our views folder's owner lock, held for the process's life
 VIEWS_PREFIX = "steno-views-"
+OWNER_LOCK = "owner.lock"
+EXIT_SIGNALS = ("SIGTERM", "SIGHUP", "SIGINT")
+_signals_handled: set[int] = set()
+
+
+def _runtime_bases() -> list[Path]:
+    """Where views folders go, best first: RAM-backed when the system has it, so decrypted
+    audio never lands on the disk; the temp folder only when neither exists."""
+    out = []
+    for cand in (os.environ.get("XDG_RUNTIME_DIR"), "/dev/shm", tempfile.gettempdir()):
+        if cand and os.path.isdir(cand) and os.access(cand, os.W_OK | os.X_OK) and Path(cand) not in out:
+            out.append(Path(cand))
+    return out
 
 
 def _runtime_base() -> Path:
-    """RAM-backed when the system has it, so decrypted audio never lands on the disk."""
-    for cand in (os.environ.get("XDG_RUNTIME_DIR"), "/dev/shm"):
-        if cand and os.path.isdir(cand) and os.access(cand, os.W_OK | os.X_OK):
-            return Path(cand)
-    return Path(tempfile.gettempdir())
+    bases = _runtime_bases()
+    return bases[0] if bases else Path(tempfile.gettempdir())
 
 
 def views_dir() -> Path:
-    global _views_dir
+    """This process's private (0700) folder of decrypted copies. It holds an flock on the
+    folder's `owner.lock` for its whole life; the kernel drops it however the process ends,
+    so a later run can tell a dead owner's folder even when its pid was reused."""
+    global _views_dir, _views_owner
     if _views_dir is None or not _views_dir.is_dir():
-        _views_dir = Path(tempfile.mkdtemp(prefix=f"{VIEWS_PREFIX}{os.getpid()}-", dir=_runtime_base()))  # 0700
-        atexit.register(shutil.rmtree, _views_dir, True)
+        clean_stale_views()
+        folder = Path(tempfile.mkdtemp(prefix=f"{VIEWS_PREFIX}{os.getpid()}-", dir=_runtime_base()))
+        if _views_owner is not None:
+            os.close(_views_owner)
+        _views_owner = _hold_owner_lock(folder)
+        if _views_dir is None:
+            atexit.register(remove_own_views)
+        _views_dir = folder
+        remove_views_on_signals()
     return _views_dir
 
 
-def clean_stale_views() -> None:
-    """Remove decrypted copies a crashed Steno left (their process is gone)."""
-    base = _runtime_base()
-    for d in base.glob(f"{VIEWS_PREFIX}*"):
+def _hold_owner_lock(folder: Path) -> int:
+    """Lock a new file, then give it its name: `owner.lock` is never seen unlocked while we live."""
+    new = folder / f".{OWNER_LOCK}.new"
+    fd = os.open(new, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.replace(new, folder / OWNER_LOCK)
+    return fd
+
+
+def remove_own_views() -> None:
+    """Delete this process's decrypted copies (at exit, and on a signal that ends it).
+    Takes no lock: a signal handler may run while this thread holds one."""
+    if _views_dir is not None:
+        shutil.rmtree(_views_dir, ignore_errors=True)
+
+
+def _end_without_views(signum, frame) -> None:
+    remove_own_views()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)  # ends the process as the signal would have
+
+
+def remove_views_on_signals() -> None:
+    """SIGTERM and SIGHUP (and SIGINT where its action is the default) end a process without
+    running atexit: first delete the decrypted copies, then end as before. Signals the
+    process ignores or handles itself are left alone (SIGINT raises KeyboardInterrupt in
+    Python, and atexit runs). Python sets handlers only in the main thread; elsewhere this
+    does nothing, and the next call from the main thread (unlock, app start) installs them."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for name in EXIT_SIGNALS:
+        sig = getattr(signal, name, None)
+        if sig is None or sig in _signals_handled:
+            continue
         try:
-            pid = int(d.name[len(VIEWS_PREFIX):].split("-")[0])
-            if d.is_dir() and d.stat().st_uid == os.getuid() and pid != os.getpid() and not pid_alive(pid):
-                shutil.rmtree(d, ignore_errors=True)
+            if signal.getsignal(sig) == signal.SIG_DFL:
+                signal.signal(sig, _end_without_views)
+                _signals_handled.add(sig)
         except (ValueError, OSError):
             continue
+
+
+def clean_stale_views() -> None:
+    """Remove decrypted copies left by Steno runs that were killed without a chance to clean
+    up (SIGKILL, a crash, a power cut without RAM-backed storage), in every place a run may
+    have put them. Called at app start, at unlock, at every conversion and before making views."""
+    for base in _runtime_bases():
+        for folder in base.glob(f"{VIEWS_PREFIX}*"):
+            if folder != _views_dir and _owner_gone(folder):
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def _owner_gone(folder: Path) -> bool:
+    """Whether the process that made this views folder has ended: its owner lock can be
+    taken. A folder without one (made by an older Steno, or killed before it took the lock)
+    falls back to whether its pid runs."""
+    try:
+        if folder.is_symlink() or not folder.is_dir() or folder.stat().st_uid != os.getuid():
+            return False
+        fd = os.open(folder / OWNER_LOCK, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        try:
+            pid = int(folder.name[len(VIEWS_PREFIX):].split("-")[0])
+        except ValueError:
+            return False
+        return pid != os.getpid() and not pid_alive(pid)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def pid_alive(pid: int) -> bool:

@@ -4,20 +4,70 @@ A run records itself as the session when it starts and removes the record when i
 a record found at start means the last run did not close properly, and it names the project
 that was open. Unfinished work (a recording never stopped, a transcription never done,
 journaled edits) is offered in the banner and finished in the Transcribe tab.
+
+Decrypted copies of an encrypted library's audio that a killed run left in RAM are deleted
+at start, and this run's own are deleted when SIGTERM or SIGHUP ends it (app/vault.py).
 """
 
 from __future__ import annotations
 
+import signal
+import socket
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QSocketNotifier, Signal
 
 from app import projects as P
+from app import vault
 from app.gui.banner import Banner
 from app.gui.transcribe_tab import TranscribeTab
 from app.projects import Project
 
 UNFINISHED = {"recording": "unfinished recording", "transcribing": "not transcribed yet"}
+_signal_wakeup: tuple | None = None  # (read socket, write socket, notifier): made once, kept for the process
+
+
+def guard_plain_copies() -> None:
+    """Delete the decrypted copies a killed run left, and have SIGTERM/SIGHUP delete this
+    run's before it ends."""
+    vault.clean_stale_views()
+    vault.remove_views_on_signals()
+    _wake_python_on_signals()
+
+
+def _wake_python_on_signals() -> None:
+    """Python runs a signal handler only when Python code runs, and Qt's event loop may run
+    none for minutes: a SIGTERM would wait that long. The signal's byte written to a socket
+    the loop watches wakes it at once. Left alone when something else set a wakeup fd."""
+    global _signal_wakeup
+    app = QCoreApplication.instance()
+    if _signal_wakeup is not None or app is None:
+        return
+    r, w = socket.socketpair()
+    r.setblocking(False)
+    w.setblocking(False)
+    try:
+        previous = signal.set_wakeup_fd(w.fileno(), warn_on_full_buffer=False)
+    except ValueError:  # not the main thread
+        r.close()
+        w.close()
+        return
+    if previous != -1:
+        signal.set_wakeup_fd(previous)
+        r.close()
+        w.close()
+        return
+    notifier = QSocketNotifier(r.fileno(), QSocketNotifier.Type.Read, app)
+    notifier.activated.connect(lambda *_: _drain(r))
+    _signal_wakeup = (r, w, notifier)
+
+
+def _drain(sock: socket.socket) -> None:
+    try:
+        while sock.recv(64):
+            pass
+    except OSError:
+        pass
 
 
 class Recovery(QObject):
@@ -30,6 +80,7 @@ class Recovery(QObject):
         self.previous_session = previous_session
         self.tab = tab
         self.banner = banner
+        guard_plain_copies()
 
     def offer(self) -> bool:
         """Show what a crash left in the banner; False when there is nothing to offer."""

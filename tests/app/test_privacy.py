@@ -118,9 +118,11 @@ def snapshot(root: Path) -> dict:
     return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def assert_nothing_readable(root: Path) -> None:
-    """Every project file is encrypted: no transcript word, no audio or JSON header in the bytes."""
-    files = vault.library_files(root)
+def assert_nothing_readable(root: Path, hidden_too: bool = False) -> None:
+    """Every project file is encrypted: no transcript word, no audio or JSON header in the bytes.
+    hidden_too: every file at any depth (temp files included) but the key file."""
+    files = vault.library_files(root) if not hidden_too else \
+        [p for p in root.rglob("*") if p.is_file() and p.name != vault.KEYFILE]
     assert files
     for f in files:
         raw = f.read_bytes()
