@@ -23,7 +23,8 @@ __all__ = ["AdapterInfo", "AdapterResult", "DataReport", "Pair", "Progress", "Sc
 
 
 def collect_data(data: list[Path] = (), text: list[Path] = (), word_list: Path | None = None,
-                 eval_data: Path | None = None, eval_fraction: float = 0.15, seed: int = 0) -> DataReport:
+                 eval_data: Path | None = None, eval_fraction: float = 0.15, seed: int = 0,
+                 labels: dict[str, str] | None = None) -> DataReport:
     """Read and check every item; bad items are rejected with a reason, never raised.
 
     data: folders of audio + same-named .txt, `audio<TAB>text` .tsv / `audio,text` .csv
@@ -31,10 +32,12 @@ def collect_data(data: list[Path] = (), text: list[Path] = (), word_list: Path |
     text: .txt/.md/.docx documents or folders of them (LM-side adaptation).
     word_list: one term per line; the terms scored by term recall, and trained on as text.
     eval_data: an explicit held-out set; otherwise `eval_fraction` of the pairs is split off.
+    labels: {folder path: name to show}, for data read from a private copy (an encrypted
+    project's decrypted clips): the report and its errors name the project, not the copy.
     """
     from trainer.data import collect
 
-    return collect(list(data), list(text), word_list, eval_data, eval_fraction, seed)
+    return collect(list(data), list(text), word_list, eval_data, eval_fraction, seed, labels)
 
 
 def train_adapter(base_model: str | Path, data: DataReport, out_dir: Path, settings: TrainSettings = TrainSettings(),

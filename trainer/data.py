@@ -306,7 +306,10 @@ def rare_words(texts: list[str], limit: int = MAX_AUTO_TERMS) -> list[str]:
 # --------------------------------------------------------------------------- the report
 
 
-def collect(data, text, word_list, eval_data, eval_fraction: float, seed: int) -> DataReport:
+def collect(data, text, word_list, eval_data, eval_fraction: float, seed: int,
+            labels: dict[str, str] | None = None) -> DataReport:
+    """`labels` names data folders the user knows by another name (a project, not the private
+    decrypted copy the trainer reads): every place the report shows a path uses the name."""
     pairs: list = []
     rejected: list[tuple[str, str]] = []
     for source in data:
@@ -360,9 +363,20 @@ def collect(data, text, word_list, eval_data, eval_fraction: float, seed: int) -
     if not terms:
         terms = rare_words([p.text for p in pairs] + texts)
         terms_source = "rare words of the training text"
+    shown = lambda t: _shown(t, labels or {})  # noqa: E731
+    rejected = [(shown(item), shown(why)) for item, why in rejected]
+    for p in pairs + eval_pairs:
+        p.source = shown(p.source)
     return DataReport(pairs=pairs, texts=texts, terms=terms, rejected=rejected, eval_pairs=eval_pairs,
-                      sources=[str(s) for s in data], text_sources=text_sources, terms_source=terms_source,
+                      sources=[shown(str(s)) for s in data], text_sources=text_sources, terms_source=terms_source,
                       eval_source=eval_source, eval_fraction=eval_fraction, seed=seed)
+
+
+def _shown(text: str, labels: dict[str, str]) -> str:
+    """`text` with each labelled folder's path replaced by its name (longest paths first)."""
+    for path in sorted(labels, key=len, reverse=True):
+        text = text.replace(path, labels[path])
+    return text
 
 
 def _dedupe(pairs: list, rejected: list) -> list:

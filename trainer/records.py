@@ -6,6 +6,7 @@ the API facade, which imports those modules: this module imports no other traine
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,19 +41,28 @@ class DataReport:
     def audio_seconds(self) -> float:
         return sum(p.seconds for p in self.pairs)
 
-    def check(self) -> None:
-        """Raise StenoError (one line, with the reason) if this cannot train an adapter."""
-        where = self.sources[0] if len(self.sources) == 1 else None
+    def problem(self) -> str | None:
+        """Why this cannot train an adapter, in one line that says what to add; None if it can.
+        The app's *Check data* shows it, and training refuses with it: they always agree."""
         why = ""
         if self.rejected:
             first = self.rejected[0]
             why = f"; {len(self.rejected)} item(s) rejected, e.g. {first[0]}: {first[1]}"
         n_pairs = len(self.pairs) + (len(self.eval_pairs) if self.eval_source is None else 0)
         if not self.pairs and not self.texts:
-            raise StenoError(f"no usable training data{why}", where)
+            return (f"no usable training data: add at least {MIN_PAIRS} recordings with their corrected "
+                    "transcripts (projects saved with “Use as training data”, or a folder of audio files with "
+                    f"same-named .txt files), or documents or a word list of your terms{why}")
         if self.pairs and n_pairs < MIN_PAIRS:
-            raise StenoError(f"only {n_pairs} usable audio+transcript pair(s); at least {MIN_PAIRS} are needed "
-                             f"to train and measure an adapter{why}", where)
+            return (f"only {n_pairs} usable audio+transcript pair(s); at least {MIN_PAIRS} are needed to train and "
+                    f"measure an adapter: add {MIN_PAIRS - n_pairs} more recording(s) with transcripts{why}")
+        return None
+
+    def check(self) -> None:
+        """Raise StenoError (one line, with the reason) if this cannot train an adapter."""
+        problem = self.problem()
+        if problem:
+            raise StenoError(problem, self.sources[0] if len(self.sources) == 1 else None)
 
     def summary(self) -> str:
         lines = [f"training pairs   {len(self.pairs)} ({self.audio_seconds / 60:.1f} min of audio)"]
@@ -166,6 +176,20 @@ class Progress:
     eval_loss: float | None
     eta_seconds: float | None
     message: str
+
+    def count(self) -> tuple[int, int] | None:
+        """(n, of) while a counted stage works on its n-th item ("encoding audio 19/96"): the
+        trainer's stages before and after the steps say their count at the end of the message."""
+        m = re.search(r"(\d+)/(\d+)$", self.message or "")
+        return (int(m[1]), int(m[2])) if m and 0 < int(m[1]) <= int(m[2]) else None
+
+    @property
+    def fraction(self) -> float:
+        """How far the current stage is: its items done while one is counted, else the steps."""
+        count = self.count()
+        if count is not None:
+            return (count[0] - 1) / count[1]
+        return self.step / self.total_steps if self.total_steps else 0.0
 
 
 @dataclass

@@ -59,6 +59,29 @@ def load_trainer_api():
     return api, None
 
 
+def eta_text(seconds: float | None) -> str:
+    if not seconds:
+        return ""
+    return f"about {seconds / 60:.0f} min left" if seconds >= 90 else f"about {seconds:.0f} s left"
+
+
+class StageClock:
+    """Time left in a counted stage (encoding audio 19/96) from its own pace: the trainer
+    estimates only its steps, and encoding alone can take minutes."""
+
+    def __init__(self):
+        self.name, self.started, self.first = None, 0.0, 0
+
+    def eta(self, message: str, n: int, of: int, now: float | None = None) -> float | None:
+        now = time.monotonic() if now is None else now
+        name = message.rsplit(" ", 1)[0]
+        if name != self.name or n < self.first:
+            self.name, self.started, self.first = name, now, n
+        if n <= self.first:
+            return None
+        return (now - self.started) / (n - self.first) * (of - n + 1)
+
+
 def _pct(x) -> str:
     if x is None or (isinstance(x, float) and not math.isfinite(x)):
         return "–"
@@ -204,6 +227,7 @@ class TrainerTab(QWidget):
         self.result = None
         self.job: Job | None = None
         self.resumable: set[str] = set()
+        self.stage_clock = StageClock()
         if self.api is None:
             msg = QLabel(f"The trainer is not available: {self.unavailable}.\n"
                          "Transcribing, editing and exporting still work.")
@@ -379,8 +403,15 @@ class TrainerTab(QWidget):
 
     # -------------------------------------------------------------------- data
 
-    def corrected_projects(self) -> list[Path]:
-        return [d for d in (p.training_dir() for p in list_projects()) if d is not None]
+    def corrected_projects(self) -> dict[str, str]:
+        """{training folder the trainer reads: the project's name}; the folder can be a private
+        decrypted copy, which the user never needs to see."""
+        out = {}
+        for p in list_projects():
+            d = p.training_dir()
+            if d is not None:
+                out[str(d)] = f"project “{p.name}”"
+        return out
 
     def refresh(self) -> None:
         if self.api is None:
@@ -405,11 +436,12 @@ class TrainerTab(QWidget):
                 self.adapters.setItem(r, c, item)
 
     def _collect_args(self) -> dict:
-        data = list(self.pairs.paths())
+        data, labels = list(self.pairs.paths()), {}
         if self.use_projects.isChecked():
-            data = self.corrected_projects() + data
+            labels = self.corrected_projects()
+            data = [Path(d) for d in labels] + data
         return dict(data=data, text=self.docs.paths(), word_list=self.word_list.path(),
-                    eval_data=self.eval_data.path(), seed=self.seed.value())
+                    eval_data=self.eval_data.path(), seed=self.seed.value(), labels=labels)
 
     def check_data(self) -> Job | None:
         """Read and check the chosen data in the background; show what was taken and rejected."""
@@ -425,8 +457,13 @@ class TrainerTab(QWidget):
         return self.runner.submit(job)
 
     def _show_report(self, report) -> None:
+        """What was taken and rejected, and whether Train will take it (the same check training makes)."""
         self.report = report
-        self.summary.setPlainText(report.summary())
+        problem = report.problem()
+        verdict = f"cannot train yet: {problem}" if problem else "ready to train"
+        self.summary.setPlainText(f"{verdict}\n\n{report.summary()}")
+        if self.job is None or self.job.name == "check training data":
+            self.status.setText(verdict)
         self.rejected.setRowCount(len(report.rejected))
         for r, (item, reason) in enumerate(report.rejected):
             self.rejected.setItem(r, 0, QTableWidgetItem(str(item)))
@@ -463,7 +500,7 @@ class TrainerTab(QWidget):
 
             def callback(p):
                 job.post(p)
-                progress(p.step / max(p.total_steps, 1), p.message)
+                progress(p.fraction, p.message)
 
             if base is None:
                 from engine.models.registry import resolve_model
@@ -481,6 +518,7 @@ class TrainerTab(QWidget):
         job.cancelled.connect(lambda: self._stopped(out.name))
         job.finished.connect(lambda: self._set_busy(None))
         self.curve.clear()
+        self.stage_clock = StageClock()
         self.result = None
         self.activate_btn.setEnabled(False)
         self.status.setText("starting…")
@@ -504,14 +542,18 @@ class TrainerTab(QWidget):
             return
         p = value
         self.curve.add(p.step, p.total_steps, p.loss, p.eval_loss)
+        count = p.count()
+        if count is not None or not p.total_steps:  # a stage before or after the steps: its own count and pace
+            eta = eta_text(self.stage_clock.eta(p.message, *count)) if count else ""
+            self.status.setText(p.message + (f" · {eta}" if eta else ""))
+            return
         parts = [f"step {p.step}/{p.total_steps}", f"epoch {p.epoch}"]
         if p.loss is not None:
             parts.append(f"loss {p.loss:.3f}")
         if p.eval_loss is not None:
             parts.append(f"held-out loss {p.eval_loss:.3f}")
         if p.eta_seconds:
-            parts.append(f"about {p.eta_seconds / 60:.0f} min left" if p.eta_seconds >= 90
-                         else f"about {p.eta_seconds:.0f} s left")
+            parts.append(eta_text(p.eta_seconds))
         self.status.setText(" · ".join(parts) + (f" — {p.message}" if p.message else ""))
 
     def _progress(self, fraction: float, message: str) -> None:
