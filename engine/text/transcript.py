@@ -17,6 +17,7 @@ from engine.errors import StenoError
 FORMAT = "steno-transcript"
 VERSION = 1
 PARAGRAPH_PAUSE_S = 2.0  # a pause longer than this starts a new paragraph in .text
+CHECKED_FLAGS = ("edited", "confirmed")  # the user rewrote the text, or read it and said it is right
 
 
 @dataclass
@@ -38,6 +39,12 @@ class Segment:
     words: list[Word] = field(default_factory=list)
     confidence: float | None = None
     flags: list[str] = field(default_factory=list)
+
+    @property
+    def checked(self) -> bool:
+        """The user corrected or confirmed this text: only such text can teach a model anything
+        (the rest is the model's own guess, mistakes included)."""
+        return any(f in self.flags for f in CHECKED_FLAGS)
 
     def words_spell_text(self) -> bool:
         """The word list still reads as the text (no edit since the model wrote both)."""
