@@ -306,6 +306,22 @@ def _apply_text(transcript: Transcript, row: int, text: str) -> None:
         seg.flags.append("edited")
 
 
+def dictation_name(when: float, text: str = "", words: int = 6) -> str:
+    """A dictation's name: its date and time, then its first words once there are some, so
+    a list of dictations can be told apart without opening each."""
+    stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(when))
+    first = text.split()
+    if not first:
+        return f"Dictation {stamp}"
+    return f"{stamp} {' '.join(first[:words])}{'…' if len(first) > words else ''}"
+
+
+def name_dictation(project: Project, transcript: Transcript) -> None:
+    """Give a dictation still under its automatic name its first words (a name the user chose stays)."""
+    if project.name == dictation_name(project.created) and transcript.text.strip():
+        project.rename(dictation_name(project.created, transcript.text))
+
+
 def list_projects(query: str = "") -> list[Project]:
     """All projects, newest first; damaged folders are skipped with a log line."""
     root = projects_root()

@@ -102,6 +102,8 @@ class DictationPane(QGroupBox):
         reuse = template and current.audio is None
         project = current if reuse else Project.create(
             current.name if template else "Dictation", status="recording")
+        if not template:  # named by its date and time, and by its first words when it has some
+            project.name = P.dictation_name(project.created)
         project.status, project.audio = "recording", P.RECORDING_FILE
         project.save_meta()
         self.recorder.start(project.audio_path, self.record_panel.current_device())
@@ -148,6 +150,8 @@ class DictationPane(QGroupBox):
         transcript = self.document.editor.transcript
         transcript.duration = project.duration
         transcript.model = transcript.model or self.service.loaded_text.split(":")[0] or None
+        P.name_dictation(project, transcript)
+        self.document.set_title(project.name)
         project.save_transcript(transcript, original=True)
         project.set_status("ready")
         self.document.set_placeholder("Nothing was transcribed: no speech was heard.")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -24,9 +24,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui.workers import Job, JobCancelled
-from app.projects import AUDIO_FILE, Project, write_audio_flac
+from app.projects import AUDIO_FILE, Project, name_dictation, write_audio_flac
 
 log = logging.getLogger(__name__)
+
+NO_SPEECH = "no speech found: only silence or noise was heard"
 
 MEDIA_SUFFIXES = ("wav", "flac", "ogg", "oga", "opus", "mp3", "m4a", "aac", "wma", "aif", "aiff",
                   "mp4", "m4v", "mkv", "mov", "webm", "avi")
@@ -63,6 +65,7 @@ def transcribe_project_job(service, project: Project) -> Job:
         audio_path = project.audio_path
         transcript = service.transcribe(audio_path, progress=progress, cancel=cancel)
         transcript.source = str(project.stored_audio_path)  # not the decrypted RAM copy
+        name_dictation(project, transcript)
         project.save_transcript(transcript, original=True)
         project.set_status("ready")
         return transcript
@@ -87,6 +90,7 @@ def transcribe_tail_job(service, project: Project, transcript) -> Job:
                 if seg.text.strip():
                     transcript.segments.append(seg)
         transcript.duration = len(audio) / SAMPLE_RATE
+        name_dictation(project, transcript)
         project.save_transcript(transcript, original=True)
         project.set_status("ready")
         return transcript
@@ -106,6 +110,7 @@ class QueueRow(QWidget):
     """One file: its name, a progress bar, what it is doing (or why it failed), cancel/remove."""
 
     remove_requested = Signal(object)
+    resized = Signal(object)  # its text changed length: the list must give it room
 
     def __init__(self, name: str, job: Job, project: Project):
         super().__init__()
@@ -133,9 +138,16 @@ class QueueRow(QWidget):
         lay.addWidget(self.status)
         self.message = "waiting"
         job.progress.connect(self._progress)
-        job.done.connect(lambda _: self._end("done", "done: double-click to open"))
+        job.done.connect(self._done)
         job.failed.connect(lambda msg: self._end("failed", f"failed: {msg}"))
         job.cancelled.connect(lambda: self._end("cancelled", "cancelled"))
+
+    def _done(self, transcript) -> None:
+        """Noise or silence is "no speech found", not "done" over an empty transcript."""
+        if getattr(transcript, "text", "x").strip():
+            self._end("done", "done: double-click to open")
+        else:
+            self._end("empty", NO_SPEECH)
 
     def _progress(self, fraction: float, message: str) -> None:
         self.bar.setValue(int(fraction * 1000))
@@ -151,10 +163,21 @@ class QueueRow(QWidget):
         self.status.setText(text)
         self.status.setToolTip(text)
         self.status.setProperty("state", state)
+        self.status.style().unpolish(self.status)
+        self.status.style().polish(self.status)
         if state == "done":
             self.bar.setValue(1000)
         self.button.setText("Remove")
         self.button.setToolTip("Remove this row from the list")
+        self.resized.emit(self)
+
+    def set_selected(self, selected: bool) -> None:
+        """On the selection colour the state colours cannot be read: the text takes the
+        selection's text colour (theme.STYLE)."""
+        if self.status.property("selected") != selected:
+            self.status.setProperty("selected", selected)
+            self.status.style().unpolish(self.status)
+            self.status.style().polish(self.status)
 
     def _button(self) -> None:
         if self.job.state in ("waiting", "running"):
@@ -174,6 +197,8 @@ class FileQueue(QWidget):
         self.list = QListWidget()
         self.list.setObjectName("queue")
         self.list.itemDoubleClicked.connect(self._double_clicked)
+        self.list.itemSelectionChanged.connect(self._selection_changed)
+        self.list.viewport().installEventFilter(self)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.list)
@@ -193,14 +218,41 @@ class FileQueue(QWidget):
         self.list.addItem(item)
         self.list.setItemWidget(item, row)
         row.remove_requested.connect(self._remove)
+        row.resized.connect(lambda r: self._fit(self._item(r)))
+        self._fit(item)
         return row
 
-    def _remove(self, row: QueueRow) -> None:
+    def _item(self, row: QueueRow) -> QListWidgetItem | None:
+        return next((self.list.item(i) for i in range(self.list.count())
+                     if self.list.itemWidget(self.list.item(i)) is row), None)
+
+    def _fit(self, item: QListWidgetItem | None) -> None:
+        """The row as tall as its wrapped text needs at the list's width: an error is read whole."""
+        row = self.list.itemWidget(item) if item is not None else None
+        if row is None:
+            return
+        width = self.list.viewport().width()
+        lay = row.layout()
+        height = lay.totalHeightForWidth(width) if lay.hasHeightForWidth() else row.sizeHint().height()
+        item.setSizeHint(QSize(row.sizeHint().width(), max(height, row.minimumSizeHint().height())))
+
+    def eventFilter(self, obj, event):
+        if obj is self.list.viewport() and event.type() == QEvent.Type.Resize:
+            for i in range(self.list.count()):
+                self._fit(self.list.item(i))
+        return super().eventFilter(obj, event)
+
+    def _selection_changed(self) -> None:
         for i in range(self.list.count()):
-            if self.list.itemWidget(self.list.item(i)) is row:
-                self.list.takeItem(i)
-                row.deleteLater()
-                return
+            row = self.list.itemWidget(self.list.item(i))
+            if row is not None:
+                row.set_selected(self.list.item(i).isSelected())
+
+    def _remove(self, row: QueueRow) -> None:
+        item = self._item(row)
+        if item is not None:
+            self.list.takeItem(self.list.row(item))
+            row.deleteLater()
 
     def _double_clicked(self, item: QListWidgetItem) -> None:
         row = self.list.itemWidget(item)

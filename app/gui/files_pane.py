@@ -10,17 +10,31 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFileDialog, QGroupBox, QLabel, QPushButton, QVBoxLayout
+from PySide6.QtWidgets import QFileDialog, QGroupBox, QLabel, QMainWindow, QPushButton, QVBoxLayout
 
-from app.gui.filequeue import FILE_FILTER, FileQueue, transcribe_file_job, transcribe_project_job, transcribe_tail_job
+from app.gui.filequeue import (
+    FILE_FILTER,
+    NO_SPEECH,
+    FileQueue,
+    transcribe_file_job,
+    transcribe_project_job,
+    transcribe_tail_job,
+)
 from app.gui.prefs import remember
 from app.gui.workers import Job, JobRunner, show_error
-from app.projects import Project
+from app.projects import Project, list_projects
 from app.service import TranscriptionService
 from app.settings import AppSettings
 from engine.text.transcript import Transcript
 
 log = logging.getLogger(__name__)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or a.samefile(b)
+    except OSError:
+        return False
 
 
 class FilesPane(QGroupBox):
@@ -61,15 +75,38 @@ class FilesPane(QGroupBox):
             if path.is_dir():
                 show_error(self.window(), "Open", f"{path}: is a folder; choose audio or video files")
                 continue
+            if self._already_open(path):
+                continue
             project = Project.create(path.stem, status="transcribing", source=str(path))
             job = transcribe_file_job(self.service, project, path)
             self.queue.add(path.name, job, project)
             job.done.connect(lambda t, p=project: self.transcribed.emit(p))
+            job.done.connect(lambda t, name=path.name: t.text.strip() or self._say(f"{name}: {NO_SPEECH}"))
             job.failed.connect(lambda m, p=project: self._file_failed(p, m))
             job.cancelled.connect(lambda p=project: p.delete())
             jobs.append(self.engine.submit(job))
         self.show_requested.emit()
         return jobs
+
+    def _already_open(self, path: Path) -> bool:
+        """A file already queued or transcribed is not made into a second project: the one it
+        has is shown (delete that project to transcribe the file again)."""
+        same = lambda source: bool(source) and _same_file(Path(source), path)  # noqa: E731
+        if any(same(row.project.source) and row.job.state in ("waiting", "running") for row in self.queue.rows()):
+            self._say(f"{path.name} is already being transcribed")
+            return True
+        existing = next((p for p in list_projects() if p.status == "ready" and same(p.source)), None)
+        if existing is None:
+            return False
+        self._say(f"{path.name} was transcribed already: showing “{existing.name}” "
+                  "(delete that project to transcribe the file again)")
+        self.queue.open_project.emit(existing)
+        return True
+
+    def _say(self, text: str) -> None:
+        window = self.window()
+        if isinstance(window, QMainWindow):
+            window.statusBar().showMessage(text, 10000)
 
     def transcribe_project(self, project: Project) -> Job:
         """Transcribe a project's own audio (a stopped or recovered recording, a file redone)."""

@@ -103,6 +103,15 @@ class ProjectsTab(QWidget):
             if ok and name.strip():
                 p.rename(name)
                 self.refresh()
+                self.select(p)  # renaming makes it the newest: the selection follows it, not its row
+
+    def select(self, project: Project) -> None:
+        """Select `project`'s row, wherever the list now puts it."""
+        for r, p in enumerate(self.projects):
+            if p.folder == project.folder:
+                self.table.selectRow(r)
+                self.table.scrollToItem(self.table.item(r, 0))
+                return
 
     def _training(self):
         p = self.selected()
@@ -118,9 +127,13 @@ class ProjectsTab(QWidget):
         p = self.selected()
         if not p:
             return
-        if QMessageBox.question(self, "Delete project",
-                                f"Delete “{p.name}” with its audio and transcript? This cannot be undone.") \
-                == QMessageBox.StandardButton.Yes:
+        box = QMessageBox(QMessageBox.Icon.Question, "Delete project",
+                          f"Delete “{p.name}” with its audio and transcript? This cannot be undone.",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setObjectName("deleteProject")
+        box.setDefaultButton(QMessageBox.StandardButton.No)  # Enter must not delete
+        box.setEscapeButton(QMessageBox.StandardButton.No)
+        if box.exec() == QMessageBox.StandardButton.Yes:
             self.deleted.emit(p)
             p.delete()
             self.refresh()

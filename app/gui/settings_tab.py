@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Callable
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QGuiApplication, QTextOption
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QInputDialog,
@@ -31,6 +33,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
+    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
@@ -325,12 +328,28 @@ class SettingsTab(QWidget):
                                      "the conversion is finished")
 
     def show_privacy(self) -> QMessageBox:
-        box = QMessageBox(QMessageBox.Icon.Information, "Privacy: what is stored where", privacy_statement(),
+        """The statement in a wrapping text view, not the box's label: its long folder paths
+        cannot wrap in a label and ran off the right edge of the dialog (and of small screens)."""
+        text = privacy_statement()
+        box = QMessageBox(QMessageBox.Icon.Information, "Privacy: what is stored where", text,
                           QMessageBox.StandardButton.Ok, self)
         box.setObjectName("privacyDialog")
-        box.setStyleSheet("QLabel { min-width: 640px; }")
-        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        view = QTextBrowser()
+        view.setObjectName("privacyText")
+        view.setPlainText(text)
+        view.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
+        view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        screen = (self.screen() or QGuiApplication.primaryScreen()).availableGeometry()
+        view.setFixedSize(min(680, screen.width() - 120), min(420, screen.height() - 160))
+        label = box.findChild(QLabel, "qt_msgbox_label")
+        grid = box.layout()
+        if label is not None and isinstance(grid, QGridLayout) and grid.indexOf(label) >= 0:
+            r, c, rs, cs = grid.getItemPosition(grid.indexOf(label))
+            label.hide()
+            grid.addWidget(view, r, c, rs, cs)
+        else:  # a Qt whose message box is built differently: the view below the text
+            grid.addWidget(view)
         box.open()
         return box
 
