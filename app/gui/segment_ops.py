@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 
-from engine.text.transcript import Segment
+from engine.text.transcript import CHECKED_FLAGS, Segment, Word
 
 
-def _spells(seg: Segment) -> bool:
-    return bool(seg.words) and " ".join(w.text.strip() for w in seg.words) == " ".join(seg.text.split())
+def _words(seg: Segment) -> list[Word]:
+    """The words as the text reads now (an edited segment's words re-timed to its new text)."""
+    return seg.timed_words()
+
+
+def _spells(words: list[Word], text: str) -> bool:
+    return bool(words) and " ".join(w.text.strip() for w in words) == " ".join(text.split())
 
 
 def word_boundary(text: str, pos: int) -> int:
@@ -39,14 +44,15 @@ def split_segment(seg: Segment, pos: int) -> tuple[Segment, Segment] | None:
     a, b = text[:pos].strip(), text[pos:].strip()
     if not a or not b:
         return None
-    if _spells(seg):
+    words = _words(seg)
+    if _spells(words, text):
         k = len(a.split())
-        first_words, second_words = seg.words[:k], seg.words[k:]
+        first_words, second_words = words[:k], words[k:]
         cut_a, cut_b = first_words[-1].end, second_words[0].start
     else:
         cut_a = cut_b = seg.start + (seg.end - seg.start) * len(a) / (len(a) + len(b))
-        first_words = [w for w in seg.words if w.end <= cut_a]
-        second_words = [w for w in seg.words if w.end > cut_a]
+        first_words = [w for w in words if w.end <= cut_a]
+        second_words = [w for w in words if w.end > cut_a]
     cut_a = min(max(cut_a, seg.start), seg.end)
     cut_b = min(max(cut_b, cut_a), seg.end)
     first = dataclasses.replace(seg, end=cut_a, text=a, words=list(first_words), flags=list(seg.flags))
@@ -55,13 +61,16 @@ def split_segment(seg: Segment, pos: int) -> tuple[Segment, Segment] | None:
 
 
 def merge_segments(a: Segment, b: Segment) -> Segment:
-    """One segment holding both texts and both word lists, from a's start to b's end."""
+    """One segment holding both texts and both word lists, from a's start to b's end. It counts
+    as checked by the user only if both were: unchecked model text must not become training data."""
     confidences = [c for c in (a.confidence, b.confidence) if c is not None]
+    flags = list(dict.fromkeys(a.flags + b.flags))
+    if not (a.checked and b.checked):
+        flags = [f for f in flags if f not in CHECKED_FLAGS]
     return dataclasses.replace(a, start=min(a.start, b.start), end=max(a.end, b.end),
                                text=" ".join((a.text.strip() + " " + b.text.strip()).split()),
-                               words=list(a.words) + list(b.words),
-                               confidence=min(confidences) if confidences else None,
-                               flags=list(dict.fromkeys(a.flags + b.flags)))
+                               words=list(_words(a)) + list(_words(b)),
+                               confidence=min(confidences) if confidences else None, flags=flags)
 
 
 def new_segment_after(segments: list[Segment], row: int) -> Segment:

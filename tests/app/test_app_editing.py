@@ -146,3 +146,18 @@ def test_segment_actions_are_in_the_edit_menu(make_window, qtbot):
     texts = {a.text().replace("&", ""): a.shortcut().toString() for a in edit.actions()}
     assert texts["Split segment here"] == "Alt+Return"
     assert texts["Merge with next segment"] == "Alt+M" and texts["Insert segment after"] == "Alt+I"
+
+
+def test_split_and_merge_keep_times_words_and_what_the_user_checked():
+    from app.gui.segment_ops import merge_segments, split_segment
+
+    seg = sample_transcript().segments[0]
+    seg.text, seg.flags = "the patient takes Amlodipine", ["edited"]  # corrected: the words no longer spell it
+    a, b = split_segment(seg, len("the patient "))
+    assert (a.text, a.end, b.text, b.start) == ("the patient", 0.9, "takes Amlodipine", 0.9)  # still at word times
+    assert [w.text for w in b.words] == ["takes", "Amlodipine"] and a.checked and b.checked
+    assert split_segment(seg, 0) is None and split_segment(seg, len(seg.text)) is None  # never an empty half
+
+    plain = sample_transcript().segments[1]
+    assert not merge_segments(a, plain).checked  # the model's unchecked text stays out of training data
+    assert merge_segments(a, b).checked and merge_segments(a, b).text == seg.text
