@@ -35,24 +35,29 @@ def ward_round() -> list[Segment]:
             Segment(6.0, 8.0, "recheck the ibuprofin level")]
 
 
-def answer(qtbot, button_text: str | None, seen: list):
-    """Click `button_text` in the question once it is up (None: expect no question at all)."""
+@pytest.fixture
+def answer(qtbot):
+    """answer(button_text, seen): click that button in the question once it is up (None: expect
+    no question). The watch ends with the test, so it can never click another test's dialog."""
+    state = {"on": True}
 
-    tries = [250]  # about 5 s, then give up: the question never came
-
-    def click():
-        box = QApplication.activeModalWidget()
-        if not isinstance(box, QMessageBox):
-            tries[0] -= 1
-            if tries[0] > 0:
+    def start(button_text: str | None, seen: list) -> None:
+        def click():
+            if not state["on"]:
+                return
+            box = QApplication.activeModalWidget()
+            if not (isinstance(box, QMessageBox) and box.objectName() == "trainingChoice"):
                 QTimer.singleShot(20, click)
-            return
-        seen.append(box.text())
-        [button] = [b for b in box.findChildren(QPushButton) if b.text() == button_text]
-        qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+                return
+            seen.append(box.text())
+            [button] = [b for b in box.findChildren(QPushButton) if b.text() == button_text]
+            qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
 
-    if button_text is not None:
-        QTimer.singleShot(0, click)
+        if button_text is not None:
+            QTimer.singleShot(0, click)
+
+    yield start
+    state["on"] = False
 
 
 def saved_texts(project: P.Project) -> list[str]:
@@ -60,10 +65,10 @@ def saved_texts(project: P.Project) -> list[str]:
     return [] if d is None else [p.read_text().strip() for p in sorted(Path(d).glob("*.txt"))]
 
 
-def run(make_window, qtbot, project, button_text):
+def run(make_window, answer, qtbot, project, button_text):
     w = make_window()
     seen: list[str] = []
-    answer(qtbot, button_text, seen)
+    answer(button_text, seen)
     job = training_data_job(w, project)
     if job is not None:
         w.io.submit(job)
@@ -72,9 +77,9 @@ def run(make_window, qtbot, project, button_text):
     return job, seen
 
 
-def test_only_the_checked_segments_become_training_data(make_window, qtbot):
+def test_only_the_checked_segments_become_training_data(make_window, answer, qtbot):
     project = project_with(ward_round())
-    job, seen = run(make_window, qtbot, project, "Only the 2 checked")
+    job, seen = run(make_window, answer, qtbot, project, "Only the 2 checked")
     assert "You corrected or confirmed 2 of the 3 segments" in seen[0] and "own mistakes" in seen[0]
     assert saved_texts(project) == ["Stop ibuprofen tonight", "continue amlodipine"]
 
@@ -84,36 +89,36 @@ def test_only_the_checked_segments_become_training_data(make_window, qtbot):
     assert "ibuprofen" in terms and "ibuprofin" not in terms  # the model's mistake is no term
 
 
-def test_the_user_may_take_every_segment(make_window, qtbot):
+def test_the_user_may_take_every_segment(make_window, answer, qtbot):
     project = project_with(ward_round())
-    run(make_window, qtbot, project, "Use all 3")
+    run(make_window, answer, qtbot, project, "Use all 3")
     assert len(saved_texts(project)) == 3
 
 
-def test_nothing_checked_asks_and_cancel_saves_nothing(make_window, qtbot):
+def test_nothing_checked_asks_and_cancel_saves_nothing(make_window, answer, qtbot):
     project = project_with([Segment(0.0, 2.0, "recheck the ibuprofin level"), Segment(3.0, 5.0, "see you soon")])
-    job, seen = run(make_window, qtbot, project, "Cancel")
+    job, seen = run(make_window, answer, qtbot, project, "Cancel")
     assert job is None and "None of the 2 segments" in seen[0]
     assert saved_texts(project) == [] and not (project.folder / P.TRAINING_DIR).exists()
 
 
-def test_a_fully_checked_transcript_is_taken_without_a_question(make_window, qtbot):
+def test_a_fully_checked_transcript_is_taken_without_a_question(make_window, answer, qtbot):
     segments = ward_round()[:2]
     project = project_with(segments)
-    job, seen = run(make_window, qtbot, project, None)
+    job, seen = run(make_window, answer, qtbot, project, None)
     assert seen == [] and saved_texts(project) == ["Stop ibuprofen tonight", "continue amlodipine"]
 
 
 @pytest.mark.xfail(strict=True, reason="app/gui/window.py's make_training_data must call training_data_job "
                                        "(asked for in issue 27 #19's report); remove this mark then")
-def test_the_projects_tab_button_asks_and_takes_the_checked_segments(make_window, qtbot):
+def test_the_projects_tab_button_asks_and_takes_the_checked_segments(make_window, answer, qtbot):
     project = project_with(ward_round())
     w = make_window()
     tab = w.projects_tab
     tab.refresh()
     tab.table.selectRow(0)
     seen: list[str] = []
-    answer(qtbot, "Only the 2 checked", seen)
+    answer("Only the 2 checked", seen)
     [button] = [b for b in tab.findChildren(QPushButton) if b.text() == "Use as training data"]
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not w.io.busy() and bool(saved_texts(project)), timeout=TIMEOUT)
