@@ -520,6 +520,7 @@ class TranscriptEditor(QWidget):
         lay.addWidget(self.placeholder, 1)
         self.match: tuple[int, int, int] | None = None  # row, start, end of the current find match
         self.model.rowsInserted.connect(self._rows_changed)
+        self.model.rows_replaced.connect(lambda: setattr(self, "match", None))  # its row may have moved
         self.model.modelReset.connect(self._rows_changed)
         self.model.dataChanged.connect(lambda a, b: [self.table.resizeRowToContents(r)
                                                      for r in range(a.row(), b.row() + 1)])
