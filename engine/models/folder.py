@@ -10,7 +10,8 @@ bridge family                             whisper family
     encoder_bridge.onnx encoder+bridge graph  encoder_bridge.onnx the encoder alone as a graph
     encoder_bridge.json its fingerprint       encoder_bridge.json its fingerprint
 
-The graphs are rebuilt when missing or made from other weights (engine.graph).
+The graphs are rebuilt when missing, damaged or made from other weights (engine.graph);
+damaged weights are found by engine.models.integrity.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from engine.errors import ModelFolderError
 from engine.models.config import CONFIG_NAME, ModelConfig
+from engine.models.integrity import check_integrity
 
 WHISPER_DIR = "whisper"
 BRIDGE_WEIGHTS = "bridge.safetensors"
@@ -43,6 +45,7 @@ def check_folder(folder: str | Path) -> ModelConfig:
         check_whisper_folder(folder)
     elif config.family == "bridge":
         check_bridge_folder(folder)
+    check_integrity(folder)
     return config
 
 

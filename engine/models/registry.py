@@ -7,6 +7,7 @@ value that is an existing folder is used as is; otherwise it is looked up by nam
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -20,9 +21,27 @@ from engine.models.config import CONFIG_NAME, ModelConfig
 def steno_home() -> Path:
     env = os.environ.get("STENO_HOME")
     if env:
+        if Path(env).exists() and not Path(env).is_dir():
+            raise StenoError("STENO_HOME is not a folder: point it at a folder Steno may write to", env)
         return Path(env)
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "steno"
+
+
+def writable_folder(path: Path) -> Path:
+    """Create one of Steno's own folders (models, adapters); one line when that cannot be done
+    (a file in the way, a read-only or full disk) instead of a traceback on first write."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".steno-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        why = "disk full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+        raise StenoError(f"cannot write in this folder ({why}); set STENO_HOME to a folder Steno may write to",
+                         path) from None
+    return path
 
 
 def models_dir() -> Path:
@@ -36,10 +55,14 @@ class ModelInfo:
     family: str
     dev_wer: float | None
     rtf: float | None
+    problem: str | None = None  # why the folder cannot be used (damaged, incomplete): `steno models` says so
 
 
 def list_models() -> list[ModelInfo]:
-    """Installed, complete models (half-built `.tmp` folders are ignored)."""
+    """Installed models (half-built `.tmp` folders are ignored); a damaged or incomplete one
+    is listed with its problem, not as if it worked."""
+    from engine.models.folder import check_folder
+
     root = models_dir()
     found = []
     if root.is_dir():
@@ -48,10 +71,16 @@ def list_models() -> list[ModelInfo]:
                 continue
             try:
                 config = ModelConfig.load(folder)
-            except ModelFolderError:
+            except ModelFolderError as e:
+                found.append(ModelInfo(folder.name, folder, "?", None, None, str(e)))
                 continue
+            try:
+                check_folder(folder)
+                problem = None
+            except ModelFolderError as e:
+                problem = str(e)
             found.append(ModelInfo(folder.name, folder, config.family, config.metrics.get("dev_wer"),
-                                   config.metrics.get("rtf")))
+                                   config.metrics.get("rtf"), problem))
     return found
 
 
@@ -66,9 +95,12 @@ def resolve_model(spec: str | Path | None) -> Path:
             return candidate
         names = ", ".join(m.name for m in list_models()) or "none"
         raise StenoError(f"no model folder or installed model named {spec!r} (installed: {names})")
-    models = list_models()
-    if not models:
+    found = list_models()
+    if not found:
         raise StenoError(f"no model installed in {models_dir()}: run `steno setup` or pass --model DIR")
+    models = [m for m in found if m.problem is None]
+    if not models:
+        raise ModelFolderError(f"{found[0].problem} (no installed model is usable)")
     measured = [m for m in models if m.dev_wer is not None]
     return min(measured, key=lambda m: m.dev_wer).path if measured else models[0].path
 

