@@ -500,16 +500,37 @@ def train(base_model, data: DataReport, out_dir: Path, s: TrainSettings, callbac
     run = open_run(base_model, data, Path(out_dir), s, callback or (lambda p: None), cancel or (lambda: False),
                    resume)
     try:
-        before = score_base(run)
-    except _Cancelled:
-        return run.cancelled(Scores.unmeasured())
-    try:
-        trainee, clips = encode(run)
-        learner = start(run, trainee, clips, resume)
-        train_epochs(run, trainee, clips, learner)
-        return save_adapter(run, trainee, learner, before, len(clips.rehearsal))
-    except _Cancelled:
-        return run.cancelled(before)
+        try:
+            before = score_base(run)
+        except _Cancelled:
+            return run.cancelled(Scores.unmeasured())
+        try:
+            trainee, clips = encode(run)
+            learner = start(run, trainee, clips, resume)
+            train_epochs(run, trainee, clips, learner)
+            return save_adapter(run, trainee, learner, before, len(clips.rehearsal))
+        except _Cancelled:
+            return run.cancelled(before)
+    except (StenoError, OSError):
+        drop_work_without_progress(run.work)
+        raise
+
+
+def drop_work_without_progress(work: Path) -> None:
+    """A failed run (full or read-only disk, bad data) leaves no work folder behind unless it
+    holds a checkpoint to resume from: then the error says to run again."""
+    if not (work / CHECKPOINT).is_file():
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """The adapter replaces `out_dir` whole when it is saved: refuse anything but a new or
+    empty folder or an earlier adapter, before any work, so no file of the user's is lost."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise StenoError("not a folder: the adapter is saved as a new folder (choose another --out)", out_dir)
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / ADAPTER_META).is_file():
+        raise StenoError("folder holds files that are not an adapter's, and saving would replace it "
+                         "(choose a new folder for --out)", out_dir)
 
 
 def open_run(base_model, data: DataReport, out_dir: Path, s: TrainSettings, callback, cancel, resume: bool) -> Run:
@@ -533,11 +554,16 @@ def open_run(base_model, data: DataReport, out_dir: Path, s: TrainSettings, call
     except RuntimeError as e:
         raise StenoError(str(e)) from None
     base_id = model_id(folder)
+    check_out_dir(out_dir)
     work = work_dir(out_dir)
     fp = fingerprint(base_id, data, s)
-    if not resume and work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
+    try:
+        if not resume and work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        drop_work_without_progress(work)
+        raise _disk_error(e, "making the work folder", work.parent) from None
     saved = _read_state(work / STATE)
     if saved.get("fingerprint") != fp:
         if saved:
@@ -564,7 +590,10 @@ def score_base(run: Run) -> Scores:
         before, rows = score(run.folder, None, data.eval_pairs, data.terms, s.device, run.say, run.cancel) \
             if s.evaluate else (Scores.unmeasured(), [])
         run.saved.update(before=before.to_dict(), before_rows=rows)
-        atomic_write_text(run.work / STATE, json.dumps(run.saved, indent=1))
+        try:
+            atomic_write_text(run.work / STATE, json.dumps(run.saved, indent=1))
+        except OSError as e:
+            raise _disk_error(e, "writing the training state", run.work) from None
     return before
 
 
