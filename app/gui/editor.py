@@ -24,7 +24,6 @@ from PySide6.QtGui import (
     QAction,
     QKeySequence,
     QPalette,
-    QPen,
     QTextDocument,
     QUndoCommand,
     QUndoStack,
@@ -328,13 +327,13 @@ class SegmentDelegate(QStyledItemDelegate):
             painter.restore()
             super().paint(painter, opt, index)
             if framed:
-                self._frame(painter, opt)
+                self._frame(painter, opt, TIME_COL)
             return
         opt.text = ""
         if style is not None:
             style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
         if framed:
-            self._frame(painter, opt)
+            self._frame(painter, opt, TEXT_COL)
         selected = bool(opt.state & QStyle.StateFlag.State_Selected)
         doc = self._doc(opt, index.row(), opt.rect.width(), selected)
         painter.translate(opt.rect.topLeft())
@@ -347,12 +346,15 @@ class SegmentDelegate(QStyledItemDelegate):
         painter.restore()
 
     @staticmethod
-    def _frame(painter, opt) -> None:
+    def _frame(painter, opt, column: int) -> None:
+        """One frame round the whole row: the time cell draws its left side, the text cell its right."""
         painter.save()
-        pen = QPen(opt.palette.color(QPalette.ColorRole.Highlight), FRAME)
-        pen.setJoinStyle(Qt.PenJoinStyle.MiterJoin)
-        painter.setPen(pen)
-        painter.drawRect(QRectF(opt.rect).adjusted(FRAME / 2, FRAME / 2, -FRAME / 2, -FRAME / 2))
+        color = opt.palette.color(QPalette.ColorRole.Highlight)
+        r = opt.rect
+        painter.fillRect(r.left(), r.top(), r.width(), FRAME, color)
+        painter.fillRect(r.left(), r.bottom() - FRAME + 1, r.width(), FRAME, color)
+        side = r.left() if column == TIME_COL else r.right() - FRAME + 1
+        painter.fillRect(side, r.top(), FRAME, r.height(), color)
         painter.restore()
 
     def sizeHint(self, option, index):
