@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+import onnxruntime.capi.onnxruntime_pybind11_state as ort_errors
 import torch
 
-from engine.errors import StenoError
+from engine.errors import ModelFolderError, StenoError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,11 @@ def create_session(onnx_path: str | Path, device: str = "auto") -> tuple[ort.Inf
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     want_cuda = device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers()
     providers = (["CUDAExecutionProvider"] if want_cuda else []) + ["CPUExecutionProvider"]
-    session = ort.InferenceSession(str(onnx_path), sess_options=options, providers=providers)
+    try:
+        session = ort.InferenceSession(str(onnx_path), sess_options=options, providers=providers)
+    except (ort_errors.InvalidProtobuf, ort_errors.InvalidGraph, ort_errors.Fail, ort_errors.NoSuchFile) as e:
+        raise ModelFolderError(f"damaged ONNX graph ({first_line(e)}): delete it and Steno exports it again "
+                               "from the weights", onnx_path) from None
     got_cuda = session.get_providers()[0] == "CUDAExecutionProvider"
     if want_cuda and not got_cuda:
         log.warning("ONNX Runtime could not start CUDA (no GPU or CUDA libraries): running on CPU")
