@@ -14,12 +14,17 @@ long silences invents text. So a recording goes through two steps here:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import math
+import os
 import shutil
+import stat
 import subprocess
+import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -33,6 +38,9 @@ from engine.errors import AudioError, StenoError
 SAMPLE_RATE = 16000
 
 _BLOCK_FRAMES = 1 << 18  # frames read per soundfile block (~6 s at 44.1 kHz)
+# A header outside these rates is damaged: 1 Hz would make resampling to 16 kHz ask for
+# 16000 samples per stored one (gigabytes), and no recording is made that way.
+MIN_RATE, MAX_RATE = 1000, 768_000
 
 # silero-vad v5/v6 at 16 kHz: 512 new samples per call, preceded by the last 64 samples
 # of the previous window, with a (2, 1, 128) recurrent state carried between calls.
@@ -47,16 +55,31 @@ _NEG_THRESHOLD_GAP = 0.15  # hysteresis: speech ends below threshold - 0.15 (as 
 # ----------------------------------------------------------------------------- decoding
 
 
-def _check_path(path: Path) -> None:
-    if not path.exists():
-        raise AudioError("file not found", path)
-    if path.is_dir():
+def check_audio_file(path: str | Path) -> Path:
+    """Refuse, in one line naming the file, what cannot be an audio file: checked before
+    any model loads. A named pipe or a device is refused rather than opened: reading one
+    could wait forever (a FIFO nobody writes) or never end (/dev/zero)."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise AudioError("file not found", path) from None
+    except OSError as e:
+        raise AudioError(f"cannot read file ({e.strerror or e})", path) from None
+    if stat.S_ISDIR(st.st_mode):
         raise AudioError("is a folder, not an audio file", path)
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a named pipe" if stat.S_ISFIFO(st.st_mode) else "a device" \
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "a socket or other special file"
+        raise AudioError(f"is {kind}, not an audio file", path)
+    if st.st_size == 0:
+        raise AudioError("empty file (0 bytes)", path)
     try:
         with open(path, "rb"):
             pass
     except OSError as e:  # e.g. permission denied: say so, not "damaged file"
         raise AudioError(f"cannot read file ({e.strerror or e})", path) from None
+    return path
 
 
 def _sf_reason(err: Exception) -> str:
@@ -65,12 +88,60 @@ def _sf_reason(err: Exception) -> str:
     return reason.strip().rstrip(".") or type(err).__name__
 
 
+_stderr_lock = threading.Lock()
+# What libsndfile's MP3 decoder (libmpg123) prints to the C stderr while it searches a
+# file: "Note: Illegal Audio-MPEG-Header ...", "Note: Trying to resync...".
+_DECODER_CHATTER = ("Note:", "Warning:", "[src/libmpg123")
+
+
+@contextlib.contextmanager
+def _decoder_stderr_captured():
+    """Keep a C decoder's chatter out of the terminal: a text file named .mp3 must give the
+    user one line, not mpg123's notes first. Anything else written meanwhile (another
+    thread's log line) is passed on afterwards. One capture at a time: a second decode
+    running meanwhile is simply not captured."""
+    if not _stderr_lock.acquire(blocking=False):
+        yield
+        return
+    try:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):
+            yield
+            return
+        with tempfile.TemporaryFile() as held:
+            os.dup2(held.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                held.seek(0)
+                kept = [ln for ln in held.read().splitlines(keepends=True)
+                        if not ln.decode("utf-8", "replace").lstrip().startswith(_DECODER_CHATTER)]
+                if kept:
+                    os.write(2, b"".join(kept))
+    finally:
+        _stderr_lock.release()
+
+
+def _check_finite(samples: np.ndarray, path: Path) -> None:
+    """NaN or infinite samples (a float WAV from a broken tool) poison resampling and every
+    model after it; they are refused here, with the file's name."""
+    for i in range(0, len(samples), 1 << 20):  # slices: no whole-file boolean copy
+        if not np.isfinite(samples[i : i + (1 << 20)]).all():
+            raise AudioError("damaged audio: it contains NaN or infinite sample values", path)
+
+
 def _read_soundfile(path: Path) -> np.ndarray:
     """Decode block by block, mixing to mono and resampling as we go."""
     with sf.SoundFile(path) as f:
         rate, channels, frames = f.samplerate, f.channels, f.frames
         if frames == 0:
             raise AudioError("contains no audio (zero length)", path)
+        if not MIN_RATE <= rate <= MAX_RATE:
+            raise AudioError(f"damaged header: a sample rate of {rate} Hz (audio is {MIN_RATE}-{MAX_RATE} Hz)", path)
         expected = frames if rate == SAMPLE_RATE else math.ceil(frames * SAMPLE_RATE / rate)
         out = np.empty(expected + 64, dtype=np.float32)
         n = 0
@@ -87,6 +158,7 @@ def _read_soundfile(path: Path) -> np.ndarray:
             block = f.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
             if len(block) == 0:
                 break
+            _check_finite(block.reshape(-1), path)
             mono = block[:, 0] if channels == 1 else block.mean(axis=1, dtype=np.float32)
             put(mono if stream is None else stream.resample_chunk(mono, last=False))
         if stream is not None:
@@ -120,39 +192,47 @@ def _read_ffmpeg(path: Path, ffmpeg: str) -> np.ndarray:
         del buf[len(buf) - len(buf) % 4 :]  # in place: slicing would copy
     if not buf:
         raise AudioError("contains no audio (zero length)", path)
-    return np.frombuffer(buf, dtype=np.float32)
+    audio = np.frombuffer(buf, dtype=np.float32)
+    _check_finite(audio, path)
+    return audio
 
 
 def load_audio(path: str | Path) -> np.ndarray:
     """Decode `path` to float32 mono at 16 kHz. Silence is returned, not refused.
 
-    Raises AudioError (naming the file, one line) for a missing file, a folder, audio
-    neither soundfile nor ffmpeg can decode, and zero-length audio.
+    Raises AudioError (naming the file, one line) for a missing or empty file, a folder,
+    a pipe or device, audio neither soundfile nor ffmpeg can decode, a header's impossible
+    sample rate, NaN or infinite samples, zero-length audio, and audio too long for memory.
     """
-    path = Path(path)
-    _check_path(path)
+    path = check_audio_file(path)
     try:
-        return _read_soundfile(path)
+        with _decoder_stderr_captured():
+            return _read_soundfile(path)
     except AudioError:
         raise
     except (sf.SoundFileError, RuntimeError) as e:  # libsndfile cannot read it
         reason = _sf_reason(e)
     except OSError as e:
         raise AudioError(f"cannot read file ({e.strerror or e})", path) from None
+    except MemoryError:
+        raise AudioError("too long to decode in this computer's memory", path) from None
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise AudioError(
             f"cannot decode audio: unknown format or damaged file (libsndfile: {reason}); "
             "installing ffmpeg adds more formats", path)
-    return _read_ffmpeg(path, ffmpeg)
+    try:
+        return _read_ffmpeg(path, ffmpeg)
+    except MemoryError:
+        raise AudioError("too long to decode in this computer's memory", path) from None
 
 
 def audio_duration(path: str | Path) -> float:
     """Length in seconds from the file header (ffprobe for what soundfile cannot open)."""
-    path = Path(path)
-    _check_path(path)
+    path = check_audio_file(path)
     try:
-        return float(sf.info(str(path)).duration)
+        with _decoder_stderr_captured():
+            return float(sf.info(str(path)).duration)
     except (sf.SoundFileError, RuntimeError) as e:
         reason = _sf_reason(e)
     ffprobe = shutil.which("ffprobe")
