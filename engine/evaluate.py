@@ -6,8 +6,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from engine.audio import SAMPLE_RATE, load_audio
-from engine.errors import StenoError
+from engine.audio import SAMPLE_RATE, check_audio_file, load_audio
+from engine.errors import AudioError, StenoError
 from engine.text.metrics import error_rates
 
 
@@ -15,6 +15,7 @@ from engine.text.metrics import error_rates
 class ManifestItem:
     audio: Path
     text: str
+    line: int = 0  # in the manifest, for messages; 0 when the item was not read from one
 
 
 def read_manifest(path: str | Path) -> list[ManifestItem]:
@@ -38,10 +39,26 @@ def read_manifest(path: str | Path) -> list[ManifestItem]:
         audio_path = Path(audio.strip())
         if not audio_path.is_absolute():
             audio_path = path.parent / audio_path
-        items.append(ManifestItem(audio_path, text.strip()))
+        items.append(ManifestItem(audio_path, text.strip(), n))
     if not items:
         raise StenoError("manifest has no entries", path)
     return items
+
+
+def _where(item: ManifestItem) -> str:
+    return f"line {item.line}: " if item.line else ""
+
+
+def manifest_problems(items: list[ManifestItem]) -> list[str]:
+    """One line per entry whose audio cannot be read (missing, empty, a folder), naming its
+    manifest line: checked before the model loads, so a bad last row costs no work."""
+    problems = []
+    for item in items:
+        try:
+            check_audio_file(item.audio)
+        except AudioError as e:
+            problems.append(f"{_where(item)}{e}")
+    return problems
 
 
 @dataclass
@@ -50,12 +67,13 @@ class EvalReport:
     device: str
     utterances: int
     audio_seconds: float
-    wer: float
-    cer: float
+    wer: float | None  # None when the references hold no words: a rate of nothing is no number
+    cer: float | None
     rtf: float
     encoder_rtf: float
     decoder_rtf: float
     rows: list[dict] = field(default_factory=list)
+    failed: list[dict] = field(default_factory=list)  # {"line", "audio", "error"} per entry that could not be decoded
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -64,9 +82,13 @@ class EvalReport:
         return (f"model        {self.model}\n"
                 f"device       {self.device}\n"
                 f"utterances   {self.utterances} ({self.audio_seconds:.1f} s of audio)\n"
-                f"WER          {100 * self.wer:.2f}%\n"
-                f"CER          {100 * self.cer:.2f}%\n"
+                f"WER          {_percent(self.wer)}\n"
+                f"CER          {_percent(self.cer)}\n"
                 f"RTF          {self.rtf:.3f} (encoder+bridge {self.encoder_rtf:.3f}, decoding {self.decoder_rtf:.3f})")
+
+
+def _percent(rate: float | None) -> str:
+    return "n/a (the references hold no words)" if rate is None else f"{100 * rate:.2f}%"
 
 
 def evaluate(items: list[ManifestItem], model=None, adapter=None, device="auto", beam_size=None,
@@ -79,8 +101,14 @@ def evaluate(items: list[ManifestItem], model=None, adapter=None, device="auto",
                                     precision=precision)
     refs, hyps, rows = [], [], []
     total_audio, wall = 0.0, 0.0
+    failed = []
     for i, item in enumerate(items):
-        audio = load_audio(item.audio)
+        try:  # one damaged file is reported and skipped: the work on the others is kept
+            audio = load_audio(item.audio)
+        except AudioError as e:
+            failed.append({"line": item.line, "audio": str(item.audio), "error": f"{_where(item)}{e}"})
+            progress((i + 1) / len(items), item.audio.name)
+            continue
         start = time.perf_counter()
         transcript = tr.transcribe(audio)
         wall += time.perf_counter() - start
@@ -91,7 +119,8 @@ def evaluate(items: list[ManifestItem], model=None, adapter=None, device="auto",
         progress((i + 1) / len(items), item.audio.name)
     rates = error_rates(refs, hyps)
     timing = tr.timing
-    return EvalReport(model=tr.name, device=tr.device_text, utterances=len(items), audio_seconds=total_audio,
-                      wer=rates.wer, cer=rates.cer, rtf=wall / max(total_audio, 1e-9),
+    return EvalReport(model=tr.name, device=tr.device_text, utterances=len(rows), audio_seconds=total_audio,
+                      wer=rates.wer if rates.words else None, cer=rates.cer if rates.chars else None,
+                      rtf=wall / max(total_audio, 1e-9),
                       encoder_rtf=timing.encoder_seconds / max(timing.audio_seconds, 1e-9),
-                      decoder_rtf=timing.decoder_seconds / max(timing.audio_seconds, 1e-9), rows=rows)
+                      decoder_rtf=timing.decoder_seconds / max(timing.audio_seconds, 1e-9), rows=rows, failed=failed)
