@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 from engine.errors import StenoError
 
 FORMATS = ("txt", "srt", "vtt", "json", "docx")
+MAX_BEAM = 16  # wider beams cost memory and time and find nothing more in practice
 
 
 def _progress_bar(desc: str, quiet: bool):
@@ -40,35 +42,57 @@ def _progress_bar(desc: str, quiet: bool):
 
 def cmd_transcribe(args) -> int:
     from engine.text.exporters import export, render
-    from engine.transcriber import Transcriber
 
     files = [Path(f) for f in args.files]
-    if args.output and len(files) > 1 and Path(args.output).exists() and not Path(args.output).is_dir():
-        raise StenoError("with several input files, --output must be a folder", args.output)
-    transcriber = Transcriber(args.model, adapter=args.adapter, device=args.device, beam_size=args.beam,
-                              precision=args.precision)
-    _info(args, f"model {transcriber.name}: {transcriber.device_text}")
     hints = _read_hints(args.hints) if args.hints else None
-    failures = 0
-    for path in files:
+    to_stdout = args.output is None and args.format != "docx" and len(files) == 1
+    outputs = [None] if to_stdout else _output_paths(files, args.output, args.format)
+    jobs, failures = [], 0
+    for path, out in zip(files, outputs):  # every path problem is found before the model loads
+        try:
+            _check_job(path, out, files)
+        except StenoError as e:
+            _error(e)
+            failures += 1
+            continue
+        jobs.append((path, out))
+    if not jobs:
+        return 1
+    transcriber = _transcriber(args)
+    for path, out in jobs:
         update, close = _progress_bar(path.name, args.quiet)
         try:
             transcript = transcriber.transcribe(path, hints=hints, progress=update)
-        except StenoError as e:
+        except (StenoError, MemoryError) as e:  # this file failed; the next may not
             close()
-            print(f"steno: error: {e}", file=sys.stderr)
+            _error(e if isinstance(e, StenoError) else StenoError("out of memory", path))
             failures += 1
             continue
         close()
-        fmt = args.format
-        if args.output is None and fmt != "docx" and len(files) == 1:
-            sys.stdout.buffer.write(render(transcript, fmt))
-            sys.stdout.flush()
+        if out is None:
+            _write_stdout(render(transcript, args.format))
             continue
-        out = _output_path(args.output, path, fmt, len(files))
-        export(transcript, out, fmt)
+        try:  # one file's export failing (a full disk, a read-only folder) does not stop the rest
+            export(transcript, out, args.format)
+        except StenoError as e:
+            _error(e)
+            failures += 1
+            continue
         _info(args, f"wrote {out}")
     return 1 if failures else 0
+
+
+def _transcriber(args):
+    from engine.transcriber import Transcriber
+
+    transcriber = Transcriber(args.model, adapter=args.adapter, device=args.device, beam_size=args.beam,
+                              precision=args.precision)
+    _info(args, f"model {transcriber.name}: {transcriber.device_text}")
+    return transcriber
+
+
+def _error(e: StenoError) -> None:
+    print(f"steno: error: {e}", file=sys.stderr)
 
 
 def _output_path(output: str | None, audio: Path, fmt: str, n_files: int) -> Path:
@@ -80,6 +104,80 @@ def _output_path(output: str | None, audio: Path, fmt: str, n_files: int) -> Pat
     return out
 
 
+def _output_paths(files: list[Path], output: str | None, fmt: str) -> list[Path]:
+    """Where each transcript goes; refused before any work if two would land on one path.
+
+    Inputs that share a stem (a.wav, a.mp3) are written under their whole names
+    (a.wav.txt, a.mp3.txt) instead of one a.txt that each would overwrite in turn."""
+    if output and len(files) > 1 and Path(output).exists() and not Path(output).is_dir():
+        raise StenoError("with several input files, --output must be a folder", output)
+    outs = [_output_path(output, f, fmt, len(files)) for f in files]
+    keys = [os.path.realpath(o) for o in outs]
+    outs = [o.with_name(f"{f.name}.{fmt}") if keys.count(k) > 1 else o for f, o, k in zip(files, outs, keys)]
+    seen: dict[str, Path] = {}
+    for f, o in zip(files, outs):
+        first = seen.setdefault(os.path.realpath(o), f)
+        if first is f:
+            continue
+        if os.path.realpath(first) == os.path.realpath(f):
+            raise StenoError("is given more than once", f)
+        raise StenoError(f"{first} and {f} would both be written here; transcribe them separately", o)
+    return outs
+
+
+def _check_job(audio: Path, out: Path | None, inputs: list[Path]) -> None:
+    """One line for an input that cannot be read or an output that must not be written.
+
+    An output may never be an input (a recording named rec.txt would be replaced by its
+    own transcript) nor anything but a regular file: the atomic rename would replace a
+    folder, a device node or a pipe instead of writing to it."""
+    from engine.audio import check_audio_file
+    from engine.files import not_replaceable
+
+    check_audio_file(audio)
+    if out is None:
+        return
+    problem = not_replaceable(out)
+    if problem is not None:
+        raise StenoError(f"cannot write the transcript here: it {problem}", out)
+    if out.exists() and any(_same_file(out, f) for f in inputs):
+        raise StenoError("is an input file: its transcript would replace it; choose another --output", out)
+    folder = out.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise StenoError(f"cannot write the transcript here: {folder} is a file, not a folder", out)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StenoError(f"cannot write the transcript here: the folder {folder} is not writable", out)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _write_stdout(data: bytes) -> None:
+    try:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    except OSError as e:
+        _stdout_failed(e)
+
+
+def _stdout_failed(e: OSError) -> None:
+    """A closed pipe (`steno ... | true`) or a full device: one line, not a traceback, and
+    stdout pointed at /dev/null so the interpreter's last flush cannot print one either."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file (tests capture it)
+        pass
+    raise StenoError(f"cannot write to standard output ({e.strerror or e})") from None
+
+
 def _read_hints(path: str) -> list[str]:
     from engine.decoding.hints import read_word_list
 
@@ -87,20 +185,27 @@ def _read_hints(path: str) -> list[str]:
 
 
 def cmd_eval(args) -> int:
-    from engine.evaluate import evaluate, read_manifest
+    from engine.evaluate import evaluate, manifest_problems, read_manifest
 
     items = read_manifest(args.manifest)
+    problems = manifest_problems(items)  # before the model loads: a bad last row costs no work
+    for problem in problems:
+        print(f"steno: error: {args.manifest}: {problem}", file=sys.stderr)
+    if problems:
+        return 1
     update, close = _progress_bar("eval", args.quiet)
     try:
         report = evaluate(items, model=args.model, adapter=args.adapter, device=args.device, beam_size=args.beam,
                           progress=update, precision=args.precision)
     finally:
         close()
+    for failed in report.failed:
+        print(f"steno: error: {args.manifest}: {failed['error']}", file=sys.stderr)
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
+        print(json.dumps(report.to_dict(), indent=2, allow_nan=False))
     else:
         print(report.table())
-    return 0
+    return 1 if report.failed else 0
 
 
 def cmd_export_onnx(args) -> int:
@@ -174,6 +279,18 @@ def _info(args, message: str) -> None:
         print(message, file=sys.stderr)
 
 
+def _beam(text: str) -> int:
+    """Refused while parsing, before anything loads: 0 or -1 used to mean greedy without a
+    word, and 100000 made torch ask for 20 GB."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= MAX_BEAM:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a whole number from 1 (greedy) to {MAX_BEAM}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="steno", description="Local dictation and transcription.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -182,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--model", help="model folder or installed model name (default: the best installed)")
         sp.add_argument("--adapter", help="LoRA adapter folder to apply")
         sp.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-        sp.add_argument("--beam", type=int, default=None, help="beam size (1 = greedy)")
+        sp.add_argument("--beam", type=_beam, default=None, help=f"beam size, 1 (greedy) to {MAX_BEAM}")
         sp.add_argument("--precision", choices=("int8", "fp32"), default=None,
                         help="int8: int8 weights wherever Steno has them (the decoder; a Whisper encoder too), "
                              "fastest; fp32: none. Default: an int8 decoder on a CPU, fp32 on a GPU")
@@ -236,10 +353,16 @@ def main(argv: list[str] | None = None) -> int:
 
     quiet_libraries()
     args = build_parser().parse_args(argv)
+    root = logging.getLogger()
+    level = root.level
+    if getattr(args, "quiet", False):  # -q: no info lines, and no notices such as "could not start CUDA"
+        root.setLevel(logging.ERROR)
     try:
-        return args.func(args)
+        code = args.func(args)
+        _flush_stdout()  # what print() buffered: a full disk or closed pipe shows here
+        return code
     except StenoError as e:
-        print(f"steno: error: {e}", file=sys.stderr)
+        _error(e)
         return 1
     except KeyboardInterrupt:
         print("steno: interrupted", file=sys.stderr)
@@ -247,6 +370,15 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         print("steno: error: out of memory", file=sys.stderr)
         return 1
+    finally:
+        root.setLevel(level)
+
+
+def _flush_stdout() -> None:
+    try:
+        sys.stdout.flush()
+    except OSError as e:
+        _stdout_failed(e)
 
 
 if __name__ == "__main__":

@@ -64,10 +64,22 @@ def create_session(onnx_path: str | Path, device: str = "auto") -> tuple[ort.Inf
                                "from the weights", onnx_path) from None
     got_cuda = session.get_providers()[0] == "CUDAExecutionProvider"
     if want_cuda and not got_cuda:
-        log.warning("ONNX Runtime could not start CUDA (no GPU or CUDA libraries): running on CPU")
+        _no_cuda_notice()
     if device == "cuda" and not got_cuda:
         raise StenoError("--device cuda was asked for, but ONNX Runtime could not start CUDA here (use --device auto or cpu)")
     return session, "cuda" if got_cuda else "cpu"
+
+
+_cuda_notice_said = False
+
+
+def _no_cuda_notice() -> None:
+    """Said once per process (every model opens one or two sessions, and the reason is the
+    same), and only counted as said when someone listens: `steno -q` silences it."""
+    global _cuda_notice_said
+    if not _cuda_notice_said and log.isEnabledFor(logging.WARNING):
+        _cuda_notice_said = True
+        log.warning("ONNX Runtime could not start CUDA (no GPU or CUDA libraries): running on CPU")
 
 
 def run_session(session: ort.InferenceSession, inputs: np.ndarray) -> np.ndarray:
