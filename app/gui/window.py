@@ -24,6 +24,7 @@ from app.gui.recovery import Recovery
 from app.gui.settings_tab import SettingsTab, unlock_at_start
 from app.gui.theme import apply_theme
 from app.gui.trainer_tab import TrainerTab
+from app.gui.training_data import training_data_job
 from app.gui.transcribe_tab import TranscribeTab
 from app.gui.workers import Job, JobRunner, setup_logging, show_error
 from app.projects import Project
@@ -155,13 +156,9 @@ class MainWindow(QMainWindow):
         if self.transcribe_tab.project is not None and project.folder == self.transcribe_tab.project.folder:
             self.transcribe_tab.document.flush_autosave()
 
-        def work(progress, cancel):
-            transcript = Project.load(project.folder).load_transcript()
-            if transcript is None:
-                raise StenoError("project has no transcript yet", project.folder)
-            return project.save_training_data(transcript)
-
-        job = Job(work, name="training data")
+        job = training_data_job(self, project)
+        if job is None:
+            return None
         job.done.connect(lambda d: (self.statusBar().showMessage(f"saved as training data in {d}", 8000),
                                     self.trainer_tab.refresh()))
         job.failed.connect(lambda m: show_error(self, "Training data", m))

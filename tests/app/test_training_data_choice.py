@@ -109,8 +109,6 @@ def test_a_fully_checked_transcript_is_taken_without_a_question(make_window, ans
     assert seen == [] and saved_texts(project) == ["Stop ibuprofen tonight", "continue amlodipine"]
 
 
-@pytest.mark.xfail(strict=True, reason="app/gui/window.py's make_training_data must call training_data_job "
-                                       "(asked for in issue 27 #19's report); remove this mark then")
 def test_the_projects_tab_button_asks_and_takes_the_checked_segments(make_window, answer, qtbot):
     project = project_with(ward_round())
     w = make_window()
