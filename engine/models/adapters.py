@@ -31,6 +31,11 @@ def read_adapter_meta(folder: str | Path) -> dict:
         raise StenoError(f"unreadable adapter metadata ({e})", meta_path) from None
     if not isinstance(meta, dict) or "base_model_id" not in meta:
         raise StenoError("adapter metadata has no base_model_id", meta_path)
+    if not isinstance(meta["base_model_id"], str):
+        raise StenoError("bad adapter metadata value base_model_id: must be a string", meta_path)
+    if meta.get("target", "lm") not in ("lm", "whisper"):
+        raise StenoError(f"bad adapter metadata value target = {json.dumps(meta['target'])}: must be lm or whisper",
+                         meta_path)
     return meta
 
 

@@ -86,6 +86,17 @@ def test_an_adapter_without_or_with_damaged_lora_files_is_refused(tiny_model_dir
     assert not isinstance(model.lm, PeftModel)  # refused before the model was touched
 
 
+@pytest.mark.parametrize("key,value", [("target", "encoder"), ("base_model_id", 7)])
+def test_bad_adapter_metadata_values_are_refused_naming_file_and_key(tiny_model_dir, tmp_path, key, value):
+    adapter = _adapter(tiny_model_dir, tmp_path / "adapter")
+    meta = json.loads((adapter / "steno_adapter.json").read_text())
+    meta[key] = value
+    (adapter / "steno_adapter.json").write_text(json.dumps(meta))
+    with pytest.raises(StenoError) as e:
+        apply_adapter(load_model(tiny_model_dir), adapter, model_id(tiny_model_dir))
+    assert str(adapter / "steno_adapter.json") in str(e.value) and key in str(e.value)
+
+
 def test_transcribe_with_an_adapter_missing_its_lora_settings_fails_in_one_line(tiny_model_dir, tmp_path, tone_wav,
                                                                                    capsys):
     adapter = _adapter(tiny_model_dir, tmp_path / "adapter")
