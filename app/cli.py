@@ -163,10 +163,10 @@ def _write_stdout(data: bytes) -> None:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
     except OSError as e:
-        _stdout_failed(e)
+        raise _stdout_error(e) from None
 
 
-def _stdout_failed(e: OSError) -> None:
+def _stdout_error(e: OSError) -> StenoError:
     """A closed pipe (`steno ... | true`) or a full device: one line, not a traceback, and
     stdout pointed at /dev/null so the interpreter's last flush cannot print one either."""
     try:
@@ -175,7 +175,7 @@ def _stdout_failed(e: OSError) -> None:
         os.close(devnull)
     except (OSError, ValueError, AttributeError):  # not a real file (tests capture it)
         pass
-    raise StenoError(f"cannot write to standard output ({e.strerror or e})") from None
+    return StenoError(f"cannot write to standard output ({e.strerror or e})")
 
 
 def _read_hints(path: str) -> list[str]:
@@ -364,6 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     except StenoError as e:
         _error(e)
         return 1
+    except BrokenPipeError as e:  # print() flushing a full buffer into a pipe whose reader left (| head)
+        _error(_stdout_error(e))
+        return 1
     except KeyboardInterrupt:
         print("steno: interrupted", file=sys.stderr)
         return 130
@@ -378,7 +381,7 @@ def _flush_stdout() -> None:
     try:
         sys.stdout.flush()
     except OSError as e:
-        _stdout_failed(e)
+        raise _stdout_error(e) from None
 
 
 if __name__ == "__main__":

@@ -215,6 +215,19 @@ def test_stdout_into_a_closed_pipe_is_one_line(tiny_model_dir, speech_wav):
     assert proc.stderr.strip().splitlines() == ["steno: error: cannot write to standard output (Broken pipe)"]
 
 
+def test_a_command_that_prints_into_a_closed_pipe_is_one_line():
+    """`steno models | true`: what print() buffered fails at the last flush (larger output inside print())."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        models = _cli("models", stdout=write)
+    finally:
+        os.close(write)
+    assert "Traceback" not in models.stderr and "Exception ignored" not in models.stderr
+    assert models.returncode == 1
+    assert models.stderr.strip().splitlines() == ["steno: error: cannot write to standard output (Broken pipe)"]
+
+
 # ------------------------------------------------------------------ 11: beam width
 
 
