@@ -81,14 +81,15 @@ class EvalReport:
     def table(self) -> str:
         return (f"model        {self.model}\n"
                 f"device       {self.device}\n"
-                f"utterances   {self.utterances} ({self.audio_seconds:.1f} s of audio)\n"
+                f"utterances   {self.utterances} ({self.audio_seconds:.1f} s of audio)"
+                f"{f'; {len(self.failed)} not decoded, left out' if self.failed else ''}\n"
                 f"WER          {_percent(self.wer)}\n"
                 f"CER          {_percent(self.cer)}\n"
                 f"RTF          {self.rtf:.3f} (encoder+bridge {self.encoder_rtf:.3f}, decoding {self.decoder_rtf:.3f})")
 
 
 def _percent(rate: float | None) -> str:
-    return "n/a (the references hold no words)" if rate is None else f"{100 * rate:.2f}%"
+    return "n/a (no reference words to score against)" if rate is None else f"{100 * rate:.2f}%"
 
 
 def evaluate(items: list[ManifestItem], model=None, adapter=None, device="auto", beam_size=None,

@@ -288,6 +288,8 @@ def test_eval_keeps_the_work_on_good_rows_when_one_cannot_be_decoded(speech_wav,
     assert "line 2" in line and "damaged.wav" in line
     report = json.loads(out)
     assert report["utterances"] == 2 and [f["line"] for f in report["failed"]] == [2]
+    rc, out, _ = _run(["eval", "--manifest", str(manifest), "-q"], capsys)
+    assert rc == 1 and "utterances   2" in out and "1 not decoded, left out" in out
 
 
 # ------------------------------------------------------------------ 15: no display
