@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from engine.errors import ModelFolderError, first_line
+from engine.files import atomic_write_text
+from engine.models.config import CONFIG_NAME
 
 MANIFEST = ".steno_files.json"
 REPAIR = "run `steno setup` to repair an installed model"
@@ -37,14 +38,17 @@ def sha256_file(path: Path) -> str:
 
 def tracked_files(folder: Path) -> list[Path]:
     """The files a model's manifest covers (see the module's docstring for what is left out)."""
-    from engine.models.config import CONFIG_NAME
-
     found = []
     for path in sorted(Path(folder).rglob("*")):
         rel = path.relative_to(folder).as_posix()
-        if path.is_file() and rel != CONFIG_NAME and not rel.startswith("encoder_bridge") and "/." not in f"/{rel}":
+        if path.is_file() and rel != CONFIG_NAME and not rel.startswith("encoder_bridge") and not _hidden(rel):
             found.append(path)
     return found
+
+
+def _hidden(rel: str) -> bool:
+    """Dot-files and anything in a dot-folder: the manifest, temporary and leftover files."""
+    return "/." in f"/{rel}"
 
 
 def stamp(path: Path) -> dict:
@@ -54,10 +58,12 @@ def stamp(path: Path) -> dict:
 
 def record_files(folder: str | Path) -> None:
     """Write the manifest: size, time and sha256 of each file, as installed now."""
-    from engine.files import atomic_write_text
-
     folder = Path(folder)
     files = {p.relative_to(folder).as_posix(): {**stamp(p), "sha256": sha256_file(p)} for p in tracked_files(folder)}
+    _write_manifest(folder, files)
+
+
+def _write_manifest(folder: Path, files: dict) -> None:
     atomic_write_text(folder / MANIFEST, json.dumps({"files": files}, indent=1) + "\n")
 
 
@@ -95,10 +101,8 @@ def verify_files(folder: str | Path, full: bool = False) -> None:
             refreshed |= got["mtime_ns"] != want["mtime_ns"]
             want["mtime_ns"] = got["mtime_ns"]
     if refreshed:  # same bytes, new time (a copy): hash it once, not on every load
-        from engine.files import atomic_write_text
-
         try:
-            atomic_write_text(folder / MANIFEST, json.dumps({"files": files}, indent=1) + "\n")
+            _write_manifest(folder, files)
         except OSError:
             pass  # a read-only folder: it is hashed again next time, which is only slower
 
@@ -128,7 +132,7 @@ def check_integrity(folder: str | Path, full: bool = False) -> None:
     folder = Path(folder)
     verify_files(folder, full)
     for path in sorted(folder.rglob("*.safetensors")):
-        if "/." not in f"/{path.relative_to(folder).as_posix()}":
+        if not _hidden(path.relative_to(folder).as_posix()):
             check_safetensors(path, folder)
 
 
