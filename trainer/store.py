@@ -74,9 +74,11 @@ def delete_adapter(path: Path) -> None:
 
 def merge_adapter(adapter: Path, base_model: str | Path, out_model: Path) -> Path:
     """Fold the LoRA (and bridge) weights into a copy of the base model, saved as a model folder."""
-    from engine.models.config import ModelConfig
+    from engine.models.config import CONFIG_NAME, ModelConfig
     from engine.models.registry import model_id, resolve_model
+    from trainer.train import check_out_dir
 
+    check_out_dir(Path(out_model), CONFIG_NAME, "a model")
     folder = resolve_model(base_model)
     config = ModelConfig.load(folder)
     base_id = model_id(folder)

@@ -523,13 +523,14 @@ def drop_work_without_progress(work: Path) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def check_out_dir(out_dir: Path) -> None:
-    """The adapter replaces `out_dir` whole when it is saved: refuse anything but a new or
-    empty folder or an earlier adapter, before any work, so no file of the user's is lost."""
+def check_out_dir(out_dir: Path, marker: str = ADAPTER_META, what: str = "an adapter") -> None:
+    """An adapter (or merged model) replaces `out_dir` whole when it is saved: refuse anything
+    but a new or empty folder or an earlier one of its kind (it holds `marker`), before any
+    work, so no file of the user's is lost."""
     if out_dir.exists() and not out_dir.is_dir():
-        raise StenoError("not a folder: the adapter is saved as a new folder (choose another --out)", out_dir)
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / ADAPTER_META).is_file():
-        raise StenoError("folder holds files that are not an adapter's, and saving would replace it "
+        raise StenoError(f"not a folder: {what} is saved as a new folder (choose another --out)", out_dir)
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / marker).is_file():
+        raise StenoError(f"folder holds files that are not {what}'s, and saving would replace it "
                          "(choose a new folder for --out)", out_dir)
 
 

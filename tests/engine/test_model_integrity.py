@@ -50,7 +50,7 @@ def _one_line_error(capsys, rc):
 # ------------------------------------------------------------------ item 5: adapters
 
 
-def _adapter(base, out):
+def tiny_adapter(base, out):
     """A real LoRA adapter for the tiny model (peft files plus steno_adapter.json)."""
     from peft import LoraConfig, get_peft_model
 
@@ -66,7 +66,7 @@ def _adapter(base, out):
 def test_an_adapter_without_or_with_damaged_lora_files_is_refused(tiny_model_dir, tmp_path, damage):
     from peft import PeftModel
 
-    adapter = _adapter(tiny_model_dir, tmp_path / "adapter")
+    adapter = tiny_adapter(tiny_model_dir, tmp_path / "adapter")
     model = load_model(tiny_model_dir)
     apply_adapter(model, adapter, model_id(tiny_model_dir))  # whole: applied
     assert isinstance(model.lm, PeftModel)
@@ -88,7 +88,7 @@ def test_an_adapter_without_or_with_damaged_lora_files_is_refused(tiny_model_dir
 
 @pytest.mark.parametrize("key,value", [("target", "encoder"), ("base_model_id", 7)])
 def test_bad_adapter_metadata_values_are_refused_naming_file_and_key(tiny_model_dir, tmp_path, key, value):
-    adapter = _adapter(tiny_model_dir, tmp_path / "adapter")
+    adapter = tiny_adapter(tiny_model_dir, tmp_path / "adapter")
     meta = json.loads((adapter / "steno_adapter.json").read_text())
     meta[key] = value
     (adapter / "steno_adapter.json").write_text(json.dumps(meta))
@@ -99,7 +99,7 @@ def test_bad_adapter_metadata_values_are_refused_naming_file_and_key(tiny_model_
 
 def test_transcribe_with_an_adapter_missing_its_lora_settings_fails_in_one_line(tiny_model_dir, tmp_path, tone_wav,
                                                                                    capsys):
-    adapter = _adapter(tiny_model_dir, tmp_path / "adapter")
+    adapter = tiny_adapter(tiny_model_dir, tmp_path / "adapter")
     (adapter / "adapter_config.json").unlink()
     out = tmp_path / "out.txt"
     rc = main(["transcribe", str(tone_wav), "--model", str(tiny_model_dir), "--adapter", str(adapter), "-q",

@@ -74,6 +74,21 @@ def test_a_folder_of_the_users_is_never_replaced_by_an_adapter(tiny_model_dir, t
     assert (out / "thesis.docx").read_bytes() == b"years of work" and _left_behind(out) == []
 
 
+def test_merge_never_replaces_a_folder_of_the_users(tiny_model_dir, tmp_path):
+    from tests.engine.test_model_integrity import tiny_adapter
+    from trainer.api import merge_adapter
+
+    adapter = tiny_adapter(tiny_model_dir, tmp_path / "adapter")
+    out = tmp_path / "Documents"
+    out.mkdir()
+    (out / "thesis.docx").write_bytes(b"years of work")
+    with pytest.raises(StenoError, match="not a model") as e:
+        merge_adapter(adapter, tiny_model_dir, out)
+    assert str(out) in str(e.value)
+    assert [p.name for p in out.iterdir()] == ["thesis.docx"]
+    assert merge_adapter(adapter, tiny_model_dir, tmp_path / "merged") == tmp_path / "merged"  # a new folder is fine
+
+
 def test_steno_home_that_is_a_file_is_one_line(tmp_path, monkeypatch, capsys):
     home = tmp_path / "home"
     home.write_text("not a folder")
