@@ -58,10 +58,12 @@ class ModelInfo:
     problem: str | None = None  # why the folder cannot be used (damaged, incomplete): `steno models` says so
 
 
-def list_models() -> list[ModelInfo]:
+def list_models(full: bool = False) -> list[ModelInfo]:
     """Installed models (half-built `.tmp` folders are ignored); a damaged or incomplete one
-    is listed with its problem, not as if it worked."""
+    is listed with its problem, not as if it worked. full=True (`steno models`) hashes every
+    file against its manifest; otherwise only files whose size or time changed are read."""
     from engine.models.folder import check_folder
+    from engine.models.integrity import check_integrity
 
     root = models_dir()
     found = []
@@ -76,6 +78,8 @@ def list_models() -> list[ModelInfo]:
                 continue
             try:
                 check_folder(folder)
+                if full:
+                    check_integrity(folder, full=True)
                 problem = None
             except ModelFolderError as e:
                 problem = str(e)

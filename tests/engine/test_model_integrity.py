@@ -154,6 +154,17 @@ def test_models_lists_a_model_with_an_empty_weights_file_as_damaged(tiny_model_d
         resolve_model(None)  # never picked as if it worked
 
 
+def test_models_list_in_full_finds_damage_that_kept_size_and_time(tiny_model_dir):
+    folder = _copy(tiny_model_dir, models_dir() / "tiny")
+    integrity.record_files(folder)
+    weights = folder / "lm" / "model.safetensors"
+    stat = weights.stat()
+    _overwrite_middle(weights)
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # bit rot: the same size and time
+    assert list_models()[0].problem is None  # a load reads no file whose stamp holds
+    assert "sha256" in list_models(full=True)[0].problem
+
+
 def test_setup_finds_and_repairs_damaged_weights_and_graphs(real_tiny_en, tmp_path):
     from engine.models.whisper_install import install_whisper_model, is_installed
     from engine.transcriber import Transcriber
