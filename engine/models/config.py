@@ -165,7 +165,7 @@ class ModelConfig:
 
 
 MAX_SEGMENT_SECONDS = 30.0  # the encoder graphs (and Whisper's position table) take up to 30 s
-MAX_BEAM = 64
+MAX_BEAM = 16  # as `--beam` (app/cli.py): wider beams cost memory and time and find nothing more
 
 
 def _int(v, lo: int = 0) -> bool:
