@@ -19,7 +19,6 @@ from engine.models.folder import check_folder
 from engine.models.repair import ensure_graphs
 from engine.models.registry import list_models, model_id, models_dir, resolve_model
 from engine.runtime import create_session, run_session
-from tests.engine.test_whisper_backend import real_tiny_en  # noqa: F401 (the installed tiny.en fixture)
 from tests.helpers import tiny_model
 
 
