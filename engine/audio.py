@@ -50,6 +50,11 @@ VAD_FRAME_S = VAD_WINDOW / SAMPLE_RATE  # 32 ms
 _VAD_MODEL = "silero_vad.onnx"
 _MIN_SPEECH_S = 0.1  # speech shorter than this is a click, not a word
 _NEG_THRESHOLD_GAP = 0.15  # hysteresis: speech ends below threshold - 0.15 (as silero does)
+# Faint speech next to a speech region joins it (`_widen`): whispered, falsetto and quiet
+# words score 0.1-0.5 where voiced speech scores near 1, and silence near 0.
+EDGE_THRESHOLD = 0.1
+EDGE_GAP_S = 1.0
+EDGE_MAX_S = 2.0
 
 
 # ----------------------------------------------------------------------------- decoding
@@ -347,6 +352,31 @@ def _speech_regions(probs: np.ndarray, threshold: float, min_silence_s: float) -
     return [(a, b) for a, b in merged if (b - a) * VAD_FRAME_S >= _MIN_SPEECH_S]
 
 
+def _widen(a: int, b: int, probs: np.ndarray) -> tuple[int, int]:
+    """Speech windows [a, b) grown over the faint speech beside them: windows the VAD gives
+    at least EDGE_THRESHOLD, each within EDGE_GAP_S of the next, up to EDGE_MAX_S a side.
+
+    The VAD is surest of loud, voiced speech; a quiet first word, a whispered or falsetto
+    end of a sentence scores well below its threshold. Cutting there loses words; a little
+    silence kept instead costs nothing (the decoder's timestamps and guards see it).
+    """
+    gap, most = round(EDGE_GAP_S / VAD_FRAME_S), round(EDGE_MAX_S / VAD_FRAME_S)
+    first, last = max(a - most, 0), min(b + most, len(probs))
+    while a > first:
+        lo = max(a - gap, first)
+        faint = np.flatnonzero(probs[lo:a] >= EDGE_THRESHOLD)
+        if len(faint) == 0:
+            break
+        a = lo + int(faint[0])
+    while b < last:
+        hi = min(b + gap, last)
+        faint = np.flatnonzero(probs[b:hi] >= EDGE_THRESHOLD)
+        if len(faint) == 0:
+            break
+        b += int(faint[-1]) + 1
+    return a, b
+
+
 def _cut_long(start: float, end: float, probs: np.ndarray, max_seconds: float) -> list[tuple[float, float]]:
     """Cut a region longer than max_seconds at its least speech-like window.
 
@@ -382,6 +412,7 @@ def _plan_chunks(
     """Chunk (start, end) times in seconds from per-window speech probabilities."""
     padded: list[list[float]] = []
     for a, b in _speech_regions(probs, threshold, min_silence_s):
+        a, b = _widen(a, b, probs)
         s, e = max(a * VAD_FRAME_S - pad_s, 0.0), min(b * VAD_FRAME_S + pad_s, duration)
         if padded and s <= padded[-1][1]:  # padding made neighbours touch
             padded[-1][1] = e

@@ -38,6 +38,11 @@ class ChunkResult:
     logprobs: list[float]
     flags: list[str]
     spans: list[Span] = field(default_factory=list)  # empty: the model has no timing of its own
+    # Seconds of the clip the text accounts for; None: all of it. Less where the model
+    # stopped early: Whisper's sign of a segment it heard begin but not end (a lone opening
+    # timestamp), or the length limit or a loop cut before the clip's end. The Transcriber
+    # decodes the rest of the clip again, as Whisper's own long-form loop seeks on.
+    covered: float | None = None
 
 
 @dataclass
@@ -60,8 +65,9 @@ class Backend(Protocol):
     device_text: str  # what runs where, in words
 
     def transcribe_batch(self, clips: list[np.ndarray], *, hints: list[str] | None, beam_size: int,
-                         timing: Timing) -> list[ChunkResult]:
-        """One result per clip (16 kHz mono float32), in order; adds its time to `timing`."""
+                         timing: Timing, context: str | None = None) -> list[ChunkResult]:
+        """One result per clip (16 kHz mono float32), in order; adds its time to `timing`.
+        `context`: the text said just before the clips, where the model can use it."""
 
     def set_adapter(self, adapter: str | Path | None, base_model_id: str) -> dict | None:
         """Apply a LoRA adapter folder in place (None restores the base model); its metadata."""

@@ -14,13 +14,14 @@ to ask): the chunk is flagged "no-speech" and its text dropped (kept, flagged, w
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from engine.audio import SAMPLE_RATE, AudioChunk, load_audio, split_on_speech
+from engine.audio import SAMPLE_RATE, VAD_WINDOW, AudioChunk, load_audio, split_on_speech
 from engine.backend import Backend, ChunkResult, Timing
 from engine.decoding.hints import select_hints, uses_terms, word_confidences
 from engine.errors import StenoError
@@ -35,6 +36,9 @@ CancelFn = Callable[[], bool]
 # than keeping a flagged doubt. Silence, hiss and music sit far below both.
 SPEECH_MIN_SECONDS = 0.1
 SPEECH_MIN_FRACTION = 0.05
+# The rest of a chunk the model left unfinished is decoded with the text before it as
+# previous text (Whisper's long-form conditioning), at most this much of it.
+CONTEXT_CHARS = 600
 
 
 class Cancelled(StenoError):
@@ -113,46 +117,69 @@ class Transcriber:
                           beam_size: int | None = None, progress: ProgressFn | None = None,
                           cancel: CancelFn | None = None, vad_check: bool = False) -> list[Segment]:
         """Segments for chunks the caller cut. `vad_check` asks the VAD whether each chunk that
-        got text holds speech (`transcribe` does); without it the chunks are taken as speech."""
+        got text holds speech (`transcribe` does); without it the chunks are taken as speech.
+
+        Where the model leaves a chunk unfinished (ChunkResult.covered), the rest of it is
+        decoded again on its own, as often as that still moves on, while the VAD hears
+        speech in it: a sentence at a window's end is never simply dropped."""
         progress = progress or (lambda f, m: None)
         cancel = cancel or (lambda: False)
         beam = beam_size or self.beam_size
+        parts: list[list[tuple[AudioChunk, ChunkResult]]] = [[] for _ in chunks]
+        work, owners = list(chunks), list(range(len(chunks)))
+        counter = _Counter(len(chunks), progress)
+        contexts = None
+        while work:
+            results = self._decode_all(work, hints, beam, vad_check, counter, cancel, contexts)
+            tails, tail_owners = [], []
+            for i, chunk, r in zip(owners, work, results):
+                parts[i].append((chunk, r))
+                tail = _unfinished_rest(chunk, r)
+                if tail is not None and holds_speech(tail.audio, tail.speech_probs):
+                    tails.append(tail)
+                    tail_owners.append(i)
+            counter.total += len(tails)
+            work, owners = tails, tail_owners
+            contexts = [" ".join(r.text for _, r in parts[i])[-CONTEXT_CHARS:] for i in owners]
+        self.timing.audio_seconds += sum(len(c.audio) for c in chunks) / SAMPLE_RATE
+        return [s for pieces in parts for c, r in pieces for s in chunk_segments(c, r)]
+
+    def _decode_all(self, chunks: list[AudioChunk], hints: list[str] | None, beam: int, vad_check: bool,
+                    counter: "_Counter", cancel: CancelFn, contexts: list[str] | None = None) -> list[ChunkResult]:
+        """One result per chunk, decoded in batches of similar lengths; a chunk with its own
+        `contexts` entry (the text before it) is decoded on its own."""
         results: list[ChunkResult | None] = [None] * len(chunks)
         order = sorted(range(len(chunks)), key=lambda i: len(chunks[i].audio))  # similar lengths batch well
-        batch = self.batch_size if beam == 1 else 1
-        done = 0
-        started = time.perf_counter()
+        batch = self.batch_size if beam == 1 and contexts is None else 1
         for b in range(0, len(order), batch):
             if cancel():
                 raise Cancelled("transcription cancelled")
             idx = order[b:b + batch]
-            outs = self._decode([chunks[i].audio for i in idx], hints, beam)
+            context = contexts[idx[0]] if contexts is not None else None
+            outs = self._decode([chunks[i].audio for i in idx], hints, beam, context)
             for i, r in zip(idx, outs):
                 if vad_check and r.text.strip() and not holds_speech(chunks[i].audio, chunks[i].speech_probs):
                     r = _no_speech(r, self.keep_no_speech)
                 results[i] = r
-            done += len(idx)
-            elapsed = time.perf_counter() - started
-            eta = elapsed / done * (len(chunks) - done)
-            progress(done / len(chunks), f"segment {done}/{len(chunks)}, about {eta:.0f} s left")
-        self.timing.audio_seconds += sum(len(c.audio) for c in chunks) / SAMPLE_RATE
-        return [s for c, r in zip(chunks, results) for s in chunk_segments(c, r)]
+            counter.add(len(idx))
+        return results
 
-
-    def _decode(self, clips: list[np.ndarray], hints: list[str] | None, beam: int) -> list[ChunkResult]:
+    def _decode(self, clips: list[np.ndarray], hints: list[str] | None, beam: int,
+                context: str | None = None) -> list[ChunkResult]:
         """With a word list, each clip is first transcribed without hints. Only the terms that
         look like something in that draft go into its prompt (`engine.decoding.hints.select_hints`, at
         most the model's `max_hint_terms`), and the hinted transcript replaces the draft only
         if it writes one of them where the draft heard something like it
         (`engine.decoding.hints.uses_terms`): a list of words that are not said changes nothing."""
-        drafts = self.backend.transcribe_batch(clips, hints=None, beam_size=beam, timing=self.timing)
+        drafts = self.backend.transcribe_batch(clips, hints=None, beam_size=beam, timing=self.timing, context=context)
         if not hints:
             return drafts
         limit = self.config.prompt.max_hint_terms
         out = []
         for clip, draft in zip(clips, drafts):
             picked = select_hints(hints, draft.text, limit)
-            hinted = self.backend.transcribe_batch([clip], hints=picked, beam_size=beam, timing=self.timing)[0] \
+            hinted = self.backend.transcribe_batch([clip], hints=picked, beam_size=beam, timing=self.timing,
+                                                   context=context)[0] \
                 if picked else None
             sure = word_confidences(draft.token_texts, draft.logprobs)
             out.append(hinted if hinted is not None and uses_terms(draft.text, hinted.text, picked, sure) else draft)
@@ -169,10 +196,34 @@ def holds_speech(audio: np.ndarray, probs: np.ndarray | None = None) -> bool:
     return speech * VAD_FRAME_S >= SPEECH_MIN_SECONDS and speech >= SPEECH_MIN_FRACTION * len(probs)
 
 
+class _Counter:
+    """Progress over chunks, whose number grows when unfinished rests are decoded again."""
+
+    def __init__(self, total: int, progress: ProgressFn):
+        self.total, self.done, self.progress = total, 0, progress
+        self.started = time.perf_counter()
+
+    def add(self, n: int) -> None:
+        self.done += n
+        eta = (time.perf_counter() - self.started) / self.done * (self.total - self.done)
+        self.progress(self.done / self.total, f"segment {self.done}/{self.total}, about {eta:.0f} s left")
+
+
+def _unfinished_rest(chunk: AudioChunk, r: ChunkResult) -> AudioChunk | None:
+    """The part of `chunk` after what its result covers, or None when it covers it all."""
+    if r.covered is None:
+        return None
+    skip = int(round(r.covered * SAMPLE_RATE))
+    if skip <= 0 or skip >= len(chunk.audio):
+        return None
+    probs = None if chunk.speech_probs is None else chunk.speech_probs[skip // VAD_WINDOW:]
+    return AudioChunk(chunk.start + skip / SAMPLE_RATE, chunk.end, chunk.audio[skip:], probs)
+
+
 def _no_speech(r: ChunkResult, keep: bool) -> ChunkResult:
     flags = r.flags + ["no-speech"]
     if keep:
-        return ChunkResult(r.text, r.tokens, r.token_texts, r.logprobs, flags, r.spans)
+        return dataclasses.replace(r, flags=flags)
     return ChunkResult(text="", tokens=[], token_texts=[], logprobs=[], flags=flags)
 
 

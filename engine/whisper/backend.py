@@ -41,7 +41,10 @@ from engine.whisper.model import load_decoder, pad_batch
 SAMPLE_RATE = 16000
 SECONDS_PER_TIMESTAMP = 0.02
 MAX_INITIAL_TIMESTAMP = 50  # the first timestamp within 1 s, as Whisper does
-MAX_PROMPT_TOKENS = 223  # Whisper keeps the previous-text prompt under half its 448 context
+MAX_PROMPT_TOKENS = 223
+# A clip the model left unfinished is decoded again from where it stopped, unless that is
+# within this many seconds of either end (too little gained, or no progress made).
+MIN_RESUME_SECONDS = 0.5  # Whisper keeps the previous-text prompt under half its 448 context
 # Whisper's own test for a silent window: no-speech probability above 0.6 *and* an average
 # log-probability below -1. The VAD is a second witness: a likely no-speech window where
 # the VAD hears almost no speech is dropped even when the decoder is confident (that is
@@ -139,15 +142,17 @@ class DecoderStep:
 # ---------------------------------------------------------------------- the backend
 
 
-def prompt_tokens(tokenizer, vocab: Vocab, hints: list[str] | None) -> list[int]:
-    """[<|startofprev|> + the user's terms as previous text] + the start-of-transcript tokens
-    (the trainer builds its hint prompts with this too)."""
-    tokens: list[int] = []
+def prompt_tokens(tokenizer, vocab: Vocab, hints: list[str] | None, context: str | None = None) -> list[int]:
+    """[<|startofprev|> + the user's terms + `context`, the text just before the clip, as
+    previous text] + the start-of-transcript tokens (the trainer builds its hint prompts
+    with this too). Over MAX_PROMPT_TOKENS, the oldest previous text goes first."""
     terms = [h.strip() for h in hints or [] if h.strip()]
-    if terms:
-        words = tokenizer.encode(" " + ", ".join(terms), add_special_tokens=False)[:MAX_PROMPT_TOKENS]
-        tokens = [vocab.sot_prev] + words
-    return tokens + list(vocab.prefix)
+    words = tokenizer.encode(" " + ", ".join(terms), add_special_tokens=False) if terms else []
+    if context and context.strip():
+        words += tokenizer.encode(" " + context.strip(), add_special_tokens=False)
+    if not words:
+        return list(vocab.prefix)
+    return [vocab.sot_prev] + words[-MAX_PROMPT_TOKENS:] + list(vocab.prefix)
 
 
 class WhisperBackend:
@@ -228,8 +233,8 @@ class WhisperBackend:
 
     # ------------------------------------------------------------------ decoder
 
-    def prompt(self, hints: list[str] | None) -> list[int]:
-        return prompt_tokens(self.tokenizer, self.vocab, hints)
+    def prompt(self, hints: list[str] | None, context: str | None = None) -> list[int]:
+        return prompt_tokens(self.tokenizer, self.vocab, hints, context)
 
     def _filter(self, logits: torch.Tensor, histories: list[list[int]]) -> torch.Tensor:
         """Log-probs (B, V) after Whisper's suppression and timestamp rules, per row's history."""
@@ -322,33 +327,69 @@ class WhisperBackend:
         close(duration)
         return spans
 
+    def _finished_part(self, h: Hypothesis, duration: float) -> tuple[int, float | None]:
+        """How many of `h.tokens` make up segments the model finished, and the time where
+        the unfinished rest of the clip begins (None: the model finished the clip).
+
+        Whisper ends a window with a lone opening timestamp when it hears a segment begin
+        that it judges cut off at the window's end; its own long-form loop then seeks to
+        that time. A decode stopped by the length limit or a loop cut also leaves the clip
+        unfinished after its last closed segment. Kept: text the model closed, and text it
+        ended (end token) without a closing timestamp.
+        """
+        ts = self.vocab.timestamp_begin
+        ended = not ({"max-length", "dropped-repetition"} & set(h.flags))
+        opening, has_text, last_close = None, False, None
+        for k, tok in enumerate(h.tokens):
+            if tok < ts:
+                has_text = True
+            elif opening is None:
+                opening, has_text = k, False
+            else:
+                opening, last_close = None, k
+        if opening is not None and not has_text and ended:
+            cut, resume = opening, (h.tokens[opening] - ts) * SECONDS_PER_TIMESTAMP
+        elif not ended and last_close is not None:
+            cut, resume = last_close + 1, (h.tokens[last_close] - ts) * SECONDS_PER_TIMESTAMP
+        else:
+            return len(h.tokens), None
+        if resume < MIN_RESUME_SECONDS or duration - resume < MIN_RESUME_SECONDS:
+            return len(h.tokens), None  # nothing gained by decoding it again
+        return cut, resume
+
     def _result(self, h: Hypothesis, audio: np.ndarray):
         duration = len(audio) / SAMPLE_RATE
         flags = list(h.flags)
-        text_tokens = [t for t in h.tokens if t < self.vocab.eot]
+        keep, covered = self._finished_part(h, duration)
+        tokens, logprobs = h.tokens[:keep], h.logprobs[:keep]
+        if covered is not None:  # the rest is decoded again: its partial text and flags go
+            flags = [f for f in flags if f not in ("max-length", "dropped-repetition")]
+        text_tokens = [t for t in tokens if t < self.vocab.eot]
         if text_tokens and h.no_speech_prob > NO_SPEECH_THRESHOLD:
             if h.avg_logprob() < LOGPROB_THRESHOLD or _vad_speech_fraction(audio) < VAD_SPEECH_FRACTION:
                 return ChunkResult(text="", tokens=[], token_texts=[], logprobs=[], flags=flags + ["no-speech"])
-        text_lps = [lp for t, lp in zip(h.tokens, h.logprobs) if t < self.vocab.eot]
+        text_lps = [lp for t, lp in zip(tokens, logprobs) if t < self.vocab.eot]
         return ChunkResult(text=self.tokenizer.decode(text_tokens).strip(), tokens=text_tokens,
                            token_texts=[self.tokenizer.decode([t]) for t in text_tokens], logprobs=text_lps,
-                           flags=flags, spans=self._spans(h.tokens, h.logprobs, duration))
+                           flags=flags, spans=self._spans(tokens, logprobs, covered or duration), covered=covered)
 
     @torch.no_grad()
     def transcribe_batch(self, clips: list[np.ndarray], *, hints: list[str] | None, beam_size: int,
-                         timing: Timing) -> list[ChunkResult]:
-        """Encode and decode `clips`, at most CPU_BATCH of them together on a CPU."""
+                         timing: Timing, context: str | None = None) -> list[ChunkResult]:
+        """Encode and decode `clips`, at most CPU_BATCH of them together on a CPU; `context`,
+        the text said just before, is read as previous text, as Whisper's long-form loop does."""
         step = CPU_BATCH if self.device == "cpu" else max(1, len(clips))
         out = []
         for i in range(0, len(clips), step):
-            out += self._transcribe_group(clips[i:i + step], hints, beam_size, timing)
+            out += self._transcribe_group(clips[i:i + step], hints, beam_size, timing, context)
         return out
 
-    def _transcribe_group(self, clips: list[np.ndarray], hints: list[str] | None, beam_size: int, timing):
+    def _transcribe_group(self, clips: list[np.ndarray], hints: list[str] | None, beam_size: int, timing,
+                          context: str | None):
         t0 = time.perf_counter()
         encoded = [self.encode(c) for c in clips]
         t1 = time.perf_counter()
-        prompt = self.prompt(hints)
+        prompt = self.prompt(hints, context)
         limits = [self.max_new_tokens(len(c) / SAMPLE_RATE, len(prompt)) for c in clips]
         with _torch_threads(DECODER_THREADS if self.device == "cpu" else None):
             if beam_size > 1:

