@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.longform [--out data/longform] [--sentences 64] [--seed 1]
         [--ljspeech PATH/LJSpeech-1.1 [--recordings 3] [--seconds 180]]
-        [--models whisper-base whisper-tiny.en steno-default-en] [--beams 1 4]
+        [--models whisper-base whisper-tiny.en steno-default-en] [--beams 1 4] [--fw-beams 1 5]
 
 Two sets of recordings of several minutes, sentences joined with pauses of 0.25-1.5 s;
 where a 30-second mark falls just ahead, the pause is put on it, so window joins land
@@ -14,8 +14,8 @@ between sentences and right beside them:
   never committed), `--recordings` recordings of `--seconds` each, no clip used twice.
 Each installed Steno model transcribes them as `steno transcribe` does (VAD, windows,
 guards) at each beam size; for the Whisper models faster-whisper does too, from the
-CTranslate2 folder assembled from the same pinned packages (int8, beam 1, its defaults for
-long audio). Printed per set and run: WER and deletions (engine.text.metrics normalisation),
+CTranslate2 folder assembled from the same pinned packages, with its own defaults (int8,
+previous text as prompt, temperature fallback) at beams 1 and 5 (its default). Printed per set and run: WER and deletions (engine.text.metrics normalisation),
 the reference sentences missing entirely (fewer than half of their words aligned), and the
 real-time factor with the model loaded. Everything goes to OUT/results.json.
 """
@@ -130,7 +130,9 @@ def steno_runs(model: str, wavs: list[Path], beams: list[int]):
         yield f"Steno {model} beam {beam}", texts, time.perf_counter() - t0
 
 
-def faster_run(model: str, wavs: list[Path], work: Path):
+def faster_run(model: str, wavs: list[Path], work: Path, beam: int = 1):
+    """faster-whisper on the same weights with its own defaults (int8 on a CPU, previous text
+    as prompt, temperature fallback), but for the beam size."""
     from faster_whisper import WhisperModel
 
     from engine.models.importers.whisper import assemble_ct2_folder
@@ -142,9 +144,9 @@ def faster_run(model: str, wavs: list[Path], work: Path):
     t0 = time.perf_counter()
     texts = []
     for wav in wavs:
-        segments, _ = fw.transcribe(str(wav), beam_size=1, temperature=0.0, language="en")
+        segments, _ = fw.transcribe(str(wav), beam_size=beam, language="en")
         texts.append(" ".join(s.text for s in segments))
-    return f"faster-whisper {model} int8 beam 1", texts, time.perf_counter() - t0
+    return f"faster-whisper {model} int8 beam {beam}", texts, time.perf_counter() - t0
 
 
 def recordings(args) -> dict[str, list[tuple[Path, list[str]]]]:
@@ -170,6 +172,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=180.0, help="length of each real recording")
     p.add_argument("--models", nargs="+", default=["whisper-base", "whisper-tiny.en", "steno-default-en"])
     p.add_argument("--beams", nargs="+", type=int, default=[1, 4])
+    p.add_argument("--fw-beams", nargs="+", type=int, default=[1, 5], help="faster-whisper's (5 is its default)")
     args = p.parse_args()
     import soundfile as sf
 
@@ -185,7 +188,7 @@ def main() -> None:
         for model in args.models:
             runs = list(steno_runs(model, wavs, args.beams))
             if model.startswith("whisper-"):
-                runs.append(faster_run(model, wavs, args.out))
+                runs += [faster_run(model, wavs, args.out, beam) for beam in args.fw_beams]
             for engine, texts, seconds in runs:
                 scores = [score(refs, text) for (_, refs), text in zip(recs, texts)]
                 errors, words = sum(s["errors"] for s in scores), sum(s["words"] for s in scores)

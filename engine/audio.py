@@ -53,6 +53,11 @@ _NEG_THRESHOLD_GAP = 0.15  # hysteresis: speech ends below threshold - 0.15 (as 
 # Faint speech next to a speech region joins it (`_widen`): whispered, falsetto and quiet
 # words score 0.1-0.5 where voiced speech scores near 1, and silence near 0.
 EDGE_THRESHOLD = 0.1
+# Creaky and whispered speech peaks near 0.5 where silence, hiss, hum and tones stay under
+# 0.05: a chunk whose VAD reaches this much is worth the model's own word (the Transcriber's
+# check of text on near-silence). Looking for speech this low adds more invented text
+# than speech (bench.short_clips): chunks are still found at the VAD's own 0.5.
+FAINT_SPEECH = 0.3
 EDGE_GAP_S = 1.0
 EDGE_MAX_S = 2.0
 
@@ -440,8 +445,8 @@ def split_on_speech(
 ) -> list[AudioChunk]:
     """Speech in `audio` (16 kHz) as chunks of at most `max_seconds`; [] if nobody speaks.
 
-    Speech regions closer than `min_silence_s` are merged, padded by `pad_s` each side,
-    and cut at the least speech-like point when longer than `max_seconds`. Neighbouring
+    Speech regions (VAD probability from `threshold`) closer than `min_silence_s` are merged, grown over faint speech beside them
+    (`_widen`), padded by `pad_s` each side, and cut at the least speech-like point when longer than `max_seconds`. Neighbouring
     regions are then packed into one chunk while it stays within `max_seconds` and the
     pause between them is at most `max_gap_s`: a long silence inside a chunk is where
     models hallucinate, and a long pause is also where a new paragraph starts.

@@ -43,6 +43,12 @@ class ChunkResult:
     # timestamp), or the length limit or a loop cut before the clip's end. The Transcriber
     # decodes the rest of the clip again, as Whisper's own long-form loop seeks on.
     covered: float | None = None
+    # Text a guard took out (a loop's repeats, text heard on silence), named by `flags`: kept
+    # so the log can say what went and the editor can offer it back.
+    removed: str = ""
+    # The model's own probability that the clip holds speech, where it has one (Whisper's
+    # 1 - no-speech probability): the witness for speech the VAD hears only faintly.
+    speech_prob: float | None = None
 
 
 @dataclass

@@ -15,17 +15,21 @@ to ask): the chunk is flagged "no-speech" and its text dropped (kept, flagged, w
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from engine.audio import SAMPLE_RATE, VAD_WINDOW, AudioChunk, load_audio, split_on_speech
+from engine.audio import FAINT_SPEECH, SAMPLE_RATE, VAD_WINDOW, AudioChunk, load_audio, split_on_speech
 from engine.backend import Backend, ChunkResult, Timing
 from engine.decoding.hints import select_hints, uses_terms, word_confidences
 from engine.errors import StenoError
 from engine.text.transcript import Segment, Transcript, Word
+
+log = logging.getLogger("steno")
+GUARD_FLAGS = ("no-speech", "dropped-repetition")
 
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
@@ -36,6 +40,10 @@ CancelFn = Callable[[], bool]
 # than keeping a flagged doubt. Silence, hiss and music sit far below both.
 SPEECH_MIN_SECONDS = 0.1
 SPEECH_MIN_FRACTION = 0.05
+# A chunk the VAD hears only faintly keeps its text, flagged "faint-speech", where the model
+# gives speech at least this probability (Whisper on whispered and creaky speech: 0.77-0.95;
+# on silence, noise, hum, tones and music: 0.05-0.4).
+MODEL_SPEECH_MIN = 0.5
 # The rest of a chunk the model left unfinished is decoded with the text before it as
 # previous text (Whisper's long-form conditioning), at most this much of it.
 CONTEXT_CHARS = 600
@@ -105,8 +113,10 @@ class Transcriber:
                                  progress=lambda f: progress(0.1 * f, "finding speech"))
         if cancel():
             raise Cancelled("transcription cancelled", name)
+        progress(0.1, f"transcribing {len(chunks)} segment{'s' * (len(chunks) != 1)}")
         segments = self.transcribe_chunks(chunks, hints=hints, beam_size=beam_size, vad_check=True,
-                                          progress=lambda f, m: progress(0.1 + 0.9 * f, m), cancel=cancel)
+                                          progress=lambda f, m: progress(0.1 + 0.9 * f, m), cancel=cancel,
+                                          source=name)
         progress(1.0, "done")
         return Transcript(segments=segments, source=name, model=self.name, duration=duration,
                           meta={"model_id": self.model_id, "device": self.device_text,
@@ -115,8 +125,9 @@ class Transcriber:
 
     def transcribe_chunks(self, chunks: list[AudioChunk], *, hints: list[str] | None = None,
                           beam_size: int | None = None, progress: ProgressFn | None = None,
-                          cancel: CancelFn | None = None, vad_check: bool = False) -> list[Segment]:
-        """Segments for chunks the caller cut. `vad_check` asks the VAD whether each chunk that
+                          cancel: CancelFn | None = None, vad_check: bool = False,
+                          source: str | None = None) -> list[Segment]:
+        """Segments for chunks the caller cut (of the file `source`, for the log). `vad_check` asks the VAD whether each chunk that
         got text holds speech (`transcribe` does); without it the chunks are taken as speech.
 
         Where the model leaves a chunk unfinished (ChunkResult.covered), the rest of it is
@@ -124,7 +135,9 @@ class Transcriber:
         speech in it: a sentence at a window's end is never simply dropped."""
         progress = progress or (lambda f, m: None)
         cancel = cancel or (lambda: False)
-        beam = beam_size or self.beam_size
+        beam = self.beam_size if beam_size is None else beam_size
+        if not isinstance(beam, int) or beam < 1:
+            raise StenoError(f"beam size must be a whole number of at least 1, not {beam!r}")
         parts: list[list[tuple[AudioChunk, ChunkResult]]] = [[] for _ in chunks]
         work, owners = list(chunks), list(range(len(chunks)))
         counter = _Counter(len(chunks), progress)
@@ -135,13 +148,16 @@ class Transcriber:
             for i, chunk, r in zip(owners, work, results):
                 parts[i].append((chunk, r))
                 tail = _unfinished_rest(chunk, r)
-                if tail is not None and holds_speech(tail.audio, tail.speech_probs):
+                if tail is not None and heard(tail.audio, tail.speech_probs, FAINT_SPEECH):
                     tails.append(tail)
                     tail_owners.append(i)
             counter.total += len(tails)
             work, owners = tails, tail_owners
             contexts = [" ".join(r.text for _, r in parts[i])[-CONTEXT_CHARS:] for i in owners]
         self.timing.audio_seconds += sum(len(c.audio) for c in chunks) / SAMPLE_RATE
+        for pieces in parts:
+            for c, r in pieces:
+                _log_removed(c, r, source)
         return [s for pieces in parts for c, r in pieces for s in chunk_segments(c, r)]
 
     def _decode_all(self, chunks: list[AudioChunk], hints: list[str] | None, beam: int, vad_check: bool,
@@ -159,7 +175,7 @@ class Transcriber:
             outs = self._decode([chunks[i].audio for i in idx], hints, beam, context)
             for i, r in zip(idx, outs):
                 if vad_check and r.text.strip() and not holds_speech(chunks[i].audio, chunks[i].speech_probs):
-                    r = _no_speech(r, self.keep_no_speech)
+                    r = _faint_speech(r) if vouched_faint(chunks[i], r) else _no_speech(r, self.keep_no_speech)
                 results[i] = r
             counter.add(len(idx))
         return results
@@ -184,6 +200,22 @@ class Transcriber:
             sure = word_confidences(draft.token_texts, draft.logprobs)
             out.append(hinted if hinted is not None and uses_terms(draft.text, hinted.text, picked, sure) else draft)
         return out
+
+
+def heard(audio: np.ndarray, probs: np.ndarray | None, threshold: float) -> bool:
+    """Whether the VAD gives any 32 ms of `audio` at least `threshold`."""
+    from engine.audio import speech_probabilities
+
+    probs = speech_probabilities(audio) if probs is None else probs
+    return bool(len(probs)) and float(probs.max()) >= threshold
+
+
+def vouched_faint(chunk: AudioChunk, r: ChunkResult) -> bool:
+    """Text on a chunk the VAD hears only faintly (whispered, creaky, breathy speech) stands
+    where the model itself is sure it heard speech (ChunkResult.speech_prob; the bridge
+    family has no such witness). Silence, hiss, hum and tones are neither: see FAINT_SPEECH."""
+    return r.speech_prob is not None and r.speech_prob >= MODEL_SPEECH_MIN \
+        and heard(chunk.audio, chunk.speech_probs, FAINT_SPEECH)
 
 
 def holds_speech(audio: np.ndarray, probs: np.ndarray | None = None) -> bool:
@@ -220,30 +252,44 @@ def _unfinished_rest(chunk: AudioChunk, r: ChunkResult) -> AudioChunk | None:
     return AudioChunk(chunk.start + skip / SAMPLE_RATE, chunk.end, chunk.audio[skip:], probs)
 
 
+def _faint_speech(r: ChunkResult) -> ChunkResult:
+    return dataclasses.replace(r, flags=r.flags + ["faint-speech"])
+
+
 def _no_speech(r: ChunkResult, keep: bool) -> ChunkResult:
     flags = r.flags + ["no-speech"]
     if keep:
         return dataclasses.replace(r, flags=flags)
-    return ChunkResult(text="", tokens=[], token_texts=[], logprobs=[], flags=flags)
+    return ChunkResult(text="", tokens=[], token_texts=[], logprobs=[], flags=flags,
+                       removed=" ".join(t for t in (r.text.strip(), r.removed) if t))
+
+
+def _log_removed(chunk: AudioChunk, r: ChunkResult, source: str | None) -> None:
+    """Say in the log what a guard took out, and why: nothing is dropped silently."""
+    if r.removed:
+        why = [f for f in r.flags if f in GUARD_FLAGS] or ["a guard"]
+        log.warning("%s%.1f-%.1f s: %s removed %r", f"{source}: " if source else "", chunk.start, chunk.end,
+                    " and ".join(why), r.removed)
 
 
 def chunk_segments(chunk: AudioChunk, r: ChunkResult) -> list[Segment]:
     """One segment per chunk, or one per timed span where the model gave its own times.
 
-    A "dropped-repetition" flag goes on the span where the loop was cut (the last); other
-    flags concern the whole chunk and go on every span.
+    A "dropped-repetition" flag and the text a guard removed go on the span where the loop
+    was cut (the last); other flags concern the whole chunk and go on every span.
     """
     spans = [sp for sp in r.spans if sp.text.strip()]
     if not spans:
         return [_segment(chunk, r)]
     out = []
     for i, sp in enumerate(spans):
-        flags = [f for f in r.flags if f != "dropped-repetition" or i == len(spans) - 1]
+        last = i == len(spans) - 1
+        flags = [f for f in r.flags if f != "dropped-repetition" or last]
         start, end = chunk.start + sp.start, chunk.start + sp.end
         conf = float(np.exp(np.mean(sp.logprobs))) if sp.logprobs else None
         out.append(Segment(start=round(start, 3), end=round(end, 3), text=sp.text.strip(),
                            words=_estimated_words(start, end, sp.token_texts, sp.logprobs), confidence=conf,
-                           flags=flags))
+                           flags=flags, removed=r.removed if last else ""))
     return out
 
 
@@ -251,7 +297,7 @@ def _segment(chunk: AudioChunk, r: ChunkResult) -> Segment:
     conf = float(np.exp(np.mean(r.logprobs))) if r.logprobs else None
     return Segment(start=chunk.start, end=chunk.end, text=r.text.strip(),
                    words=_estimated_words(chunk.start, chunk.end, r.token_texts, r.logprobs), confidence=conf,
-                   flags=list(r.flags))
+                   flags=list(r.flags), removed=r.removed)
 
 
 def _estimated_words(start: float, end: float, token_texts: list[str], logprobs: list[float]) -> list[Word]:

@@ -178,6 +178,10 @@ class TranscriptModel(QAbstractTableModel):
             parts.append("the model repeated itself here; a loop was cut")
         if "no-speech" in seg.flags:
             parts.append("text where little speech was heard")
+        if "faint-speech" in seg.flags:
+            parts.append("speech heard only faintly (whispered or creaky?): check it")
+        if seg.removed:
+            parts.append(f"removed by a guard: “{seg.removed}” (right-click to restore it)")
         return "; ".join(parts)
 
     def flags(self, index):
@@ -747,6 +751,20 @@ class TranscriptEditor(QWidget):
                                            Qt.HitTestAccuracy.FuzzyHit)
         return index.row(), max(hit, 0)
 
+    def removed_text(self, row: int) -> str:
+        """What a guard took out of this row, unless it has been put back already."""
+        seg = self.model.segments[row]
+        return "" if not seg.removed or seg.text.endswith(seg.removed) else seg.removed
+
+    def restore_removed(self, row: int) -> bool:
+        """Put text a guard removed (a loop's repeats, text heard on near-silence) back at the
+        end of the row, as an undoable edit the user can then correct."""
+        removed = self.removed_text(row)
+        if not removed:
+            return False
+        self.edit_row(row, " ".join(t for t in (self.model.segments[row].text.strip(), removed) if t))
+        return True
+
     def show_context_menu(self, pos) -> QMenu:
         """Right-click: split where clicked, merge with the next segment, insert one after."""
         row, char = self.char_at(pos)
@@ -761,6 +779,8 @@ class TranscriptEditor(QWidget):
         merge.setShortcut(self.merge_action.shortcut())
         insert = menu.addAction(self.insert_action.text(), lambda: self.insert_after(row))
         insert.setShortcut(self.insert_action.shortcut())
+        restore = menu.addAction("&Restore removed text", lambda: self.restore_removed(row))
+        restore.setEnabled(row >= 0 and bool(self.removed_text(row)))
         locked = self._structure_locked()
         split.setEnabled(row >= 0 and not locked)
         merge.setEnabled(0 <= row < self.model.rowCount() - 1 and not locked)

@@ -54,6 +54,7 @@ def cut_phrase_loop(d: Decoded, max_repeats: int) -> bool:
     start, n = found
     while start > 0 and d.tokens[start - 1] == d.tokens[start - 1 + n]:  # the loop may begin mid-phrase
         start -= 1
+    d.removed = d.tokens[start + n:] + d.removed
     del d.tokens[start + n:]
     del d.logprobs[start + n:]
     d.flags = [f for f in d.flags if f != "max-length"] + ["dropped-repetition"]
@@ -168,4 +169,5 @@ class BridgeBackend:
         tok = self.model.tokenizer
         return [ChunkResult(text=tok.decode(x.tokens, skip_special_tokens=True), tokens=x.tokens,
                             token_texts=[tok.decode([t], skip_special_tokens=True) for t in x.tokens],
-                            logprobs=x.logprobs, flags=x.flags) for x in decoded]
+                            logprobs=x.logprobs, flags=x.flags,
+                            removed=tok.decode(x.removed, skip_special_tokens=True).strip()) for x in decoded]

@@ -40,6 +40,7 @@ class Decoded:
     logprobs: list[float]  # per emitted token, for confidence
     flags: list[str] = field(default_factory=list)
     eos_logprob: float = 0.0  # of the end token, where the search chose it (Whisper's avg_logprob counts it)
+    removed: list[int] = field(default_factory=list)  # tokens a loop cut took off the end (shown, not lost)
 
     @property
     def confidence(self) -> float | None:
@@ -95,6 +96,7 @@ class LoopCut:
             return False
         start, n = found
         cut = text_pos[start + n] if start + n < len(text_pos) else len(d.tokens)
+        d.removed = d.tokens[cut:] + d.removed
         del d.tokens[cut:]  # keep one copy of the repeated phrase
         del d.logprobs[cut:]
         d.flags.append("dropped-repetition")

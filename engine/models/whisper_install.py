@@ -30,7 +30,7 @@ IMPORT_RECORD = "steno_import.json"
 # Whisper writes about 3 tokens per second of speech plus two timestamps per phrase;
 # the budget leaves room for fast talkers, the loop cut catches the rest.
 WHISPER_DECODE = DecodeConfig(tokens_per_second=10.0, extra_tokens=16, min_new_tokens=0, beam_size=1,
-                              length_penalty=1.0, max_repeats=5)
+                              length_penalty=1.0, max_repeats=8)
 
 
 def is_installed(folder: Path) -> bool:

@@ -39,6 +39,7 @@ class Segment:
     words: list[Word] = field(default_factory=list)
     confidence: float | None = None
     flags: list[str] = field(default_factory=list)
+    removed: str = ""  # text a guard took out here (see flags); the editor can put it back
 
     @property
     def checked(self) -> bool:
@@ -113,6 +114,7 @@ class Transcript:
                     "text": s.text,
                     "confidence": s.confidence,
                     "flags": list(s.flags),
+                    **({"removed": s.removed} if s.removed else {}),
                     "words": [
                         {"text": w.text, "start": w.start, "end": w.end, "confidence": w.confidence}
                         for w in s.timed_words()
@@ -206,6 +208,7 @@ def _segment(d: Any, i: int) -> Segment:
         words=[_word(w, f"{where} word {j}") for j, w in enumerate(words)],
         confidence=_opt_num(d.get("confidence"), f"{where} confidence"),
         flags=list(flags),
+        removed=_opt_str(d.get("removed"), f"{where} removed") or "",
     )
 
 

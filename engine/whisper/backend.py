@@ -54,6 +54,10 @@ LOGPROB_THRESHOLD = -1.0
 VAD_SPEECH_FRACTION = 0.2
 # A phrase of 8 to 64 tokens said 3 times in a row is a loop (engine.decoding.search.LoopCut).
 PHRASE_REPEATS = 3
+# People say a short word over and over ("uh, uh, uh, uh, uh, uh"; "no, no, no, no"): an
+# n-gram is a loop only from this many copies on, whatever an older steno.json says (5 cut
+# a speaker's six "uh"s); Whisper's own loops run on to the length limit, far beyond it.
+FILLER_REPEATS = 8
 # One decoding step is a chain of small matrix products: a second thread mostly waits on
 # the first, and on a busy machine (other processes on the cores) it slowed steps tenfold.
 DECODER_THREADS = 1
@@ -275,9 +279,9 @@ class WhisperBackend:
         return DecoderStep(self._model(), prompt, enc, enc_mask, rows, prompt.index(self.vocab.sot), self.vocab.no_speech)
 
     def _loop_cut(self) -> LoopCut:
-        """Any n-gram up to 16 tokens said `max_repeats` times (as for the bridge models), or
-        a whole phrase said PHRASE_REPEATS times; timestamps ignored."""
-        return LoopCut(self.config.decode.max_repeats, PHRASE_REPEATS, text_below=self.vocab.eot)
+        """Any n-gram up to 16 tokens said `max_repeats` times (at least FILLER_REPEATS), or a
+        whole phrase said PHRASE_REPEATS times; timestamps ignored."""
+        return LoopCut(max(self.config.decode.max_repeats, FILLER_REPEATS), PHRASE_REPEATS, text_below=self.vocab.eot)
 
     def greedy(self, encoded: list[torch.Tensor], prompt: list[int], limits: list[int]) -> list[Hypothesis]:
         """Greedy decoding of several segments as one batch (one KV cache, cross-attention masked)."""
@@ -365,13 +369,17 @@ class WhisperBackend:
         if covered is not None:  # the rest is decoded again: its partial text and flags go
             flags = [f for f in flags if f not in ("max-length", "dropped-repetition")]
         text_tokens = [t for t in tokens if t < self.vocab.eot]
+        text = self.tokenizer.decode(text_tokens).strip()
         if text_tokens and h.no_speech_prob > NO_SPEECH_THRESHOLD:
             if h.avg_logprob() < LOGPROB_THRESHOLD or _vad_speech_fraction(audio) < VAD_SPEECH_FRACTION:
-                return ChunkResult(text="", tokens=[], token_texts=[], logprobs=[], flags=flags + ["no-speech"])
+                return ChunkResult(text="", tokens=[], token_texts=[], logprobs=[], flags=flags + ["no-speech"],
+                                   removed=text, speech_prob=1.0 - h.no_speech_prob)
         text_lps = [lp for t, lp in zip(tokens, logprobs) if t < self.vocab.eot]
-        return ChunkResult(text=self.tokenizer.decode(text_tokens).strip(), tokens=text_tokens,
+        removed = "" if covered is not None else self.tokenizer.decode([t for t in h.removed if t < self.vocab.eot])
+        return ChunkResult(text=text, tokens=text_tokens,
                            token_texts=[self.tokenizer.decode([t]) for t in text_tokens], logprobs=text_lps,
-                           flags=flags, spans=self._spans(tokens, logprobs, covered or duration), covered=covered)
+                           flags=flags, spans=self._spans(tokens, logprobs, covered or duration), covered=covered,
+                           removed=removed.strip(), speech_prob=1.0 - h.no_speech_prob)
 
     @torch.no_grad()
     def transcribe_batch(self, clips: list[np.ndarray], *, hints: list[str] | None, beam_size: int,

@@ -161,3 +161,26 @@ def test_split_and_merge_keep_times_words_and_what_the_user_checked():
     plain = sample_transcript().segments[1]
     assert not merge_segments(a, plain).checked  # the model's unchecked text stays out of training data
     assert merge_segments(a, b).checked and merge_segments(a, b).text == seg.text
+
+
+def test_text_a_guard_removed_is_shown_and_restored_from_the_menu(make_window, qtbot):
+    """A loop's repeats cut by the decoder stay on the segment: its tooltip says what went,
+    and "Restore removed text" puts it back as an undoable, saved edit."""
+    from engine.text.transcript import Segment, Transcript
+
+    w = make_window()
+    segment = Segment(0.0, 3.0, "take one tablet", flags=["dropped-repetition"], removed="take one tablet take one")
+    project = project_with(Transcript([segment, Segment(3.5, 5.0, "daily")], source="clinic.wav", duration=9.0))
+    assert w.transcribe_tab.open_project(project)
+    ed = w.transcribe_tab.document.editor
+    tip = ed.model.data(ed.model.index(0, TEXT_COL), Qt.ItemDataRole.ToolTipRole)
+    assert "take one tablet take one" in tip
+    menu = right_click(qtbot, ed, point_at_char(ed, 1, 2))
+    assert not next(a for a in menu.actions() if "Restore" in a.text()).isEnabled()  # nothing removed there
+    menu.close()
+    choose(right_click(qtbot, ed, point_at_char(ed, 0, 3)), "Restore removed text")
+    assert ed.model.segments[0].text == "take one tablet take one tablet take one"
+    qtbot.waitUntil(lambda: saved(project).segments[0].text == "take one tablet take one tablet take one")
+    assert ed.removed_text(0) == ""  # put back once
+    ed.undo_stack.undo()
+    assert ed.model.segments[0].text == "take one tablet"

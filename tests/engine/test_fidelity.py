@@ -184,3 +184,41 @@ def test_no_speech_clip_decoded_directly_has_no_rest_to_decode(real_transcriber)
     r = real_transcriber.backend.transcribe_batch([audio], hints=None, beam_size=1, timing=Timing())[0]
     assert r.covered is None
 
+
+
+# ------------------------------------------------------------------ faint speech and the model's word
+
+
+class SureBackend:
+    """Writes "montreal forced aligner" for any clip, with a given probability of speech."""
+
+    device_text = "test"
+
+    def __init__(self, speech_prob: float | None):
+        self.speech_prob = speech_prob
+
+    def transcribe_batch(self, clips, *, hints, beam_size, timing, context=None):
+        return [ChunkResult("montreal forced aligner", [1, 2, 3], [" montreal", " forced", " aligner"],
+                            [-0.2] * 3, [], speech_prob=self.speech_prob) for _ in clips]
+
+    def set_adapter(self, adapter, base_model_id):
+        return None
+
+
+@pytest.mark.parametrize("vad, model, kept", [(0.45, 0.9, True), (0.45, 0.2, False), (0.45, None, False),
+                                              (0.02, 0.9, False)],
+                         ids=["faint-and-sure", "faint-and-unsure", "faint-no-witness", "silent-and-sure"])
+def test_text_on_faint_speech_stands_on_the_models_word(tiny_model_dir, vad, model, kept):
+    """Whispered or creaky speech (VAD under 0.5) keeps its text, flagged, where the model is
+    sure it heard speech; silence never does, and a family without a witness stays strict."""
+    from engine.transcriber import Transcriber
+
+    tr = Transcriber(tiny_model_dir, device="cpu")
+    tr.backend = SureBackend(model)
+    audio = np.zeros(3 * SR, np.float32)
+    chunk = AudioChunk(0.0, 3.0, audio, np.full(int(3.0 / VAD_FRAME_S), vad, np.float32))
+    [seg] = tr.transcribe_chunks([chunk], vad_check=True)
+    if kept:
+        assert seg.text == "montreal forced aligner" and "faint-speech" in seg.flags
+    else:
+        assert seg.text == "" and "no-speech" in seg.flags and seg.removed == "montreal forced aligner"

@@ -8,11 +8,15 @@ guard for the bridge family (it has no no-speech token of its own).
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
 
 from engine.audio import AudioChunk
+from engine.text.metrics import normalize
+from engine.text.transcript import Transcript
 from engine.transcriber import Transcriber, holds_speech
 from tests.conftest import espeak
 
@@ -62,6 +66,8 @@ def test_silence_noise_and_music_give_no_invented_text(family, request):
         wrote += [name for s in raw if s.text]
         [seg] = tr.transcribe_chunks([AudioChunk(0.0, SECONDS, audio)], vad_check=True)
         assert seg.text == "" or "no-speech" in seg.flags, (name, seg.text, seg.flags)
+        said = " ".join(s.text for s in raw if s.text)
+        assert seg.text or normalize(seg.removed).startswith(normalize(said)), (name, said)  # kept aside
         assert not seg.words
     if family == "bridge":
         assert wrote, "the random model should write garbage, or this test proves nothing"
@@ -111,7 +117,7 @@ def _force(tr: Transcriber, monkeypatch, phrase: list[int]) -> None:
 @pytest.mark.parametrize("beam", [1, 3])
 @pytest.mark.parametrize("text", ["amlodipine", "the patient was given five milligrams of amlodipine"],
                          ids=["short-ngram", "whole-sentence"])
-def test_a_forced_loop_is_cut_to_one_copy_and_flagged(bridge, monkeypatch, beam, text):
+def test_a_forced_loop_is_cut_to_one_copy_and_flagged(bridge, monkeypatch, beam, text, caplog):
     """A short n-gram is cut while decoding (4 copies); a 12-token sentence said 3 times, too
     long for that, is cut at the end (before this guard it ran to the length limit)."""
     tok = bridge.backend.model.tokenizer
@@ -122,8 +128,12 @@ def test_a_forced_loop_is_cut_to_one_copy_and_flagged(bridge, monkeypatch, beam,
     r = bridge.backend.transcribe_batch([audio], hints=None, beam_size=beam, timing=bridge.timing)[0]
     assert r.tokens == phrase, tok.decode(r.tokens)
     assert "dropped-repetition" in r.flags and "max-length" not in r.flags
-    [seg] = bridge.transcribe_chunks([AudioChunk(0.0, SECONDS, audio)], beam_size=beam)
-    assert seg.text == text and "dropped-repetition" in seg.flags
+    assert normalize(r.removed).split()[:len(text.split())] == text.split()  # the repeats, kept aside
+    with caplog.at_level(logging.WARNING, logger="steno"):
+        [seg] = bridge.transcribe_chunks([AudioChunk(0.0, SECONDS, audio)], beam_size=beam, source="ward.wav")
+    assert seg.text == text and "dropped-repetition" in seg.flags and seg.removed == r.removed
+    assert "ward.wav" in caplog.text and "dropped-repetition" in caplog.text and text in caplog.text
+    assert Transcript.from_dict(Transcript([seg]).to_dict()).segments[0].removed == seg.removed
 
 
 def test_cut_keeps_one_copy_from_where_the_loop_began():

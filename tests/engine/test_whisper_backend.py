@@ -230,9 +230,20 @@ class _LoopingDecoder:
         return out
 
 
+def test_a_filler_said_seven_times_is_speech_not_a_loop(tiny_backend):
+    """"uh, uh, uh, uh, uh, uh, uh": seven copies of a 2-token n-gram stay (five were cut once)."""
+    from engine.decoding.search import Decoded
+
+    cut = tiny_backend._loop_cut()
+    said = Decoded([400, 401] * 7, [0.0] * 14)
+    assert not cut(said) and said.tokens == [400, 401] * 7
+    looping = Decoded([400, 401] * 8, [0.0] * 16)
+    assert cut(looping) and looping.tokens == [400, 401] and looping.removed == [400, 401] * 7
+
+
 @pytest.mark.parametrize("phrase", [[400, 401], list(range(400, 410))], ids=["short-ngram", "whole-phrase"])
 def test_repetition_loop_is_cut_and_flagged(tiny_backend, monkeypatch, phrase):
-    """A 2-token n-gram loops after max_repeats (5) copies; a 10-token phrase after 3."""
+    """A 2-token n-gram loops after FILLER_REPEATS (8) copies; a 10-token phrase after 3."""
     b = tiny_backend
     monkeypatch.setattr(b, "_model", lambda: _LoopingDecoder(len(b.tokenizer), phrase))
     for beam in (1, 3):
