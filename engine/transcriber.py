@@ -25,6 +25,7 @@ import numpy as np
 from engine.audio import FAINT_SPEECH, SAMPLE_RATE, VAD_WINDOW, AudioChunk, load_audio, split_on_speech
 from engine.backend import Backend, ChunkResult, Timing
 from engine.decoding.hints import select_hints, uses_terms, word_confidences
+from engine.text.doses import unsure_key_words, write_doses
 from engine.errors import StenoError
 from engine.text.transcript import Segment, Transcript, Word
 
@@ -158,7 +159,7 @@ class Transcriber:
         for pieces in parts:
             for c, r in pieces:
                 _log_removed(c, r, source)
-        return [s for pieces in parts for c, r in pieces for s in chunk_segments(c, r)]
+        return [_as_written(s) for pieces in parts for c, r in pieces for s in chunk_segments(c, r)]
 
     def _decode_all(self, chunks: list[AudioChunk], hints: list[str] | None, beam: int, vad_check: bool,
                     counter: "_Counter", cancel: CancelFn, contexts: list[str] | None = None) -> list[ChunkResult]:
@@ -250,6 +251,15 @@ def _unfinished_rest(chunk: AudioChunk, r: ChunkResult) -> AudioChunk | None:
         return None
     probs = None if chunk.speech_probs is None else chunk.speech_probs[skip // VAD_WINDOW:]
     return AudioChunk(chunk.start + skip / SAMPLE_RATE, chunk.end, chunk.audio[skip:], probs)
+
+
+def _as_written(segment: Segment) -> Segment:
+    """Doses written as clinicians write them ("75 mg"); a segment whose meaning hangs on a
+    word the model was unsure of (a number, a unit, "stop", "left"...) is flagged."""
+    segment = write_doses(segment)
+    if unsure_key_words(segment) and "unsure-key-word" not in segment.flags:
+        segment.flags.append("unsure-key-word")
+    return segment
 
 
 def _faint_speech(r: ChunkResult) -> ChunkResult:

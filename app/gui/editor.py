@@ -51,6 +51,7 @@ from app.gui import theme
 from app.gui.segment_ops import merge_segments, new_segment_after, split_segment
 from app.templates import FieldSpot, fill, find_fields, template_rows
 from engine.text.commands import FieldMove, split_fields
+from engine.text.doses import KEY_CONFIDENCE, is_key_word
 from engine.text.exporters import LOW_CONFIDENCE, clock
 from engine.text.transcript import PARAGRAPH_PAUSE_S, Segment, Transcript
 
@@ -178,6 +179,8 @@ class TranscriptModel(QAbstractTableModel):
             parts.append("the model repeated itself here; a loop was cut")
         if "no-speech" in seg.flags:
             parts.append("text where little speech was heard")
+        if "unsure-key-word" in seg.flags:
+            parts.append("the model was unsure of a word the meaning hangs on (a number, a unit, stop/start…)")
         if "faint-speech" in seg.flags:
             parts.append("speech heard only faintly (whispered or creaky?): check it")
         if seg.removed:
@@ -269,7 +272,8 @@ class TranscriptModel(QAbstractTableModel):
             for i, w in enumerate(seg.words):
                 if i:
                     pieces.append((" ", ""))
-                low = w.confidence is not None and w.confidence < LOW_CONFIDENCE
+                low = w.confidence is not None and (w.confidence < LOW_CONFIDENCE or
+                                                    (w.confidence < KEY_CONFIDENCE and is_key_word(w.text)))
                 pieces.append((w.text.strip(), unsure if low else ""))
         else:
             pieces.append((seg.text, ""))

@@ -184,3 +184,17 @@ def test_text_a_guard_removed_is_shown_and_restored_from_the_menu(make_window, q
     assert ed.removed_text(0) == ""  # put back once
     ed.undo_stack.undo()
     assert ed.model.segments[0].text == "take one tablet"
+
+
+def test_a_key_word_the_model_was_unsure_of_is_underlined_where_a_filler_is_not(make_window):
+    """"Stop" at 0.7 is underlined (meaning hangs on it); "the" at 0.7 is not (below 0.5 is)."""
+    from engine.text.transcript import Segment, Transcript, Word
+
+    w = make_window()
+    seg = Segment(0.0, 2.0, "Stop the ibuprofen", words=[Word("Stop", 0.0, 0.5, 0.7), Word("the", 0.5, 0.7, 0.7),
+                                                         Word("ibuprofen", 0.7, 2.0, 0.95)], flags=["unsure-key-word"])
+    assert w.transcribe_tab.open_project(project_with(Transcript([seg], source="clinic.wav", duration=9.0)))
+    ed = w.transcribe_tab.document.editor
+    html = ed.model.rich_text(0)
+    assert "underline;" in html.split("Stop")[0] and "underline" not in html.split("Stop")[1]
+    assert "unsure of a word the meaning hangs on" in ed.model.data(ed.model.index(0, TEXT_COL), Qt.ItemDataRole.ToolTipRole)
