@@ -56,6 +56,9 @@ MAX_WORDS_AROUND_TERM = 2
 # clips (docs/hints.md): every right term edit replaced words the draft gave at most 0.46
 # (whisper-base, 46 edits) or 0.77 (tiny.en, 36); above 1 turns the test off.
 MAX_REPLACED_CONFIDENCE = 0.9
+# Draft words a hinted re-decode may drop outside its term edits ("um", a repeated "the"):
+# more, and the draft stands, whatever the hinted text fixed.
+MAX_WORDS_LOST = 1
 
 
 def hint_scores(terms: list[str], draft: str) -> list[float]:
@@ -171,12 +174,30 @@ def uses_terms(draft: str, hinted: str, terms: list[str], confidences: list[floa
     writes a term must replace draft words that look like it (fuzzy score >= MIN_HINT_SCORE,
     spaces ignored) and bring at most MAX_WORDS_AROUND_TERM other words; where the draft's
     word `confidences` are known, the words replaced must not all have been heard surely
-    (the least probable under MAX_REPLACED_CONFIDENCE). At least one such stretch must exist.
+    (the least probable under MAX_REPLACED_CONFIDENCE). At least one such stretch must exist,
+    and elsewhere the hinted text may drop at most MAX_WORDS_LOST of the draft's words.
     A prompt full of drug names makes a decoder write "the venlafaxine" for "The band played
     until well after midnight": that stretch fails, and the draft stands.
     """
     edits = term_edits(draft, hinted, terms, confidences)
-    return bool(edits) and all(acceptable(e) for e in edits)
+    return bool(edits) and all(acceptable(e) for e in edits) and words_lost(draft, hinted, terms) <= MAX_WORDS_LOST
+
+
+def words_lost(draft: str, hinted: str, terms: list[str]) -> int:
+    """Draft words the hinted text drops outside the stretches where it writes a term: a
+    re-decode that fixes a drug name must not lose a sentence elsewhere in the clip."""
+    import difflib
+
+    from engine.text.metrics import normalize
+
+    d, h = normalize(draft).split(), normalize(hinted).split()
+    wanted = [normalize(t).split() for t in terms if normalize(t)]
+    lost = 0
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, d, h, autojunk=False).get_opcodes():
+        span = h[j1:j2]
+        if tag != "equal" and not any(span[k:k + len(w)] == w for w in wanted for k in range(len(span) - len(w) + 1)):
+            lost += max(0, (i2 - i1) - (j2 - j1))
+    return lost
 
 
 def acceptable(edit: TermEdit, min_score: float = MIN_HINT_SCORE, max_confidence: float = MAX_REPLACED_CONFIDENCE) -> bool:

@@ -43,7 +43,7 @@ def test_transcriber_cuts_a_long_list_per_clip(tiny_model_dir):
     calls = []
     real = tr.backend.transcribe_batch
 
-    def spy(clips, *, hints, beam_size, timing):
+    def spy(clips, *, hints, beam_size, timing, context=None):
         calls.append((len(clips), None if hints is None else list(hints)))
         return real(clips, hints=hints, beam_size=beam_size, timing=timing)
 
@@ -74,7 +74,7 @@ def test_a_hinted_transcript_stands_only_if_it_writes_a_term(tiny_model_dir):
 
     tr = Transcriber(tiny_model_dir, device="cpu")
 
-    def fake(clips, *, hints, beam_size, timing):
+    def fake(clips, *, hints, beam_size, timing, context=None):
         if not hints:
             return [ChunkResult(text="start am low dipine today", tokens=[1], token_texts=["x"], logprobs=[-0.1],
                                 flags=[]) for _ in clips]
@@ -141,3 +141,14 @@ def test_a_term_may_not_replace_words_the_draft_heard_surely():
     assert not uses_terms(draft, hinted, terms, sure)  # the default threshold
     assert uses_terms(draft, hinted, terms, unsure)
     assert not acceptable(TermEdit([], ["amlodipine"], ["amlodipine"], 0.0, 0, None))
+
+
+def test_a_hinted_transcript_that_loses_words_elsewhere_does_not_stand():
+    """It fixes the drug name but drops "twice daily"; the draft (with its misspelling) stands."""
+    from engine.decoding.hints import uses_terms, words_lost
+
+    draft = "start amlo deepine five milligrams twice daily then review"
+    kept = "start amlodipine five milligrams twice daily then review"
+    lost = "start amlodipine five milligrams then review"
+    assert uses_terms(draft, kept, ["amlodipine"]) and words_lost(draft, kept, ["amlodipine"]) == 0
+    assert words_lost(draft, lost, ["amlodipine"]) == 2 and not uses_terms(draft, lost, ["amlodipine"])
