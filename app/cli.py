@@ -7,6 +7,7 @@ non-zero exit; no traceback, no half-written output.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
@@ -15,9 +16,9 @@ import time
 from pathlib import Path
 
 from engine.errors import StenoError
+from engine.models.config import MAX_BEAM  # one limit for --beam and steno.json's decode.beam_size
 
 FORMATS = ("txt", "srt", "vtt", "json", "docx")
-MAX_BEAM = 16  # wider beams cost memory and time and find nothing more in practice
 
 
 def _progress_bar(desc: str, quiet: bool):
@@ -209,19 +210,31 @@ def cmd_eval(args) -> int:
 
 
 def cmd_export_onnx(args) -> int:
-    from engine.bridge.export import ensure_onnx
-    from engine.bridge.folder import load_model
+    """Either family's graph, exported again when missing, stale or damaged."""
     from engine.models.registry import resolve_model
+    from engine.models.repair import ensure_graphs
 
     folder = resolve_model(args.model)
-    model = load_model(folder)
     t = time.perf_counter()
-    path = ensure_onnx(model, folder)
+    path = ensure_graphs(folder)
     print(f"{path} ({path.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - t:.1f} s)")
     return 0
 
 
 def cmd_setup(args) -> int:
+    """A full disk or a failing write while building a model is one line: the installers
+    build in a temporary folder, so what was installed before is kept."""
+    try:
+        return _setup(args)
+    except OSError as e:
+        from engine.models.registry import models_dir
+
+        why = "disk full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+        raise StenoError(f"cannot install the model ({why}); what was installed before is kept",
+                         e.filename or models_dir()) from None
+
+
+def _setup(args) -> int:
     from engine.models.default_install import DEFAULT_NAME, SHIPPED, install_default
     from engine.models.whisper_install import WHISPER_MODELS, install_all
 
@@ -244,7 +257,7 @@ def cmd_setup(args) -> int:
 def cmd_models(args) -> int:
     from engine.models.registry import list_models, models_dir
 
-    models = list_models()
+    models = list_models(full=True)  # every file hashed: damage that kept size and time shows too
     if not models:
         print(f"no models installed in {models_dir()}")
         return 0
@@ -252,7 +265,7 @@ def cmd_models(args) -> int:
     for m in models:
         wer = f"{100 * m.dev_wer:.1f}%" if m.dev_wer is not None else "-"
         rtf = f"{m.rtf:.3f}" if m.rtf is not None else "-"
-        print(f"{m.name:24} {m.family:8} {wer:>8} {rtf:>6}  {m.path}")
+        print(f"{m.name:24} {m.family:8} {wer:>8} {rtf:>6}  {m.path}" + (f"  DAMAGED: {m.problem}" if m.problem else ""))
     return 0
 
 
@@ -319,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print the report as JSON")
     e.set_defaults(func=cmd_eval)
 
-    x = sub.add_parser("export-onnx", help="export (or refresh) a model's encoder+bridge ONNX graph")
+    x = sub.add_parser("export-onnx", help="export (or repair) a model's ONNX graph: encoder+bridge, or a Whisper encoder")
     x.add_argument("--model", help="model folder or installed name")
     x.set_defaults(func=cmd_export_onnx)
 

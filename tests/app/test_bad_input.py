@@ -2,9 +2,11 @@
 traceback, one line naming the file and the problem, and every path problem found before
 the model loads."""
 
+import errno
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -248,6 +250,22 @@ def test_beams_1_to_16_are_accepted():
         assert build_parser().parse_args(["transcribe", "a.wav", "--beam", str(beam)]).beam == beam
 
 
+def test_the_beam_limit_is_the_model_config_s():
+    """One limit for --beam and steno.json's decode.beam_size: app/cli.py keeps no copy of its own."""
+    import ast
+
+    from app.cli import build_parser
+    from engine.models.config import MAX_BEAM
+
+    tree = ast.parse((ROOT / "app" / "cli.py").read_text(encoding="utf-8"))
+    assigned = {t.id for node in ast.walk(tree) if isinstance(node, ast.Assign)
+                for t in node.targets if isinstance(t, ast.Name)}
+    imported = {(node.module, a.name) for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                for a in node.names}
+    assert "MAX_BEAM" not in assigned and ("engine.models.config", "MAX_BEAM") in imported
+    assert build_parser().parse_args(["transcribe", "a.wav", "--beam", str(MAX_BEAM)]).beam == MAX_BEAM
+
+
 # ------------------------------------------------------------------ 14: eval
 
 
@@ -379,3 +397,58 @@ def test_path_problems_are_found_before_the_model_loads(speech_wav, tmp_path, mo
         assert rc == 1 and problem in err, err
         assert len(_errors(err)) == 1 and "Traceback" not in err
     assert not built
+
+
+# ------------------------------------------------------------------ damaged model folders in `steno models`
+
+
+def test_models_lists_a_damaged_model_with_the_reason(tiny_model_dir, capsys):
+    """An empty weights file, and damage that kept size and time (only a full hash finds it)."""
+    from engine.models import integrity
+    from engine.models.registry import models_dir
+
+    empty = models_dir() / "empty-weights"
+    shutil.copytree(tiny_model_dir, empty)
+    (empty / "lm" / "model.safetensors").write_bytes(b"")
+    rotten = models_dir() / "rotten-weights"
+    shutil.copytree(tiny_model_dir, rotten)
+    integrity.record_files(rotten)
+    weights = rotten / "lm" / "model.safetensors"
+    stat = weights.stat()
+    with open(weights, "r+b") as f:  # same size, other bytes, then the old time back: bit rot
+        f.seek(stat.st_size // 2)
+        f.write(b"\x7f" * 2048)
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    whole = models_dir() / "whole"
+    shutil.copytree(tiny_model_dir, whole)
+    rc, out, err = _run(["models"], capsys)
+    assert rc == 0 and "Traceback" not in err
+    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert "DAMAGED:" in rows["empty-weights"] and "lm/model.safetensors" in rows["empty-weights"]
+    assert "empty" in rows["empty-weights"]
+    assert "DAMAGED:" in rows["rotten-weights"] and "sha256" in rows["rotten-weights"]
+    assert "DAMAGED" not in rows["whole"]
+
+
+# ------------------------------------------------------------------ steno setup on a full disk
+
+
+@pytest.mark.parametrize("model", ["whisper-tiny.en", "steno-default-en"])
+def test_setup_on_a_full_disk_is_one_line_naming_the_path(model, tmp_path, monkeypatch, capsys):
+    import engine.models.importers.whisper as importer
+    from engine.models.default_install import SHIPPED
+    from engine.models.registry import models_dir
+
+    if model == "steno-default-en" and not (SHIPPED / "steno.json").is_file():
+        pytest.skip("no trained default model shipped")
+    full = tmp_path / "disk" / "model.safetensors"
+
+    def no_space(*a, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device", str(full))
+
+    monkeypatch.setattr(importer, "import_whisper", no_space)  # both installers start by converting Whisper
+    rc, _, err = _run(["setup", "--model", model, "-q"], capsys)
+    assert rc == 1 and "Traceback" not in err
+    [line] = err.strip().splitlines()
+    assert line.startswith("steno: error: ") and str(full) in line and "disk full" in line
+    assert not (models_dir() / model).exists()  # nothing that looks installed

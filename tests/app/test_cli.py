@@ -124,6 +124,25 @@ def test_export_onnx_command(tiny_model_dir, capsys):
     assert (tiny_model_dir / "encoder_bridge.onnx").is_file()
 
 
+def test_export_onnx_makes_and_repairs_a_whisper_family_graph(real_tiny_en, tmp_path, capsys):
+    """export-onnx used to load every model as a bridge model; a Whisper one has its own encoder graph."""
+    import shutil
+
+    from engine.graph import ONNX_NAME
+    from engine.runtime import create_session
+
+    folder = tmp_path / "whisper-tiny.en"
+    shutil.copytree(real_tiny_en, folder)
+    graph = folder / ONNX_NAME
+    with open(graph, "r+b") as f:  # a damaged graph: half of it
+        f.truncate(graph.stat().st_size // 2)
+    rc, out, err = _run(["export-onnx", "--model", str(folder)], capsys)
+    assert rc == 0 and "Traceback" not in err and str(graph) in out
+    create_session(graph, "cpu")  # whole again
+    graph.unlink()
+    assert _run(["export-onnx", "--model", str(folder)], capsys)[0] == 0 and graph.is_file()
+
+
 def test_real_process_prints_no_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "app.cli", "transcribe", str(tmp_path / "nope.mp3"),
                            "--model", str(tmp_path / "nomodel")], capture_output=True, text=True)
