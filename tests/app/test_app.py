@@ -286,9 +286,12 @@ def test_real_device_query_gives_a_reason_or_devices():
 
 def test_projects_list_search_training_data(make_window, qtbot):
     w = make_window()
-    a = project_with(sample_transcript())
+    checked = sample_transcript()
+    for seg in checked.segments:
+        seg.flags.append("confirmed")  # the user read them: no question about unchecked text
+    a = project_with(checked)
     b = Project.create("Interview with the mayor")
-    b.save_transcript(Transcript(segments=[Segment(0, 1, "the harbour budget")]))
+    b.save_transcript(Transcript(segments=[Segment(0, 1, "the harbour budget", flags=["confirmed"])]))
     w.projects_tab.refresh()
     assert w.projects_tab.table.rowCount() == 2
     w.projects_tab.search.setText("harbour")
