@@ -45,7 +45,7 @@ def judge(written: str, text: str, words) -> dict:
     want = doses(written)
     got = doses(text)
     kept = sum(any(same_dose(w, g) for g in got) for w in want)
-    as_written = sum(w.text in text for w in want)
+    as_written = sum(re.search(rf"(?<![\w.]){re.escape(w.text)}(?!\w)", text) is not None for w in want)
     said = [k for k in re.findall(r"[a-z']+", written.lower()) if k in KEY_WORDS]
     heard = [k for k in re.findall(r"[a-z']+", text.lower()) if k in KEY_WORDS]
     keys_right = said == heard

@@ -53,8 +53,12 @@ def test_onnx_graph_is_cached_and_rebuilt_when_weights_change(tmp_path):
     assert np.abs(run_session(session, x) - expected).max() < 1e-3
 
 
-def test_auto_device_falls_back_to_cpu_and_says_so(tmp_path, caplog):
+def test_auto_device_falls_back_to_cpu_and_says_so(tmp_path, caplog, monkeypatch):
     import onnxruntime as ort
+
+    import engine.runtime
+
+    monkeypatch.setattr(engine.runtime, "_cuda_notice_said", False)  # said once per process: maybe already
 
     path = export_onnx(tiny_model("hubert", "conv"), tmp_path / "g.onnx")
     session, device = create_session(path, "auto")
