@@ -41,9 +41,10 @@ class DataReport:
     def audio_seconds(self) -> float:
         return sum(p.seconds for p in self.pairs)
 
-    def problem(self) -> str | None:
-        """Why this cannot train an adapter, in one line that says what to add; None if it can.
-        The app's *Check data* shows it, and training refuses with it: they always agree."""
+    def problem(self, family: str | None = None) -> str | None:
+        """Why this cannot train an adapter (for a model of `family`, where known), in one line
+        that says what to add; None if it can. The app's *Check data* shows it, and training
+        refuses with it: they always agree."""
         why = ""
         if self.rejected:
             first = self.rejected[0]
@@ -56,11 +57,14 @@ class DataReport:
         if self.pairs and n_pairs < MIN_PAIRS:
             return (f"only {n_pairs} usable audio+transcript pair(s); at least {MIN_PAIRS} are needed to train and "
                     f"measure an adapter: add {MIN_PAIRS - n_pairs} more recording(s) with transcripts{why}")
+        if family == "whisper" and not self.pairs:
+            return ("text-only adaptation needs a bridge model: a Whisper-family model learns from recordings "
+                    f"with transcripts; add at least {MIN_PAIRS}, or choose a bridge model{why}")
         return None
 
-    def check(self) -> None:
+    def check(self, family: str | None = None) -> None:
         """Raise StenoError (one line, with the reason) if this cannot train an adapter."""
-        problem = self.problem()
+        problem = self.problem(family)
         if problem:
             raise StenoError(problem, self.sources[0] if len(self.sources) == 1 else None)
 

@@ -542,14 +542,12 @@ def open_run(base_model, data: DataReport, out_dir: Path, s: TrainSettings, call
     from engine.runtime import torch_device
 
     _check_settings(s)
-    data.check()
+    data.check()  # before the model is looked for: what the data lacks is said first
     folder = resolve_model(base_model)
     config = check_folder(folder)
+    data.check(config.family)
     if config.family == "whisper" and s.bridge != "frozen":
         raise StenoError("a Whisper-family model has no bridge to train (use bridge frozen)", folder)
-    if config.family == "whisper" and not data.pairs:
-        raise StenoError("text-only adaptation needs a bridge model: a Whisper-family model learns from "
-                         "recordings with transcripts", folder)
     try:
         device = torch_device(s.device)
     except RuntimeError as e:

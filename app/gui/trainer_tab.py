@@ -456,10 +456,21 @@ class TrainerTab(QWidget):
         self._set_busy(job)
         return self.runner.submit(job)
 
+    def model_family(self) -> str | None:
+        """The family of the model Train would adapt ("whisper", "bridge"); None if unknown yet."""
+        from engine.errors import StenoError
+        from engine.models.config import ModelConfig
+        from engine.models.registry import resolve_model
+
+        try:
+            return ModelConfig.load(resolve_model(self.base_model())).family
+        except (StenoError, OSError, ValueError):
+            return None
+
     def _show_report(self, report) -> None:
         """What was taken and rejected, and whether Train will take it (the same check training makes)."""
         self.report = report
-        problem = report.problem()
+        problem = report.problem(self.model_family())
         verdict = f"cannot train yet: {problem}" if problem else "ready to train"
         self.summary.setPlainText(f"{verdict}\n\n{report.summary()}")
         if self.job is None or self.job.name == "check training data":

@@ -135,3 +135,22 @@ def test_encoding_shows_its_progress_and_time_left(make_window, qtbot, api):
     click(qtbot, tab.cancel_btn)
     qtbot.waitUntil(lambda: tab.job is None, timeout=TIMEOUT)
     assert tab.train_btn.text() == "Resume training"
+
+
+def test_text_only_data_for_a_whisper_model_is_refused_by_check_as_by_train(make_window, api, real_tiny_en, tmp_path):
+    """Documents alone can teach a bridge model, not a Whisper one: Check data says so up front,
+    in the words Train refuses with, instead of "ready to train"."""
+    from engine.errors import StenoError
+
+    report = api.DataReport(pairs=[], texts=["Start apixaban 5 mg twice daily."], terms=["apixaban"], rejected=[],
+                            eval_pairs=[])
+    assert report.problem("bridge") is None
+    w = make_window(trainer_api=api)
+    tab = w.trainer_tab
+    tab.base_model = lambda: real_tiny_en
+    tab._show_report(report)
+    verdict = tab.summary.toPlainText().splitlines()[0]
+    assert verdict.startswith("cannot train yet: text-only adaptation needs a bridge model")
+    with pytest.raises(StenoError) as refused:
+        api.train_adapter(real_tiny_en, report, tmp_path / "adapter")
+    assert str(refused.value).startswith(verdict.removeprefix("cannot train yet: "))
