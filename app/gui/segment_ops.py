@@ -55,7 +55,8 @@ def split_segment(seg: Segment, pos: int) -> tuple[Segment, Segment] | None:
         second_words = [w for w in words if w.end > cut_a]
     cut_a = min(max(cut_a, seg.start), seg.end)
     cut_b = min(max(cut_b, cut_a), seg.end)
-    first = dataclasses.replace(seg, end=cut_a, text=a, words=list(first_words), flags=list(seg.flags))
+    first = dataclasses.replace(seg, end=cut_a, text=a, words=list(first_words), flags=list(seg.flags),
+                                removed="")  # what a guard removed was at the end: it goes with the second
     second = dataclasses.replace(seg, start=cut_b, text=b, words=list(second_words), flags=list(seg.flags))
     return first, second
 
@@ -70,7 +71,8 @@ def merge_segments(a: Segment, b: Segment) -> Segment:
     return dataclasses.replace(a, start=min(a.start, b.start), end=max(a.end, b.end),
                                text=" ".join((a.text.strip() + " " + b.text.strip()).split()),
                                words=list(_words(a)) + list(_words(b)),
-                               confidence=min(confidences) if confidences else None, flags=flags)
+                               confidence=min(confidences) if confidences else None, flags=flags,
+                               removed=" ".join(r for r in (a.removed, b.removed) if r))
 
 
 def new_segment_after(segments: list[Segment], row: int) -> Segment:

@@ -198,3 +198,16 @@ def test_a_key_word_the_model_was_unsure_of_is_underlined_where_a_filler_is_not(
     html = ed.model.rich_text(0)
     assert "underline;" in html.split("Stop")[0] and "underline" not in html.split("Stop")[1]
     assert "unsure of a word the meaning hangs on" in ed.model.data(ed.model.index(0, TEXT_COL), Qt.ItemDataRole.ToolTipRole)
+
+
+def test_removed_text_stays_once_through_split_and_merge():
+    """A guard's removed text was at the segment's end: a split gives it to the second half only,
+    and a merge keeps what either half had."""
+    from app.gui.segment_ops import merge_segments, split_segment
+    from engine.text.transcript import Segment
+
+    seg = Segment(0.0, 4.0, "take one tablet daily", removed="daily daily")
+    first, second = split_segment(seg, len("take one"))
+    assert (first.removed, second.removed) == ("", "daily daily")
+    assert merge_segments(first, second).removed == "daily daily"
+    assert merge_segments(Segment(0, 1, "a", removed="x"), Segment(1, 2, "b", removed="y")).removed == "x y"
