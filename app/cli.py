@@ -26,19 +26,31 @@ def _progress_bar(desc: str, quiet: bool):
     if quiet:
         return (lambda f, m: None), (lambda: None)
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     bar = tqdm(total=1000, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
-    last = [0]
+    redirect = logging_redirect_tqdm()  # a log line (a guard's removed text) on a line of its own, not in the bar
+    redirect.__enter__()
+    last = {"n": 0, "message": ""}
 
     def update(fraction: float, message: str) -> None:
         n = int(max(0.0, min(1.0, fraction)) * 1000)
-        if n > last[0]:
-            bar.update(n - last[0])
-            last[0] = n
+        new_stage = message != last["message"]
+        if new_stage:
             bar.set_postfix_str(message, refresh=False)
+            last["message"] = message
+        if n > last["n"]:
+            bar.update(n - last["n"])
+            last["n"] = n
+        elif new_stage:  # a new stage at the same fraction ("transcribing" after "finding speech") shows too
+            bar.refresh()
 
-    return update, bar.close
+    def close() -> None:
+        bar.close()
+        redirect.__exit__(None, None, None)
+
+    return update, close
 
 
 def cmd_transcribe(args) -> int:

@@ -210,3 +210,29 @@ def test_precision_flag_picks_the_decoder_weights(tiny_model_dir, speech_wav, tm
     assert texts["fp32"] == " ".join(s.text for s in exact.segments)
     with pytest.raises(SystemExit):
         main(["transcribe", speech_wav, "--model", str(tiny_model_dir), "--precision", "int4"])
+
+
+def test_a_guards_log_line_stands_on_its_own_line_and_the_bar_shows_the_stage(tiny_model_dir, speech_wav, tmp_path,
+                                                                             capsys, monkeypatch):
+    """What a guard removed is logged mid-transcription: on a line of its own, not glued to the
+    progress bar; and a new stage at the same fraction ("transcribing") replaces "finding speech"."""
+    import logging
+
+    from engine.transcriber import Transcriber
+
+    real = Transcriber.transcribe
+
+    def guarded(self, source, **kw):
+        kw["progress"](0.1, "finding speech")
+        kw["progress"](0.1, "transcribing 3 segments")
+        logging.getLogger("steno").warning("%s: 0.8-6.3 s: dropped-repetition removed 'uh, uh'", source)
+        return real(self, source, **kw)
+
+    monkeypatch.setattr(Transcriber, "transcribe", guarded)
+    rc, _, err = _run(["transcribe", speech_wav, "--model", str(tiny_model_dir), "-o", str(tmp_path / "o.txt")], capsys)
+    assert rc == 0
+    lines = err.replace("\r", "\n").splitlines()
+    [logged] = [line for line in lines if "removed 'uh, uh'" in line]
+    assert logged.strip().endswith(f"{speech_wav}: 0.8-6.3 s: dropped-repetition removed 'uh, uh'"), err
+    assert "%|" not in logged  # not glued to the bar
+    assert "transcribing 3 segments" in err
