@@ -30,7 +30,7 @@ import torch
 from engine.backend import ChunkResult, Span, Timing
 from engine.decoding import search
 from engine.decoding.int8 import choose_precision, decoding_model
-from engine.decoding.search import Decoded, LogProbScorer, LoopCut
+from engine.decoding.search import Decoded, LogProbScorer, LoopCut, find_repeat
 from engine.errors import ModelFolderError, StenoError, first_line
 from engine.models.config import ModelConfig
 from engine.models.folder import WHISPER_DIR, check_whisper_folder
@@ -58,6 +58,7 @@ PHRASE_REPEATS = 3
 # n-gram is a loop only from this many copies on, whatever an older steno.json says (5 cut
 # a speaker's six "uh"s); Whisper's own loops run on to the length limit, far beyond it.
 FILLER_REPEATS = 8
+FILLER_NGRAM = 4  # ... and an n-gram this short is held at FILLER_REPEATS - 1 copies (`filler_limit`)
 # One decoding step is a chain of small matrix products: a second thread mostly waits on
 # the first, and on a busy machine (other processes on the cores) it slowed steps tenfold.
 DECODER_THREADS = 1
@@ -248,6 +249,9 @@ class WhisperBackend:
         logits[:, v.suppress] = -np.inf
         for i, h in enumerate(histories):
             row = logits[i]
+            held = filler_limit(h, v.eot)
+            if held is not None:
+                row[held] = -np.inf
             if not h:  # the first token: a timestamp within the first second (so never blank or eot)
                 row[:ts] = -np.inf
                 row[ts + MAX_INITIAL_TIMESTAMP + 1:] = -np.inf
@@ -409,6 +413,16 @@ class WhisperBackend:
         timing.decoder_seconds += t2 - t1
         timing.tokens += sum(len(h.tokens) for h in hyps)
         return [self._result(h, c) for h, c in zip(hyps, clips)]
+
+
+def filler_limit(history: list[int], text_below: int) -> int | None:
+    """The token that would begin an 8th copy of a short n-gram (up to 4 tokens) that the text
+    ends with 7 copies of, or None. Whisper (tiny.en above all) writes more "uh"s than were
+    said; held there, it must go on to what came after them instead of looping until a loop
+    cut ends the window and takes the rest of it along."""
+    text = [t for t in history if t < text_below]
+    found = find_repeat(text, FILLER_REPEATS - 1, 1, FILLER_NGRAM)
+    return None if found is None else text[-found[1]]
 
 
 @contextlib.contextmanager

@@ -241,9 +241,23 @@ def test_a_filler_said_seven_times_is_speech_not_a_loop(tiny_backend):
     assert cut(looping) and looping.tokens == [400, 401] and looping.removed == [400, 401] * 7
 
 
-@pytest.mark.parametrize("phrase", [[400, 401], list(range(400, 410))], ids=["short-ngram", "whole-phrase"])
+def test_a_short_ngram_is_held_at_seven_copies_and_decoding_goes_on(tiny_backend, monkeypatch):
+    """A decoder bent on saying ", uh" forever writes it 7 times, then something else: the rest of
+    the window is still decoded (a loop cut would have ended it there)."""
+    from engine.decoding.search import find_repeat
+    from engine.whisper.backend import filler_limit
+
+    b = tiny_backend
+    assert filler_limit([400, 401] * 7, b.vocab.eot) == 400 and filler_limit([400, 401] * 6, b.vocab.eot) is None
+    monkeypatch.setattr(b, "_model", lambda: _LoopingDecoder(len(b.tokenizer), [400, 401]))
+    r = b.transcribe_batch([_clip(8.0)], hints=None, beam_size=1, timing=Timing())[0]
+    assert r.tokens[:14] == [400, 401] * 7 and len(r.tokens) > 14 and r.tokens[14] != 400
+    assert find_repeat(r.tokens, 8, 1, 4) is None  # never 8 copies of a short n-gram in a row
+
+
+@pytest.mark.parametrize("phrase", [list(range(400, 410))], ids=["whole-phrase"])
 def test_repetition_loop_is_cut_and_flagged(tiny_backend, monkeypatch, phrase):
-    """A 2-token n-gram loops after FILLER_REPEATS (8) copies; a 10-token phrase after 3."""
+    """A 10-token phrase loops after 3 copies (a short n-gram is held instead: above)."""
     b = tiny_backend
     monkeypatch.setattr(b, "_model", lambda: _LoopingDecoder(len(b.tokenizer), phrase))
     for beam in (1, 3):
