@@ -15,8 +15,9 @@ between sentences and right beside them:
 Each installed Steno model transcribes them as `steno transcribe` does (VAD, windows,
 guards) at each beam size; for the Whisper models faster-whisper does too, from the
 CTranslate2 folder assembled from the same pinned packages, with its own defaults (int8,
-previous text as prompt, temperature fallback) at beams 1 and 5 (its default). Printed per set and run: WER and deletions (engine.text.metrics normalisation),
-the reference sentences missing entirely (fewer than half of their words aligned), and the
+previous text as prompt, temperature fallback) at beams 1 and 5 (its default). Printed per
+set and run: WER and deletions (engine.text.metrics normalisation), the reference sentences
+missing entirely (fewer than half of their words aligned), and the
 real-time factor with the model loaded. Everything goes to OUT/results.json.
 """
 

@@ -52,9 +52,8 @@ def main() -> None:
     p.add_argument("--beams", nargs="+", type=int, default=[1, 4])
     p.add_argument("--fw-beams", nargs="+", type=int, default=[1, 5], help="faster-whisper's (5 is its default)")
     args = p.parse_args()
-    import soundfile as sf
-
     import jiwer
+    import soundfile as sf
 
     from engine.text.metrics import normalize
     from engine.transcriber import Transcriber

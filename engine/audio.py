@@ -445,8 +445,9 @@ def split_on_speech(
 ) -> list[AudioChunk]:
     """Speech in `audio` (16 kHz) as chunks of at most `max_seconds`; [] if nobody speaks.
 
-    Speech regions (VAD probability from `threshold`) closer than `min_silence_s` are merged, grown over faint speech beside them
-    (`_widen`), padded by `pad_s` each side, and cut at the least speech-like point when longer than `max_seconds`. Neighbouring
+    Speech regions (VAD probability from `threshold`) closer than `min_silence_s` are merged,
+    grown over faint speech beside them (`_widen`), padded by `pad_s` each side, and cut at
+    the least speech-like point when longer than `max_seconds`. Neighbouring
     regions are then packed into one chunk while it stays within `max_seconds` and the
     pause between them is at most `max_gap_s`: a long silence inside a chunk is where
     models hallucinate, and a long pause is also where a new paragraph starts.

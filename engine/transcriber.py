@@ -25,8 +25,8 @@ import numpy as np
 from engine.audio import FAINT_SPEECH, SAMPLE_RATE, VAD_WINDOW, AudioChunk, load_audio, split_on_speech
 from engine.backend import Backend, ChunkResult, Timing
 from engine.decoding.hints import select_hints, uses_terms, word_confidences
-from engine.text.doses import unsure_key_words, write_doses
 from engine.errors import StenoError
+from engine.text.doses import unsure_key_words, write_doses
 from engine.text.transcript import Segment, Transcript, Word
 
 log = logging.getLogger("steno")
@@ -128,8 +128,9 @@ class Transcriber:
                           beam_size: int | None = None, progress: ProgressFn | None = None,
                           cancel: CancelFn | None = None, vad_check: bool = False,
                           source: str | None = None) -> list[Segment]:
-        """Segments for chunks the caller cut (of the file `source`, for the log). `vad_check` asks the VAD whether each chunk that
-        got text holds speech (`transcribe` does); without it the chunks are taken as speech.
+        """Segments for chunks the caller cut (of the file `source`, for the log). `vad_check`
+        asks the VAD whether each chunk that got text holds speech (`transcribe` does);
+        without it the chunks are taken as speech.
 
         Where the model leaves a chunk unfinished (ChunkResult.covered), the rest of it is
         decoded again on its own, as often as that still moves on, while the VAD hears
@@ -203,11 +204,17 @@ class Transcriber:
         return out
 
 
-def heard(audio: np.ndarray, probs: np.ndarray | None, threshold: float) -> bool:
-    """Whether the VAD gives any 32 ms of `audio` at least `threshold`."""
+def _vad(audio: np.ndarray, probs: np.ndarray | None) -> np.ndarray:
+    """The VAD's probabilities for `audio`: `probs` where known already (from the run over the
+    whole file), else computed."""
     from engine.audio import speech_probabilities
 
-    probs = speech_probabilities(audio) if probs is None else probs
+    return speech_probabilities(audio) if probs is None else probs
+
+
+def heard(audio: np.ndarray, probs: np.ndarray | None, threshold: float) -> bool:
+    """Whether the VAD gives any 32 ms of `audio` at least `threshold`."""
+    probs = _vad(audio, probs)
     return bool(len(probs)) and float(probs.max()) >= threshold
 
 
@@ -222,9 +229,9 @@ def vouched_faint(chunk: AudioChunk, r: ChunkResult) -> bool:
 def holds_speech(audio: np.ndarray, probs: np.ndarray | None = None) -> bool:
     """Whether the VAD hears speech in `audio` (see SPEECH_MIN_SECONDS / _FRACTION); `probs`,
     the VAD's probabilities for it where they are known already, saves running it again."""
-    from engine.audio import VAD_FRAME_S, speech_probabilities
+    from engine.audio import VAD_FRAME_S
 
-    probs = speech_probabilities(audio) if probs is None else probs
+    probs = _vad(audio, probs)
     speech = int((probs >= 0.5).sum())
     return speech * VAD_FRAME_S >= SPEECH_MIN_SECONDS and speech >= SPEECH_MIN_FRACTION * len(probs)
 

@@ -20,8 +20,8 @@ from engine.files import atomic_dir
 from engine.models.config import DecodeConfig, EncoderConfig, ModelConfig
 from engine.models.folder import WHISPER_DIR
 from engine.models.integrity import record_files, without_hint
-from engine.models.repair import install_check, keep_installed
 from engine.models.registry import models_dir, writable_folder
+from engine.models.repair import install_check, keep_installed
 from engine.whisper.encoder import ensure_encoder_onnx
 
 WHISPER_MODELS = ("whisper-base", "whisper-tiny.en")

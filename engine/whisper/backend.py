@@ -280,7 +280,8 @@ class WhisperBackend:
         return max(1, min(wanted, self.max_positions // 2, self.max_positions - prompt_len - 1))
 
     def _step(self, prompt: list[int], enc: torch.Tensor, enc_mask: torch.Tensor | None, rows: int) -> "DecoderStep":
-        return DecoderStep(self._model(), prompt, enc, enc_mask, rows, prompt.index(self.vocab.sot), self.vocab.no_speech)
+        return DecoderStep(self._model(), prompt, enc, enc_mask, rows, prompt.index(self.vocab.sot),
+                           self.vocab.no_speech)
 
     def _loop_cut(self) -> LoopCut:
         """Any n-gram up to 16 tokens said `max_repeats` times (at least FILLER_REPEATS), or a

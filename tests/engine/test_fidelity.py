@@ -111,7 +111,8 @@ def test_the_rest_of_an_unfinished_window_is_decoded_with_the_text_before_it(tin
     segments = tr.transcribe_chunks([chunk])
     assert [s.text for s in segments] == ["first part", "second part"]
     half = len(audio) / SR / 2
-    assert segments[1].start == pytest.approx(10.0 + half, abs=0.01) and segments[1].end == pytest.approx(chunk.end, abs=0.002)
+    assert segments[1].start == pytest.approx(10.0 + half, abs=0.01)
+    assert segments[1].end == pytest.approx(chunk.end, abs=0.002)
     assert tr.backend.calls[1] == (pytest.approx(half, abs=0.01), "first part")
 
 

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from engine.audio import AudioChunk
-from engine.text.metrics import normalize
 from engine.text.doses import write_doses
+from engine.text.metrics import normalize
 from engine.text.transcript import Segment, Transcript
 from engine.transcriber import Transcriber, holds_speech
 from tests.conftest import espeak

@@ -16,8 +16,8 @@ from engine.graph import ONNX_META, ONNX_NAME
 from engine.models import integrity
 from engine.models.adapters import apply_adapter
 from engine.models.folder import check_folder
-from engine.models.repair import ensure_graphs
 from engine.models.registry import list_models, model_id, models_dir, resolve_model
+from engine.models.repair import ensure_graphs
 from engine.runtime import create_session, run_session
 from tests.helpers import tiny_model
 
