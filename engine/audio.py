@@ -430,6 +430,12 @@ def _plan_chunks(
             chunks[-1] = (chunks[-1][0], e)
         else:
             chunks.append((s, e))
+    if not chunks and len(probs) and float(probs.max()) >= FAINT_SPEECH:
+        # Nothing the VAD is sure of, yet something faint: a whispered or creaky recording,
+        # whose words score 0.1-0.5 and lie too far apart to join. The whole of it goes to
+        # the model, as faster-whisper decodes it; its text stands only where the model
+        # vouches for it (the Transcriber's faint-speech check).
+        chunks = _cut_long(0.0, duration, probs, max_seconds)
     return chunks
 
 

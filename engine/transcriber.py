@@ -312,8 +312,9 @@ def chunk_segments(chunk: AudioChunk, r: ChunkResult) -> list[Segment]:
 
 def _segment(chunk: AudioChunk, r: ChunkResult) -> Segment:
     conf = float(np.exp(np.mean(r.logprobs))) if r.logprobs else None
-    return Segment(start=chunk.start, end=chunk.end, text=r.text.strip(),
-                   words=_estimated_words(chunk.start, chunk.end, r.token_texts, r.logprobs), confidence=conf,
+    end = chunk.end if r.covered is None else round(chunk.start + r.covered, 3)  # the rest is its own segment
+    return Segment(start=chunk.start, end=end, text=r.text.strip(),
+                   words=_estimated_words(chunk.start, end, r.token_texts, r.logprobs), confidence=conf,
                    flags=list(r.flags), removed=r.removed)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from engine.backend import ChunkResult, Timing
+from engine.bridge.coverage import covered_seconds
 from engine.bridge.encoder import encoder_inputs, min_input_samples
 from engine.bridge.export import ensure_onnx
 from engine.bridge.folder import load_model
@@ -166,8 +167,17 @@ class BridgeBackend:
         timing.encoder_seconds += t1 - t0
         timing.decoder_seconds += t2 - t1
         timing.tokens += sum(len(x.tokens) for x in decoded)
+        return [self._result(x, o, len(c) / 16000) for x, o, c in zip(decoded, outputs, clips)]
+
+    def _result(self, x: Decoded, outputs: list[np.ndarray], seconds: float) -> ChunkResult:
+        """A decode as a ChunkResult; with a ctc bridge, `covered` where the LM stopped short of
+        what the head heard (engine/bridge/coverage.py)."""
         tok = self.model.tokenizer
-        return [ChunkResult(text=tok.decode(x.tokens, skip_special_tokens=True), tokens=x.tokens,
-                            token_texts=[tok.decode([t], skip_special_tokens=True) for t in x.tokens],
-                            logprobs=x.logprobs, flags=x.flags,
-                            removed=tok.decode(x.removed, skip_special_tokens=True).strip()) for x in decoded]
+        covered = None
+        if len(outputs) > 1:
+            covered = covered_seconds(outputs[1], x.tokens, self.model.bridge.token_to_label.cpu().numpy(), seconds)
+        flags = x.flags if covered is None else [f for f in x.flags if f != "max-length"]
+        return ChunkResult(text=tok.decode(x.tokens, skip_special_tokens=True), tokens=x.tokens,
+                           token_texts=[tok.decode([t], skip_special_tokens=True) for t in x.tokens],
+                           logprobs=x.logprobs, flags=flags, covered=covered,
+                           removed=tok.decode(x.removed, skip_special_tokens=True).strip())

@@ -8,6 +8,7 @@ built so that the old pipeline lost words: a sentence beside a 30-second window'
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 
@@ -70,6 +71,45 @@ def test_faint_sound_far_from_speech_is_not_taken_in():
     assert 7.0 <= start <= 8.0 and 10.0 <= end <= 11.0
 
 
+def test_a_recording_heard_only_faintly_goes_to_the_model_whole():
+    """Whispered words the VAD scores 0.3-0.45, too far apart to join, are not dropped: with
+    nothing surer in the file, all of it is decoded (the model's speech check then decides)."""
+    probs = _probs(40.0, [(1.0, 1.3, 0.4), (3.5, 3.8, 0.35), (6.0, 6.4, 0.45)])
+    assert _plan(probs) == [(0.0, pytest.approx(30.0, abs=1.0)), (pytest.approx(30.0, abs=1.0), 40.0)]
+    assert _plan(_probs(40.0, [(1.0, 1.3, 0.2)])) == []  # hiss and hum stay under FAINT_SPEECH
+
+
+# ------------------------------------------------------------------ where a bridge model's LM stopped
+
+
+def _frames(labels: list[int], n_labels: int = 12) -> np.ndarray:
+    """CTC frame log-probabilities whose best label per frame is `labels` (0: blank)."""
+    logp = np.full((len(labels), n_labels), -9.0, np.float32)
+    logp[np.arange(len(labels)), labels] = -0.01
+    return logp
+
+
+TOKEN_TO_LABEL = np.arange(12)  # token t is CTC label t (0 is blank)
+HEARD = [0, 1, 0, 2, 0, 0, 3, 0, 4, 0, 0, 5, 0, 6, 0, 7, 0, 8, 0, 9, 0]  # 21 frames of 0.5 s
+
+
+def test_a_bridge_lm_that_stops_early_covers_only_what_it_wrote():
+    from engine.bridge.coverage import covered_seconds
+
+    covered = covered_seconds(_frames(HEARD), [1, 2, 3, 4], TOKEN_TO_LABEL, seconds=10.5)
+    assert covered == pytest.approx((8 + 11 + 1) / 2 * 0.5)  # between "4" (frame 8) and "5" (frame 11)
+
+
+@pytest.mark.parametrize("written", [[1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 2, 3, 4, 5, 6, 7, 8, 10],
+                                     [1, 2, 3, 4, 10, 11, 10, 11], []])
+def test_a_bridge_lm_that_wrote_to_the_end_or_its_own_way_covers_all(written):
+    """All heard; all but head noise at the end; the LM went on with other words (a
+    paraphrase: decoding again would say it twice); nothing in common."""
+    from engine.bridge.coverage import covered_seconds
+
+    assert covered_seconds(_frames(HEARD), written, TOKEN_TO_LABEL, seconds=10.5) is None
+
+
 # ------------------------------------------------------------------ an unfinished window is decoded on
 
 
@@ -101,16 +141,25 @@ class HalfBackend:
         return None
 
 
-def test_the_rest_of_an_unfinished_window_is_decoded_with_the_text_before_it(tiny_model_dir, tmp_path):
+class UntimedHalfBackend(HalfBackend):
+    """As a bridge model says it: the same texts and stop, without timed spans."""
+
+    def transcribe_batch(self, clips, **kw):
+        return [dataclasses.replace(r, spans=[]) for r in super().transcribe_batch(clips, **kw)]
+
+
+@pytest.mark.parametrize("backend", [HalfBackend, UntimedHalfBackend])
+def test_the_rest_of_an_unfinished_window_is_decoded_with_the_text_before_it(tiny_model_dir, tmp_path, backend):
     from engine.transcriber import Transcriber
 
     tr = Transcriber(tiny_model_dir, device="cpu")
-    tr.backend = HalfBackend()
+    tr.backend = backend()
     audio = _say("please check the dose of insulin tonight", tmp_path, "en-us", rate=110)
     chunk = AudioChunk(10.0, 10.0 + len(audio) / SR, audio)
     segments = tr.transcribe_chunks([chunk])
     assert [s.text for s in segments] == ["first part", "second part"]
     half = len(audio) / SR / 2
+    assert segments[0].end == pytest.approx(10.0 + half, abs=0.01)
     assert segments[1].start == pytest.approx(10.0 + half, abs=0.01)
     assert segments[1].end == pytest.approx(chunk.end, abs=0.002)
     assert tr.backend.calls[1] == (pytest.approx(half, abs=0.01), "first part")
@@ -167,6 +216,14 @@ def test_whispered_first_and_last_words_are_kept(real_transcriber, tmp_path):
                             _say("tonight", tmp_path, "en-us+whisper", 150), z])
     words = normalize(real_transcriber.transcribe(audio).text).split()
     assert words[0] == "nurse" and words[-1] == "tonight", words
+
+
+def test_a_whispered_recording_is_transcribed_and_flagged(real_transcriber, tmp_path):
+    """The VAD never reaches 0.5 on this whispered sentence (espeak-ng's whisper voice)."""
+    audio = _say("we saw deer in the woods", tmp_path, "en-us+whisper", 110)
+    segment, = real_transcriber.transcribe(audio).segments
+    assert {"deer", "woods"} <= set(normalize(segment.text).split()), segment.text
+    assert "faint-speech" in segment.flags
 
 
 @pytest.mark.parametrize("kind", ["silence", "noise", "tone", "hum"])
