@@ -204,9 +204,9 @@ def _connect(address: str | None) -> None:
 
     common = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
                   configure_logging=False, job_config=_job_config())
+    logging.getLogger("ray").setLevel(logging.ERROR)  # its notices (token auth, ports) are not the user's business
     if address is None:
-        os.environ.setdefault("RAY_AUTH_MODE", "token")  # Ray's default for a new instance, without its notice
-        ray.init(num_cpus=os.cpu_count() or 1, object_store_memory=LOCAL_OBJECT_STORE_BYTES, **common)
+        ray.init(address="local", num_cpus=os.cpu_count() or 1, object_store_memory=LOCAL_OBJECT_STORE_BYTES, **common)
         return
     if address != "auto":
         _check_reachable(address)
@@ -291,7 +291,10 @@ def _pool(todo: list[Job], settings: BatchSettings, worker: WorkerSettings, say)
     for a in actors:
         feed(a)
     while owner:
-        [ref], _ = ray.wait(list(owner), num_returns=1)
+        ready, _ = ray.wait(list(owner), num_returns=1, timeout=1.0)  # a timeout keeps Ctrl+C heard
+        if not ready:
+            continue
+        ref = ready[0]
         actor, job = owner.pop(ref)
         try:
             result = ray.get(ref)
