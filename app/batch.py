@@ -52,6 +52,7 @@ class Summary:
     skipped: int = 0
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
+    first_seconds: float | None = None  # until the first file came back: starting Ray and loading the model
     interrupted: bool = False
 
     @property
@@ -101,6 +102,8 @@ def _run(todo: list[Job], settings: BatchSettings, worker: WorkerSettings, index
     results = _results(todo, settings, worker, bar.say)
     try:
         for job, result in results:
+            if summary.first_seconds is None:
+                summary.first_seconds = time.perf_counter() - start
             row = _record(job, result, settings.formats, out_dir, worker)
             index.add(row)
             if row["status"] == "done":

@@ -18,7 +18,7 @@ import pytest
 from app.batch import BatchSettings, run_batch
 from app.batch_index import INDEX_NAME, load_index
 from app.batch_sources import find_inputs
-from app.batch_worker import WorkerSettings
+from app.batch_worker import BatchWorker, WorkerSettings
 from engine.errors import StenoError
 from tests.conftest import espeak
 
@@ -116,6 +116,16 @@ def test_in_process_run_records_corrupt_file_and_resumes(tmp_path, tiny_model_di
     third = run_batch(settings)
     assert (third.done, third.failed, third.skipped) == (1, 1, 0)
     assert len((tmp_path / "out" / INDEX_NAME).read_text().splitlines()) == 2  # one row per input
+
+
+def test_worker_on_a_node_without_the_model_says_so(tiny_model_dir):
+    """What a cluster node without the model (or with another version of it) answers `ready()`."""
+    absent = BatchWorker(WorkerSettings(model="whisper-base", device="cpu")).ready()
+    assert "whisper-base" in absent["error"] and "\n" not in absent["error"]
+    other = BatchWorker(WorkerSettings(model=str(tiny_model_dir), model_id="0" * 16, device="cpu"))
+    assert "differs from the driver's" in other.ready()["error"]
+    result = other.transcribe("any.wav")
+    assert result.transcript is None and "steno setup" in result.error
 
 
 def test_unreachable_address_is_one_line(tmp_path, tiny_model_dir):
