@@ -132,7 +132,8 @@ def _driver_model(worker: WorkerSettings) -> WorkerSettings:
     check_folder(folder)
     inside = Path(os.path.abspath(folder)).parent == Path(os.path.abspath(models_dir()))
     spec = folder.name if inside else os.path.abspath(folder)
-    return WorkerSettings(**{**worker.__dict__, "model": spec, "model_id": model_id(folder)})
+    adapter = os.path.abspath(worker.adapter) if worker.adapter and os.path.exists(worker.adapter) else worker.adapter
+    return WorkerSettings(**{**worker.__dict__, "model": spec, "model_id": model_id(folder), "adapter": adapter})
 
 
 def _model_key(worker: WorkerSettings) -> str:
