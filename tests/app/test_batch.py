@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from app.batch import BatchSettings, run_batch
-from app.batch_index import INDEX_NAME, load_index
+from app.batch_index import INDEX_NAME, Index, load_index
 from app.batch_sources import find_inputs
 from app.batch_worker import BatchWorker, WorkerSettings
 from engine.errors import StenoError
@@ -88,6 +88,24 @@ def test_unusable_sources_are_one_line_errors(tmp_path, case):
         find_inputs([str(src)], out)
     assert str(src) in str(e.value) and "\n" not in str(e.value)
     assert not out.exists()
+
+
+def test_cli_bad_sources_are_one_line_before_any_work(tmp_path, capsys):
+    from app.cli import main
+
+    (tmp_path / "empty").mkdir()
+    assert main(["batch", str(tmp_path / "empty"), "--out", str(tmp_path / "out"), "-q"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"steno: error: {tmp_path / 'empty'}: no audio files")
+    assert not (tmp_path / "out").exists()
+
+
+def test_two_runs_cannot_share_an_output_folder(tmp_path):
+    first = Index(tmp_path)
+    with pytest.raises(StenoError, match="another `steno batch` is writing"):
+        Index(tmp_path)
+    first.close()
+    Index(tmp_path).close()
 
 
 def test_torn_index_line_is_skipped(tmp_path):
