@@ -11,6 +11,7 @@ cluster is used: docs/batch.md.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import sys
@@ -244,7 +245,8 @@ def _check_reachable(address: str) -> None:
 
 def _worker_shape(settings: BatchSettings, worker: WorkerSettings) -> tuple[int, float, float]:
     """(workers, CPUs each, GPUs each): one worker per GPU where the cluster has GPUs (and
-    --device is not cpu), else one per 4 CPUs; the CPUs are shared out among the workers."""
+    --device is not cpu), else one per 4 CPUs. The CPUs (and GPUs) are shared out among the
+    workers, in fractions where there are more workers than CPUs: every worker can start."""
     import ray
 
     resources = ray.cluster_resources()
@@ -252,8 +254,8 @@ def _worker_shape(settings: BatchSettings, worker: WorkerSettings) -> tuple[int,
     gpus = resources.get("GPU", 0.0) if worker.device != "cpu" else 0.0
     n = settings.workers or (int(gpus) if gpus >= 1 else max(1, int(cpus) // 4))
     biggest_node = max((node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node.get("Alive")), default=1.0)
-    each = max(1.0, min(float(int(cpus // n)), biggest_node))
-    return n, each, (1.0 if gpus >= n else 0.0)
+    each = min(float(int(cpus // n)) or math.floor(100 * cpus / n) / 100, biggest_node)
+    return n, each, (min(1.0, math.floor(100 * gpus / n) / 100) if gpus else 0.0)
 
 
 def _pool(todo: list[Job], settings: BatchSettings, worker: WorkerSettings, say) -> Iterator[tuple[Job, FileResult]]:
@@ -263,9 +265,11 @@ def _pool(todo: list[Job], settings: BatchSettings, worker: WorkerSettings, say)
     from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
     n, cpus, gpus = _worker_shape(settings, worker)
-    worker = WorkerSettings(**{**worker.__dict__, "threads": int(cpus)})
+    worker = WorkerSettings(**{**worker.__dict__, "threads": max(1, int(cpus))})
     remote = ray.remote(BatchWorker).options(num_cpus=cpus, num_gpus=gpus, max_restarts=0, max_concurrency=1)
     actors = [remote.remote(worker) for _ in range(n)]
+    say(f"starting {n} worker{'s' * (n != 1)} ({cpus:g} CPU{'s' * (cpus != 1)} each"
+        f"{f', {gpus:g} GPU each' if gpus else ''}), each loading the model")
     try:
         infos = ray.get([a.ready.remote() for a in actors], timeout=STARTUP_TIMEOUT_S)
     except GetTimeoutError:
@@ -276,9 +280,7 @@ def _pool(todo: list[Job], settings: BatchSettings, worker: WorkerSettings, say)
     for info in infos:
         if "error" in info:
             raise StenoError(f"worker {info['worker']}: {info['error']}")
-    devices = sorted({i["device"] for i in infos})
-    say(f"{n} worker{'s' * (n != 1)} ({cpus:g} CPU{'s' * (cpus != 1)} each"
-        f"{', 1 GPU each' if gpus else ''}): {'; '.join(devices)}")
+    say(f"workers ready: {'; '.join(sorted({i['device'] for i in infos}))}")
 
     queue = deque(todo)
     deaths: dict[Path, int] = {}

@@ -70,9 +70,12 @@ class Index:
 
     def add(self, row: dict) -> None:
         self.rows[row["path"]] = row
-        self._file.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        try:
+            self._file.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as e:  # a full disk: the run stops with one line; what was written stays
+            raise StenoError(f"cannot write the index ({e.strerror or e})", self.path) from None
 
     def compact(self) -> None:
         """One row per input, replacing the file atomically: a crash keeps the old one whole."""
