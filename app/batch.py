@@ -244,17 +244,21 @@ def _check_reachable(address: str) -> None:
 
 
 def _worker_shape(settings: BatchSettings, worker: WorkerSettings) -> tuple[int, float, float]:
-    """(workers, CPUs each, GPUs each): one worker per GPU where the cluster has GPUs (and
-    --device is not cpu), else one per 4 CPUs. The CPUs (and GPUs) are shared out among the
-    workers, in fractions where there are more workers than CPUs: every worker can start."""
     import ray
 
     resources = ray.cluster_resources()
-    cpus = max(1.0, resources.get("CPU", 1.0))
     gpus = resources.get("GPU", 0.0) if worker.device != "cpu" else 0.0
-    n = settings.workers or (int(gpus) if gpus >= 1 else max(1, int(cpus) // 4))
     biggest_node = max((node["Resources"].get("CPU", 0.0) for node in ray.nodes() if node.get("Alive")), default=1.0)
-    each = min(float(int(cpus // n)) or math.floor(100 * cpus / n) / 100, biggest_node)
+    return worker_shape(resources.get("CPU", 1.0), gpus, biggest_node, settings.workers)
+
+
+def worker_shape(cpus: float, gpus: float, biggest_node: float, workers: int | None) -> tuple[int, float, float]:
+    """(workers, CPUs each, GPUs each): one worker per GPU where the cluster has GPUs, else one
+    per 4 CPUs. The CPUs (and GPUs) are shared out among the workers, in fractions rounded
+    down where there are more workers than CPUs: all of them always fit, and can start."""
+    cpus = max(1.0, cpus)
+    n = workers or (int(gpus) if gpus >= 1 else max(1, int(cpus) // 4))
+    each = min(float(int(cpus // n)) or math.floor(100 * cpus / n) / 100, max(biggest_node, 0.01))
     return n, each, (min(1.0, math.floor(100 * gpus / n) / 100) if gpus else 0.0)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from app.batch import BatchSettings, run_batch
+from app.batch import BatchSettings, run_batch, worker_shape
 from app.batch_index import INDEX_NAME, Index, load_index
 from app.batch_sources import find_inputs
 from app.batch_worker import BatchWorker, WorkerSettings
@@ -108,6 +108,15 @@ def test_two_runs_cannot_share_an_output_folder(tmp_path):
     Index(tmp_path).close()
 
 
+@pytest.mark.parametrize("cpus,gpus,biggest,workers", [(2, 0, 2, 3), (2, 0, 2, None), (64, 0, 16, None),
+                                                       (48, 4, 16, None), (2, 1, 2, 3), (7, 0, 7, 3)])
+def test_workers_always_fit_the_cluster(cpus, gpus, biggest, workers):
+    n, cpu_each, gpu_each = worker_shape(cpus, gpus, biggest, workers)
+    assert n == (workers or (gpus or max(1, cpus // 4)))
+    assert 0 < n * cpu_each <= cpus and cpu_each <= biggest
+    assert n * gpu_each <= gpus and gpu_each <= 1
+
+
 def test_torn_index_line_is_skipped(tmp_path):
     (tmp_path / INDEX_NAME).write_text('{"path": "/a.wav", "status": "done"}\n{"path": "/b.wav", "sta')
     assert list(load_index(tmp_path)) == ["/a.wav"]
@@ -146,14 +155,18 @@ def test_worker_on_a_node_without_the_model_says_so(tiny_model_dir):
     assert result.transcript is None and "steno setup" in result.error
 
 
-def test_unreachable_address_is_one_line(tmp_path, tiny_model_dir):
+def test_unreachable_address_is_one_line(tmp_path, tiny_model_dir, capsys):
+    from app.cli import main
+
     src = tmp_path / "a.wav"
     src.write_bytes(b"RIFF")
     port = _free_port()
-    r = cli(str(src), "--out", str(tmp_path / "out"), "--model", str(tiny_model_dir), "--address", f"127.0.0.1:{port}")
-    assert r.returncode == 1
-    errors = [line for line in r.stderr.splitlines() if line.startswith("steno: error")]
-    assert len(errors) == 1 and f"127.0.0.1:{port}" in errors[0] and "Traceback" not in r.stderr
+    code = main(["batch", str(src), "--out", str(tmp_path / "out"), "--model", str(tiny_model_dir), "--address",
+                 f"127.0.0.1:{port}", "-q"])
+    err = capsys.readouterr().err
+    assert code == 1
+    errors = [line for line in err.splitlines() if line.startswith("steno: error")]
+    assert len(errors) == 1 and f"127.0.0.1:{port}" in errors[0] and "Traceback" not in err
 
 
 # ------------------------------------------------------------------------ a real Ray head
@@ -242,9 +255,9 @@ def test_cluster_run_survives_a_killed_worker_and_resumes(archive, ray_head, rea
     mid-run; a second run transcribes nothing again and retries only the corrupt file."""
     out = tmp_path / "out"
     args = (str(archive), "--out", str(out), "--model", str(real_tiny_en), "--address", ray_head["address"],
-            "--workers", "2", "--format", "txt,json", "--device", "cpu")
+            "--format", "txt,json", "--device", "cpu")
     code = "from app.cli import main; raise SystemExit(main())"
-    run = subprocess.Popen([sys.executable, "-c", code, "batch", *args, "-q"], cwd=ROOT, stdout=subprocess.PIPE,
+    run = subprocess.Popen([sys.executable, "-c", code, "batch", *args, "--workers", "2", "-q"], cwd=ROOT, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True, env=_env())
     deadline = time.time() + 180
     killed = None
@@ -275,7 +288,7 @@ def test_cluster_run_survives_a_killed_worker_and_resumes(archive, ray_head, rea
     assert "12 done, 1 failed, 0 skipped" in stderr
 
     written = {p: (out / f"{row['rel']}.txt").stat().st_mtime_ns for p, row in done.items()}
-    again = cli(*args, env=_env())
+    again = cli(*args, "--workers", "1", env=_env())
     assert again.returncode == 1  # the corrupt file is tried again, and fails again
     assert "0 done, 1 failed, 12 skipped" in again.stderr
     assert all(index_rows(out)[p] == row for p, row in done.items())  # not one file transcribed again
