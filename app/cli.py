@@ -374,9 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("sources", nargs="+", metavar="SOURCE", help="audio file, folder (recursive) or manifest "
                                                                  "(.txt/.tsv/.lst: one audio path per line)")
     b.add_argument("--out", required=True, help="output folder: transcripts mirror the sources' tree, plus index.jsonl")
-    b.add_argument("--address", help="join a running Ray cluster (HOST:PORT or auto); default: a Ray instance "
-                                     "on this machine, started and stopped by the command")
-    b.add_argument("--in-process", action="store_true", help="no Ray: one worker inside this process")
+    where = b.add_mutually_exclusive_group()
+    where.add_argument("--address", help="join a running Ray cluster (HOST:PORT or auto); default: a Ray instance "
+                                         "on this machine, started and stopped by the command")
+    where.add_argument("--in-process", action="store_true", help="no Ray: one worker inside this process")
     b.add_argument("--workers", type=_workers, help="worker processes, each with its own model (default: one per "
                                                      "GPU, else one per 4 CPUs)")
     model_args(b)

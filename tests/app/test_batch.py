@@ -145,6 +145,32 @@ def test_in_process_run_records_corrupt_file_and_resumes(tmp_path, tiny_model_di
     assert len((tmp_path / "out" / INDEX_NAME).read_text().splitlines()) == 2  # one row per input
 
 
+def test_ctrl_c_keeps_what_finished_and_the_next_run_goes_on(tmp_path, tiny_model_dir, speech_wav, monkeypatch):
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.wav", "b.wav", "c.wav"):
+        (src / name).write_bytes(Path(speech_wav).read_bytes())
+    real = BatchWorker.transcribe
+    calls = []
+
+    def interrupted_at_the_second(self, path):
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, path)
+
+    monkeypatch.setattr(BatchWorker, "transcribe", interrupted_at_the_second)
+    settings = BatchSettings(sources=[str(src)], out_dir=tmp_path / "out", in_process=True,
+                             worker=WorkerSettings(model=str(tiny_model_dir), device="cpu"), quiet=True)
+    first = run_batch(settings)
+    assert first.interrupted and first.done == 1
+    assert [r["status"] for r in index_rows(tmp_path / "out").values()] == ["done"]
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.endswith(".tmp")]
+    monkeypatch.setattr(BatchWorker, "transcribe", real)
+    second = run_batch(settings)
+    assert (second.done, second.skipped, second.interrupted) == (2, 1, False)
+
+
 def test_worker_on_a_node_without_the_model_says_so(tiny_model_dir):
     """What a cluster node without the model (or with another version of it) answers `ready()`."""
     absent = BatchWorker(WorkerSettings(model="whisper-base", device="cpu")).ready()
