@@ -1,7 +1,7 @@
 """`steno batch` throughput on this machine: in-process, and a local Ray instance with 1 and 2 workers.
 
     .venv/bin/python -m bench.batch --ljspeech PATH/LJSpeech-1.1 [--files 24] [--model whisper-tiny.en]
-        [--modes in-process ray-1 ray-2] [--out data/batch-bench]
+        [--modes in-process ray-1 ray-2] [--device cpu|cuda|auto] [--out data/batch-bench]
 
 The first `--files` clips of an LJSpeech folder (real read speech, 1-10 s each; fetched, never
 committed) are transcribed by `app.batch.run_batch` in each mode, every mode into a fresh
@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--files", type=int, default=24)
     ap.add_argument("--model", default="whisper-tiny.en")
     ap.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
+    ap.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
+                    help="cuda on a GPU machine: Ray gives each worker a GPU (or a share of one)")
     ap.add_argument("--out", default=None, help="keep outputs and results.json here (default: a temp folder)")
     args = ap.parse_args(argv)
 
@@ -44,14 +46,14 @@ def main(argv: list[str] | None = None) -> int:
         if not (src / c.name).exists():
             (src / c.name).symlink_to(c.resolve())
     results = {}
-    print(f"{len(clips)} clips, model {args.model}")
+    print(f"{len(clips)} clips, model {args.model}, device {args.device}")
     print(f"{'mode':12} {'start-up s':>10} {'files/min':>10} {'RTF':>7} {'files/min after start':>22} {'RTF after':>10}")
     for mode in args.modes:
         in_process, workers = MODES[mode]
         out = work / f"out-{mode}"
         shutil.rmtree(out, ignore_errors=True)
         s = run_batch(BatchSettings(sources=[str(src)], out_dir=out, in_process=in_process, workers=workers,
-                                    worker=WorkerSettings(model=args.model, device="cpu"), quiet=True))
+                                    worker=WorkerSettings(model=args.model, device=args.device), quiet=True))
         steady = s.wall_seconds - (s.first_seconds or 0.0)
         per_file = s.audio_seconds / max(s.done, 1)
         r = {"done": s.done, "failed": s.failed, "audio_s": round(s.audio_seconds, 1),
