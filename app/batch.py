@@ -298,29 +298,34 @@ def _pool(todo: list[Job], settings: BatchSettings, worker: WorkerSettings, say)
             running[actor].append(ref)
             owner[ref] = (actor, job)
 
+    starting: dict[object, object] = {}  # a replacement's ready() ref -> the replacement, fed once it is ready
     for a in actors:
         feed(a)
-    while owner:
-        ready, _ = ray.wait(list(owner), num_returns=1, timeout=1.0)  # a timeout keeps Ctrl+C heard
+    while owner or starting:
+        ready, _ = ray.wait([*owner, *starting], num_returns=1, timeout=1.0)  # a timeout keeps Ctrl+C heard
         if not ready:
             continue
         ref = ready[0]
+        if ref in starting:
+            _started(starting.pop(ref), ref, running, say)
+            for a in list(running):
+                feed(a)
+            continue
         actor, job = owner.pop(ref)
         try:
             result = ray.get(ref)
         except RayActorError:
             held = _take_back(actor, ref, job, running, owner)
-            running_job = held[0]
-            deaths[running_job.path] = deaths.get(running_job.path, 0) + 1
+            deaths[held[0].path] = deaths.get(held[0].path, 0) + 1
             for j in reversed(held):
                 if deaths.get(j.path, 0) >= DEATHS_PER_FILE:
                     yield j, FileResult(None, f"{j.path}: the worker transcribing it died {DEATHS_PER_FILE} times "
                                               "(a crash or out of memory); not tried again", 0.0, "")
                 else:
                     queue.appendleft(j)
-            say(f"steno: warning: a worker died; its {len(held)} file(s) go back in the queue and a new one starts")
+            say(f"steno: warning: a worker died; its {len(held)} file(s) go to the others and a new one starts")
             new = remote.remote(worker)
-            running[new] = deque()
+            starting[new.ready.remote()] = new
             for a in list(running):
                 feed(a)
             continue
@@ -331,6 +336,24 @@ def _pool(todo: list[Job], settings: BatchSettings, worker: WorkerSettings, say)
         yield job, result
         if actor in running:
             feed(actor)
+    if queue:  # every worker died and none could replace them: these files get no row, the next run does them
+        raise StenoError(f"no worker is left; {len(queue)} file(s) were not transcribed: run the same command again")
+
+
+def _started(actor, ref, running: dict, say) -> None:
+    """A replacement worker that loaded its model joins the pool; one that could not is dropped."""
+    import ray
+    from ray.exceptions import RayActorError
+
+    try:
+        info = ray.get(ref)
+    except RayActorError as e:
+        say(f"steno: warning: a new worker could not start ({first_line(e)})")
+        return
+    if "error" in info:
+        say(f"steno: warning: worker {info['worker']}: {info['error']}")
+        return
+    running[actor] = deque()
 
 
 def _take_back(actor, ref, job: Job, running: dict, owner: dict) -> list[Job]:
