@@ -197,6 +197,37 @@ def _read_hints(path: str) -> list[str]:
     return read_word_list(path)
 
 
+def cmd_batch(args) -> int:
+    from app.batch import BatchSettings, run_batch
+    from app.batch_worker import WorkerSettings
+
+    options = {"hints": _read_hints(args.hints)} if args.hints else {}
+    worker = WorkerSettings(model=args.model, adapter=args.adapter, device=args.device, beam=args.beam,
+                            precision=args.precision, options=options)
+    summary = run_batch(BatchSettings(sources=args.sources, out_dir=Path(args.out), formats=args.format,
+                                      address=args.address, in_process=args.in_process, workers=args.workers,
+                                      worker=worker, quiet=args.quiet))
+    print(summary.line(), file=sys.stderr)
+    if summary.interrupted:
+        print("steno: interrupted; run the same command again to go on", file=sys.stderr)
+        return 130
+    return 1 if summary.failed else 0
+
+
+def _formats(text: str) -> list[str]:
+    names = [f.strip().lower() for f in text.split(",") if f.strip()]
+    bad = [f for f in names if f not in FORMATS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"{text!r}: use one or more of {', '.join(FORMATS)}, comma-separated")
+    return list(dict.fromkeys(names))
+
+
+def _workers(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a whole number of at least 1")
+    return int(text)
+
+
 def cmd_eval(args) -> int:
     from engine.evaluate import evaluate, manifest_problems, read_manifest
 
@@ -337,6 +368,22 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--output", "-o", help="output file (one input) or folder (several)")
     t.add_argument("--hints", help="word list file: terms that may occur (one per line)")
     t.set_defaults(func=cmd_transcribe)
+
+    b = sub.add_parser("batch", help="transcribe an archive (files, folders, manifests) with a pool of workers, "
+                                     "resumable; here or on a Ray cluster")
+    b.add_argument("sources", nargs="+", metavar="SOURCE", help="audio file, folder (recursive) or manifest "
+                                                                 "(.txt/.tsv/.lst: one audio path per line)")
+    b.add_argument("--out", required=True, help="output folder: transcripts mirror the sources' tree, plus index.jsonl")
+    where = b.add_mutually_exclusive_group()
+    where.add_argument("--address", help="join a running Ray cluster (HOST:PORT or auto); default: a Ray instance "
+                                         "on this machine, started and stopped by the command")
+    where.add_argument("--in-process", action="store_true", help="no Ray: one worker inside this process")
+    b.add_argument("--workers", type=_workers, help="worker processes, each with its own model (default: one per "
+                                                     "GPU, else one per 4 CPUs)")
+    model_args(b)
+    b.add_argument("--format", type=_formats, default=["txt"], help=f"one or more of {','.join(FORMATS)} (default txt)")
+    b.add_argument("--hints", help="word list file: terms that may occur (one per line)")
+    b.set_defaults(func=cmd_batch)
 
     e = sub.add_parser("eval", help="word/character error rate and speed on a manifest")
     e.add_argument("--manifest", required=True, help="TSV: audio_path<TAB>reference text per line")

@@ -32,7 +32,11 @@ def quiet_libraries() -> None:
 
 
 def cpu_threads() -> int:
-    """Physical cores are what matter for matmuls; leave hyper-threads alone."""
+    """Physical cores are what matter for matmuls; leave hyper-threads alone. OMP_NUM_THREADS,
+    where set (a batch worker's share of the machine, as Ray sets it), is the limit."""
+    limit = os.environ.get("OMP_NUM_THREADS", "")
+    if limit.isdigit() and int(limit) > 0:
+        return int(limit)
     n = os.cpu_count() or 1
     return max(1, n // 2) if n > 4 else n
 
