@@ -164,11 +164,18 @@ def load_hf_encoder(sub: Path):
 
 def encoder_fingerprint(sub: Path) -> str:
     """sha256 over the encoder's tensors (names, dtypes, shapes, bytes) in the safetensors files."""
-    h = hashlib.sha256(json.dumps({"graph": "whisper-encoder", "version": 2}).encode())  # 2: blocked attention
+    return tensors_fingerprint(sub, lambda name: name.startswith("model.encoder."),
+                               {"graph": "whisper-encoder", "version": 2})  # 2: blocked attention
+
+
+def tensors_fingerprint(sub: Path, select, salt: dict) -> str:
+    """sha256 over `salt` and the tensors whose names `select` takes (names, dtypes, shapes,
+    bytes) in the folder's safetensors files: what a graph or cache made from them must match."""
+    h = hashlib.sha256(json.dumps(salt).encode())
     for path in sorted(Path(sub).glob("*.safetensors")):
         header, start = _safetensors_header(path)
         with open(path, "rb") as f:
-            for name in sorted(k for k in header if k.startswith("model.encoder.")):
+            for name in sorted(k for k in header if k != "__metadata__" and select(k)):
                 info = header[name]
                 h.update(f"{name}{info['dtype']}{info['shape']}".encode())
                 a, b = info["data_offsets"]
