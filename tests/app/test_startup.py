@@ -37,3 +37,22 @@ def test_a_missing_input_is_refused_before_any_heavy_import(tmp_path):
     code, heavy, err = _modules_after(["transcribe", str(tmp_path / "gone.wav")])
     assert code == 1 and "gone.wav" in err and "file not found" in err
     assert heavy == []
+
+
+def test_the_app_loads_its_model_in_the_background_at_launch(make_window, qtbot):
+    """The window is up before the model is; the model is then loaded without any job asking
+    for it, so the first dictation does not wait for it."""
+    w = make_window(check_startup=True)
+    assert w.isVisible() and w.service.loaded_text == ""  # shown at once, the model not yet loaded
+    with qtbot.waitSignal(w.model_loader.ready, timeout=60_000):
+        pass
+    assert w.service.loaded_text and w.model_loader.label.text() == w.service.loaded_text
+
+
+def test_the_app_loads_nothing_at_launch_without_a_model(make_window, qtbot):
+    from app.settings import AppSettings
+
+    w = make_window(settings=AppSettings(model=None), check_startup=True)  # STENO_HOME is empty in tests
+    with qtbot.assertNotEmitted(w.model_loader.ready, wait=300):
+        pass
+    assert w.service.loaded_text == ""
