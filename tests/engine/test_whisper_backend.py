@@ -630,3 +630,21 @@ def test_a_kept_int8_decoder_of_other_weights_or_damaged_is_made_again(tmp_path,
     assert torch.equal(_logits(made), _logits(WhisperBackend(clean, ModelConfig.load(clean), "cpu")))
     assert torch.equal(_logits(made), old) == (change == "damaged")
     assert WhisperBackend(folder, ModelConfig.load(folder), "cpu").whisper is None  # kept again, and read back
+
+
+def test_weight_fingerprints_are_kept_and_hashed_again_when_the_weights_change(tmp_path, monkeypatch):
+    from safetensors.torch import load_file, save_file
+
+    import engine.whisper.encoder as we
+
+    folder = tmp_path / "m"
+    _write_tiny_whisper(folder)
+    sub = folder / "whisper"
+    first = we.encoder_fingerprint(sub)
+    hashed = []
+    monkeypatch.setattr(we, "_hash_tensors", lambda *a: hashed.append(a) or "rehashed")
+    assert we.encoder_fingerprint(sub) == first and not hashed  # kept: the weights did not change
+    state = load_file(sub / "model.safetensors")
+    state["model.encoder.layer_norm.weight"] += 1.0
+    save_file(state, sub / "model.safetensors", metadata={"format": "pt"})
+    assert we.encoder_fingerprint(sub) == "rehashed" and len(hashed) == 1
