@@ -648,3 +648,12 @@ def test_weight_fingerprints_are_kept_and_hashed_again_when_the_weights_change(t
     state["model.encoder.layer_norm.weight"] += 1.0
     save_file(state, sub / "model.safetensors", metadata={"format": "pt"})
     assert we.encoder_fingerprint(sub) == "rehashed" and len(hashed) == 1
+
+
+def test_an_installed_model_starts_without_quantising(real_tiny_en, monkeypatch):
+    """`steno setup` keeps the int8 decoder (or the first start did): a start reads it back."""
+    import engine.whisper.backend as wb
+
+    monkeypatch.setattr(wb, "load_decoder", lambda *a, **k: pytest.fail("quantised again at start"))
+    backend = wb.WhisperBackend(real_tiny_en, ModelConfig.load(real_tiny_en), "cpu")
+    assert backend.whisper is None and (real_tiny_en / wb.INT8_CACHE).is_file()
