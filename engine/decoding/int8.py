@@ -22,6 +22,7 @@ import copy
 import logging
 import pickle
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -124,40 +125,61 @@ def cache_fingerprint(weights_fingerprint: str) -> str:
     return f"{weights_fingerprint}-int8v{INT8_CACHE_VERSION}-torch{torch.__version__}"
 
 
-def save_int8(model: nn.Module, path: str | Path, fingerprint: str) -> None:
-    """Keep `model` (an int8 copy, any tensors of it cast as it decodes) for the next start.
-    A folder that cannot be written (read-only, full) only costs the next start the time
-    to quantise again."""
+def save_int8(model: nn.Module, path: str | Path, fingerprint: str, linear_only: bool = False) -> None:
+    """Keep `model` (an int8 copy, any tensors of it cast as it decodes) for the next start;
+    with `linear_only`, only its int8 layers (the rest is shared with the fp32 model it is
+    read back into). A folder that cannot be written (read-only, full) only costs the next
+    start the time to quantise again."""
     from engine.files import atomic_path
 
     path = Path(path)
+    state = model.state_dict()
+    if linear_only:
+        layers = _int8_layer_names(model)
+        kept = OrderedDict((k, v) for k, v in state.items()
+                           if k.rsplit(".", 1)[0].removesuffix("._packed_params") in layers)
+        kept._metadata = state._metadata  # the layers' format versions, which loading reads
+        state = kept
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
-            torch.save({"fingerprint": fingerprint, "state": model.state_dict()}, tmp)
+            torch.save({"fingerprint": fingerprint, "state": state}, tmp)
     except OSError as e:
         log.info("could not keep the int8 decoder in %s (%s): it is quantised again next time", path, e)
 
 
 def load_int8(skeleton: nn.Module, path: str | Path, fingerprint: str) -> nn.Module | None:
-    """The int8 copy kept by `save_int8` in the shape of `skeleton` (its tensors may be on
-    the meta device: every one is replaced), or None where there is none, it was made from
-    other weights or it is damaged: then the caller quantises again."""
+    """The int8 copy kept by `save_int8` in the shape of `skeleton`, or None where there is
+    none, it was made from other weights or it is damaged: then the caller quantises again.
+    Tensors the copy does not hold stay `skeleton`'s own (shared, as int8_copy shares them);
+    none may be left on the meta device."""
     path = Path(path)
     if not path.is_file():
         return None
     try:
-        with warnings.catch_warnings():  # torch's own deprecation notice about its storage classes
+        with warnings.catch_warnings():  # torch's deprecation notices: storage classes, eager quantisation
             warnings.simplefilter("ignore")
             data = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(data, dict) or data.get("fingerprint") != fingerprint:
-            return None
-        model = _empty_int8(skeleton)
-        model.load_state_dict(data["state"], strict=True, assign=True)
+            if not isinstance(data, dict) or data.get("fingerprint") != fingerprint:
+                return None
+            model = _empty_int8(skeleton)
+        state = data["state"]
+        unloaded = [name for name in _int8_layer_names(model) if f"{name}._packed_params._packed_params" not in state]
+        result = model.load_state_dict(state, strict=False, assign=True)
+        if unloaded or result.unexpected_keys:
+            raise ValueError(f"it does not fit the model ({(unloaded + result.unexpected_keys)[0]})")
+        if any(t.is_meta for t in [*model.parameters(), *model.buffers()]):
+            raise ValueError("it lacks weights the model has none of")
     except (OSError, RuntimeError, KeyError, ValueError, EOFError, pickle.UnpicklingError) as e:
         log.info("the kept int8 decoder %s is unusable (%s): quantising again", path, str(e).splitlines()[0])
         return None
     return model.eval()
+
+
+def _int8_layer_names(model: nn.Module) -> set[str]:
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
+
+    return {name for name, m in model.named_modules() if isinstance(m, DynamicInt8Linear)}
 
 
 def _empty_int8(module: nn.Module) -> nn.Module:
