@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from engine.backend import ChunkResult, Timing
-from engine.bridge.encoder import encoder_inputs, min_input_samples
+from engine.bridge.encoder import SpeechEncoder, encoder_inputs, min_input_samples
 from engine.bridge.export import ensure_onnx
 from engine.bridge.folder import load_model
 from engine.decoding.ctc_prefix import CTCPrefixScorer, penalize_blank
@@ -77,6 +77,7 @@ class BridgeBackend:
         self._token_texts: TokenTexts | None = None  # for decode.unknown_word_penalty, made on first use
         self.requested_device = device
         self._open_session(ensure_onnx(self.model, folder))
+        self.model.encoder = None  # the graph runs it: the torch copy (80 MB for Whisper base) is read again if needed
         self.model.lm.to(self.device)
         self.decoding_lm = self._base_decoding_lm()  # the LM, or its int8 copy
         self.base_bridge = {k: v.clone() for k, v in self.model.bridge.state_dict().items()}
@@ -98,7 +99,7 @@ class BridgeBackend:
             self.model.lm = self.model.lm.unload()  # removes the LoRA layers, base weights untouched
         if self._bridge_swapped:
             self.model.bridge.load_state_dict(self.base_bridge)
-            self._open_session(ensure_onnx(self.model, self.folder))
+            self._open_session(self._graph(self.folder))
             self._bridge_swapped = False
         meta = None
         if adapter is not None:
@@ -106,12 +107,19 @@ class BridgeBackend:
             self.model.lm.to(self.device)
             if (Path(adapter) / ADAPTER_BRIDGE).is_file():  # its own graph, beside its bridge
                 self._bridge_swapped = True
-                self._open_session(ensure_onnx(self.model, adapter))
+                self._open_session(self._graph(adapter))
         if adapter is not None:  # one new decoding copy per swap (int8: quantising takes seconds)
             self.decoding_lm = decoding_model(self.model.lm, self.decoder_precision)
         elif had_lora:
             self.decoding_lm = self._base_decoding_lm()
         return meta
+
+    def _graph(self, folder: str | Path) -> Path:
+        """The encoder+bridge graph for the bridge now loaded, beside it in `folder`: made
+        through the torch encoder, which is read again for it (it is let go after loading)."""
+        if self.model.encoder is None:
+            self.model.encoder = SpeechEncoder.load(self.config.encoder, self.folder / "encoder").eval()
+        return ensure_onnx(self.model, folder)
 
     def _base_decoding_lm(self):
         """The LM without an adapter, as it decodes. In int8, its int8 layers are read from the

@@ -159,7 +159,7 @@ def load_int8(skeleton: nn.Module, path: str | Path, fingerprint: str) -> nn.Mod
     try:
         with warnings.catch_warnings():  # torch's deprecation notices: storage classes, eager quantisation
             warnings.simplefilter("ignore")
-            data = torch.load(path, map_location="cpu", weights_only=True)
+            data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
             if not isinstance(data, dict) or data.get("fingerprint") != fingerprint:
                 return None
             model = _empty_int8(skeleton)
