@@ -421,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="steno: %(message)s")
-    from engine.runtime import quiet_libraries
+    from engine.logs import quiet_libraries
 
     quiet_libraries()
     args = build_parser().parse_args(argv)

@@ -535,7 +535,7 @@ def main() -> None:
     if args.report:
         print_report(read_rows(args.out))
         return
-    from engine.runtime import quiet_libraries
+    from engine.logs import quiet_libraries
 
     quiet_libraries()
     if args.threads:

@@ -32,8 +32,8 @@ def main() -> None:
                    help="decoding settings to try instead of each model's steno.json (ModelConfig.decode)")
     args = p.parse_args()
     from engine.evaluate import evaluate, read_manifest
+    from engine.logs import quiet_libraries
     from engine.models.registry import resolve_model
-    from engine.runtime import quiet_libraries
     from engine.text.metrics import error_rates
     from engine.transcriber import Transcriber
 

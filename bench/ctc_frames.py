@@ -30,8 +30,8 @@ def main() -> None:
     from engine.audio import load_audio
     from engine.decoding.ctc_prefix import best_path, label_tokens
     from engine.evaluate import read_manifest
+    from engine.logs import quiet_libraries
     from engine.models.registry import resolve_model
-    from engine.runtime import quiet_libraries
     from engine.transcriber import Transcriber
 
     quiet_libraries()

@@ -32,7 +32,7 @@ def main() -> None:
     p.add_argument("--precision", choices=("int8", "fp32"), default=None)
     args = p.parse_args()
     from engine.evaluate import evaluate, read_manifest
-    from engine.runtime import quiet_libraries
+    from engine.logs import quiet_libraries
     from engine.transcriber import Transcriber
 
     quiet_libraries()

@@ -81,9 +81,9 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads (the Whisper backend decodes on 1)")
     p.add_argument("--repeats", type=int, default=30)
     args = p.parse_args()
+    from engine.logs import quiet_libraries
     from engine.models.config import ModelConfig
     from engine.models.registry import resolve_model
-    from engine.runtime import quiet_libraries
 
     quiet_libraries()
     torch.set_num_threads(args.threads)

@@ -55,7 +55,7 @@ def main() -> None:
     import logging
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    from engine.runtime import quiet_libraries
+    from engine.logs import quiet_libraries
 
     quiet_libraries()
     devices = args.device or ["cpu"]

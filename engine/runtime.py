@@ -21,16 +21,6 @@ from engine.errors import ModelFolderError, StenoError, first_line
 log = logging.getLogger(__name__)
 
 
-def quiet_libraries() -> None:
-    """Silence transformers' info logs and "Loading weights" bars: our own progress is what users read."""
-    from transformers.utils import logging as hf_logging
-
-    for noisy in ("transformers", "torch", "peft"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-
-
 def cpu_threads() -> int:
     """Physical cores are what matter for matmuls; leave hyper-threads alone. OMP_NUM_THREADS,
     where set (a batch worker's share of the machine, as Ray sets it), is the limit."""

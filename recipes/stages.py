@@ -345,7 +345,7 @@ def main() -> None:
     p.add_argument("--layers", type=int, default=None,
                    help="ctc: transformer blocks of a new head (default: the shipped head's; extra ones start as identities)")
     args = p.parse_args()
-    from engine.runtime import quiet_libraries
+    from engine.logs import quiet_libraries
 
     quiet_libraries()
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device

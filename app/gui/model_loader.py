@@ -27,6 +27,7 @@ class ModelLoader(QObject):
 
     installed = Signal(object)  # the folder of the model just assembled
     settings_requested = Signal()  # the user wants to choose a model in Settings
+    ready = Signal()  # a model is loaded: dictation starts without waiting for one
 
     def __init__(self, settings: AppSettings, service: TranscriptionService, engine: JobRunner, banner: Banner,
                  parent: QWidget):
@@ -48,15 +49,26 @@ class ModelLoader(QObject):
     def show_loaded(self) -> None:
         self.label.setText(self.service.loaded_text)
 
-    def load(self) -> Job:
+    def load(self, status: str = "switching model…") -> Job:
         """Switch to the configured model now, in the background (only the adapter, when that is all
         that changed)."""
         self.configure()
-        self.label.setText("switching model…")
+        self.label.setText(status)
         job = Job(lambda progress, cancel: self.service.get(progress), name="load model")
         job.done.connect(lambda _: self.show_loaded())
+        job.done.connect(lambda _: self.ready.emit())
         job.failed.connect(self._failed)
         return self.engine.submit(job)
+
+    def preload(self) -> Job | None:
+        """At start, load the configured (or best installed) model in the background while the
+        window is already up, so the first dictation does not wait seconds for it. None when
+        no model is installed (check_installed offers one)."""
+        from engine.models.registry import list_models
+
+        if not (self.settings.model or list_models()):
+            return None
+        return self.load("loading model…")
 
     def _failed(self, message: str) -> None:
         self.label.setText("no model loaded")

@@ -131,9 +131,10 @@ class MainWindow(QMainWindow):
         return self.transcribe_tab.open_project(project)
 
     def startup_checks(self) -> None:
-        """Offer back what a crash left, and a model if none is installed."""
+        """Offer back what a crash left, and a model if none is installed; load the model."""
         if not self.recovery.offer():
             self.model_loader.check_installed()
+        self.model_loader.preload()
 
     def apply_settings(self) -> Job:
         """Use the new settings now: the model (or only the adapter) switches in the background."""

@@ -21,11 +21,11 @@ import torch
 
 from engine.backend import ChunkResult, Timing
 from engine.bridge.coverage import covered_seconds
-from engine.bridge.encoder import encoder_inputs, min_input_samples
+from engine.bridge.encoder import SpeechEncoder, encoder_inputs, min_input_samples
 from engine.bridge.export import ensure_onnx
 from engine.bridge.folder import load_model
 from engine.decoding.ctc_prefix import CTCPrefixScorer, penalize_blank
-from engine.decoding.int8 import choose_precision, decoding_model
+from engine.decoding.int8 import cache_fingerprint, choose_precision, decoding_model, load_int8, save_int8
 from engine.decoding.lexicon import Lexicon, TokenTexts, WordEnds
 from engine.decoding.search import (
     PHRASE_MAX,
@@ -62,6 +62,11 @@ def cut_phrase_loop(d: Decoded, max_repeats: int) -> bool:
     return True
 
 
+# The int8 LM layers made from the folder's weights, kept for the next start (hidden: not part
+# of the model's files, its id or its manifest).
+INT8_CACHE = ".cache/lm.int8.pt"
+
+
 class BridgeBackend:
     def __init__(self, folder: Path, config: ModelConfig, device: str = "auto", decoder_precision: str | None = None):
         self.folder = folder
@@ -73,8 +78,9 @@ class BridgeBackend:
         self._token_texts: TokenTexts | None = None  # for decode.unknown_word_penalty, made on first use
         self.requested_device = device
         self._open_session(ensure_onnx(self.model, folder))
+        self.model.encoder = None  # the graph runs it: the torch copy (80 MB for Whisper base) is read again if needed
         self.model.lm.to(self.device)
-        self.decoding_lm = decoding_model(self.model.lm, self.decoder_precision)  # the LM, or its int8 copy
+        self.decoding_lm = self._base_decoding_lm()  # the LM, or its int8 copy
         self.base_bridge = {k: v.clone() for k, v in self.model.bridge.state_dict().items()}
         self._bridge_swapped = False
 
@@ -94,7 +100,7 @@ class BridgeBackend:
             self.model.lm = self.model.lm.unload()  # removes the LoRA layers, base weights untouched
         if self._bridge_swapped:
             self.model.bridge.load_state_dict(self.base_bridge)
-            self._open_session(ensure_onnx(self.model, self.folder))
+            self._open_session(self._graph(self.folder))
             self._bridge_swapped = False
         meta = None
         if adapter is not None:
@@ -102,10 +108,36 @@ class BridgeBackend:
             self.model.lm.to(self.device)
             if (Path(adapter) / ADAPTER_BRIDGE).is_file():  # its own graph, beside its bridge
                 self._bridge_swapped = True
-                self._open_session(ensure_onnx(self.model, adapter))
-        if had_lora or adapter is not None:  # one new decoding copy per swap (int8: quantising takes seconds)
+                self._open_session(self._graph(adapter))
+        if adapter is not None:  # one new decoding copy per swap (int8: quantising takes seconds)
             self.decoding_lm = decoding_model(self.model.lm, self.decoder_precision)
+        elif had_lora:
+            self.decoding_lm = self._base_decoding_lm()
         return meta
+
+    def _graph(self, folder: str | Path) -> Path:
+        """The encoder+bridge graph for the bridge now loaded, beside it in `folder`: made
+        through the torch encoder, which is read again for it (it is let go after loading)."""
+        if self.model.encoder is None:
+            self.model.encoder = SpeechEncoder.load(self.config.encoder, self.folder / "encoder").eval()
+        return ensure_onnx(self.model, folder)
+
+    def _base_decoding_lm(self):
+        """The LM without an adapter, as it decodes. In int8, its int8 layers are read from the
+        folder's cache when they were made from these weights: quantising took seconds of every
+        start, and touched every fp32 weight, which made all 540 MB of them resident (the LM's
+        weights file is memory-mapped, so untouched weights cost no memory)."""
+        if self.decoder_precision != "int8":
+            return decoding_model(self.model.lm, self.decoder_precision)
+        from engine.whisper.encoder import tensors_fingerprint
+
+        fingerprint = cache_fingerprint(tensors_fingerprint(self.folder / "lm", lambda name: True, {"lm": 1}))
+        kept = load_int8(self.model.lm, self.folder / INT8_CACHE, fingerprint)
+        if kept is not None:
+            return kept
+        lm = decoding_model(self.model.lm, self.decoder_precision)
+        save_int8(lm, self.folder / INT8_CACHE, fingerprint, linear_only=True)
+        return lm
 
     def speech(self, audio: np.ndarray) -> np.ndarray:
         return self.speech_outputs(audio)[0]

@@ -58,8 +58,8 @@ def install_default(root: str | Path | None = None, force: bool = False, shipped
     from safetensors.torch import load_file, save_file
     from transformers import WhisperForConditionalGeneration
 
-    from engine.bridge.export import ensure_onnx
-    from engine.bridge.folder import BRIDGE_WEIGHTS, load_model
+    from engine.bridge.backend import BridgeBackend
+    from engine.bridge.folder import BRIDGE_WEIGHTS
     from engine.models.importers.smollm2 import load_from_gguf
     from engine.models.importers.whisper import import_whisper
     from engine.models.integrity import record_files, without_hint
@@ -103,8 +103,8 @@ def install_default(root: str | Path | None = None, force: bool = False, shipped
                       tmp / BRIDGE_WEIGHTS)
             config.source = {"importer": "engine.models.default_install", "shipped": shipped_fingerprint(shipped), **record}
             config.save(tmp)
-            say("exporting encoder + bridge to ONNX", 3, steps)
-            ensure_onnx(load_model(tmp), tmp)
+            say("exporting encoder + bridge to ONNX, quantising the LM for the CPU", 3, steps)
+            BridgeBackend(tmp, config, "cpu")  # the graph, and the int8 LM kept for every start (docs/startup.md)
             record_files(tmp)
         say("done", steps, steps)
     return dest

@@ -76,6 +76,8 @@ def install_whisper_model(name: str, root: str | Path | None = None, force: bool
             config.save(tmp)
             say(f"{name}: exporting the encoder to ONNX")
             _export_encoder(tmp)
+            say(f"{name}: quantising the decoder for the CPU")
+            _prepare_start(tmp, config)
             record_files(tmp)
         say(f"{name}: installed in {dest}")
     return dest
@@ -114,6 +116,14 @@ def _model_config(name: str, whisper_dir: Path, record: dict) -> ModelConfig:
 def _export_encoder(folder: Path) -> None:
     """Export the encoder graph now, so the first transcription does not wait for it."""
     ensure_encoder_onnx(folder)
+
+
+def _prepare_start(folder: Path, config: ModelConfig) -> None:
+    """Do now what the first start would otherwise do: quantise the decoder to int8 and keep
+    it, and fingerprint the weights (both in the folder's hidden cache, docs/startup.md)."""
+    from engine.whisper.backend import WhisperBackend
+
+    WhisperBackend(folder, config, "cpu")
 
 
 def _reusable_metrics(dest: Path) -> tuple[str, dict] | None:

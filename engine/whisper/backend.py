@@ -29,14 +29,15 @@ import torch
 
 from engine.backend import ChunkResult, Span, Timing
 from engine.decoding import search
-from engine.decoding.int8 import choose_precision, decoding_model
+from engine.decoding.int8 import cache_fingerprint, choose_precision, decoding_model, load_int8, save_int8
 from engine.decoding.search import Decoded, LogProbScorer, LoopCut, find_repeat
 from engine.errors import ModelFolderError, StenoError, first_line
 from engine.models.config import ModelConfig
 from engine.models.folder import WHISPER_DIR, check_whisper_folder
 from engine.runtime import create_session, run_session, torch_device
-from engine.whisper.encoder import PRECISION, WINDOW, ensure_encoder_onnx, log_mel
-from engine.whisper.model import load_decoder, pad_batch
+from engine.whisper.encoder import PRECISION, WINDOW, ensure_encoder_onnx, log_mel, tensors_fingerprint
+from engine.whisper.model import decoder_skeleton, is_decoder_tensor, load_decoder, pad_batch
+from engine.whisper.tokenizer import WhisperTokenizer
 
 SAMPLE_RATE = 16000
 SECONDS_PER_TIMESTAMP = 0.02
@@ -67,6 +68,9 @@ DECODER_THREADS = 1
 # 1/2/4/8 took RTF 0.117/0.098/0.101/0.091 at peak memory 871/916/1008/1055 MB; 2 keeps
 # most of the gain under the 1 GB target.
 CPU_BATCH = 2
+# The int8 decoder made from the folder's weights, kept for the next start (hidden: not part
+# of the model's files, its id or its manifest).
+INT8_CACHE = ".cache/decoder.int8.pt"
 
 
 @dataclass
@@ -163,8 +167,6 @@ def prompt_tokens(tokenizer, vocab: Vocab, hints: list[str] | None, context: str
 class WhisperBackend:
     def __init__(self, folder: Path, config: ModelConfig, device: str = "auto", window: str | None = None,
                  precision: str | None = None, decoder_precision: str | None = None):
-        from transformers import WhisperTokenizer
-
         self.folder = Path(folder)
         self.config = config
         self.window = window or WINDOW
@@ -176,12 +178,11 @@ class WhisperBackend:
         self.session, self.onnx_device = create_session(self.graph_path, device)
         # int8 on a CPU unless asked otherwise (engine.decoding.int8); figures in docs/whisper_backend.md
         self.decoder_precision = choose_precision(decoder_precision, self.device)
-        fp32 = load_decoder(sub).to(self.device)
-        self.dims = fp32.dims
-        self.whisper = fp32  # fp32, peft-wrapped while an adapter is set; None in int8 (`_int8_only`)
-        self._decoder = self._int8_only(decoding_model(fp32, self.decoder_precision))
+        self.whisper = None  # fp32, peft-wrapped while an adapter is set; None in int8 (`_int8_only`)
+        self._decoder = self._base_decoder()
+        self.dims = self._decoder.dims
         try:
-            self.tokenizer = WhisperTokenizer.from_pretrained(sub)
+            self.tokenizer = WhisperTokenizer.from_folder(sub)
             generation = json.loads((sub / "generation_config.json").read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             raise ModelFolderError(f"cannot load the Whisper tokenizer ({first_line(e)})", self.folder) from None
@@ -197,6 +198,10 @@ class WhisperBackend:
         """Swap the decoder's LoRA adapter (peft); None restores the base model. A bad adapter
         changes nothing. In int8 the fp32 weights are read again from the model folder, the
         adapter applied and merged into a new int8 copy, and only that copy is kept."""
+        if adapter is None and self.decoder_precision == "int8":
+            self.whisper = None
+            self._decoder = self._base_decoder()
+            return None
         from peft import PeftModel
 
         from engine.models.adapters import apply_adapter, check_adapter
@@ -214,6 +219,23 @@ class WhisperBackend:
         self.whisper.to(self.device)
         self._decoder = self._int8_only(decoding_model(self.whisper, self.decoder_precision))
         return meta
+
+    def _base_decoder(self):
+        """What decodes without an adapter. In int8 that is the copy kept in the folder's cache
+        when it was made from these weights (quantising took 1-2 s of every start), else one
+        quantised now and kept; the fp32 weights are then never read."""
+        sub = self.folder / WHISPER_DIR
+        int8 = self.decoder_precision == "int8"
+        if int8:
+            fingerprint = cache_fingerprint(tensors_fingerprint(sub, is_decoder_tensor, {"whisper-decoder": 1}))
+            kept = load_int8(decoder_skeleton(sub), self.folder / INT8_CACHE, fingerprint)
+            if kept is not None:
+                return kept
+        self.whisper = load_decoder(sub).to(self.device)
+        decoder = self._int8_only(decoding_model(self.whisper, self.decoder_precision))
+        if int8:
+            save_int8(decoder, self.folder / INT8_CACHE, fingerprint)
+        return decoder
 
     def _int8_only(self, decoder):
         """In int8, keep only the int8 copy (the fp32 decoder goes), its token table in fp16:

@@ -120,8 +120,10 @@ class DecoderLayer(nn.Module):
 class Decoder(nn.Module):
     def __init__(self, dims: DecoderDims):
         super().__init__()
-        self.embed_tokens = nn.Embedding(dims.vocab, dims.d_model)
-        self.embed_positions = nn.Embedding(dims.n_ctx, dims.d_model)
+        # Tables made without nn.Embedding's random fill: built on the meta device, that fill
+        # alone imports torch's compiler (0.8 s and 75 MB at every start); weights are loaded anyway.
+        self.embed_tokens = nn.Embedding.from_pretrained(torch.empty(dims.vocab, dims.d_model), freeze=False)
+        self.embed_positions = nn.Embedding.from_pretrained(torch.empty(dims.n_ctx, dims.d_model), freeze=False)
         self.layers = nn.ModuleList(DecoderLayer(dims.d_model, dims.heads, dims.ffn) for _ in range(dims.layers))
         self.layer_norm = nn.LayerNorm(dims.d_model)
 
@@ -160,24 +162,31 @@ class WhisperDecoderModel(nn.Module):
         return self.proj_out(dec.layer_norm(x))
 
 
-def load_decoder(sub: str | Path, dtype: torch.dtype = torch.float32) -> WhisperDecoderModel:
-    """The decoder of a transformers Whisper folder (config.json + *.safetensors); the
-    encoder's tensors are never read."""
-    from safetensors import safe_open
-
+def decoder_skeleton(sub: str | Path) -> WhisperDecoderModel:
+    """The decoder a Whisper folder's config.json describes, on the meta device: its shape
+    without any memory for its weights."""
     sub = Path(sub)
     try:
         dims = DecoderDims.from_hf_config(json.loads((sub / "config.json").read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError) as e:
         raise ModelFolderError(f"unreadable Whisper config ({e})", sub / "config.json") from None
     with torch.device("meta"):
-        model = WhisperDecoderModel(dims)
+        return WhisperDecoderModel(dims)
+
+
+def load_decoder(sub: str | Path, dtype: torch.dtype = torch.float32) -> WhisperDecoderModel:
+    """The decoder of a transformers Whisper folder (config.json + *.safetensors); the
+    encoder's tensors are never read."""
+    from safetensors import safe_open
+
+    sub = Path(sub)
+    model = decoder_skeleton(sub)
     state = {}
     try:
         for path in sorted(sub.glob("*.safetensors")):
             with safe_open(str(path), "pt") as f:
                 for key in f.keys():
-                    if key.startswith("model.decoder.") or key == "proj_out.weight":
+                    if is_decoder_tensor(key):
                         # a copy, not a view of the file's memory map: otherwise the whole file
                         # stays resident while any tensor of it (the embeddings) lives on
                         state[key] = f.get_tensor(key).to(dtype, copy=True)
@@ -192,7 +201,12 @@ def load_decoder(sub: str | Path, dtype: torch.dtype = torch.float32) -> Whisper
     return model.eval()
 
 
-__all__ = ["Cache", "DecoderDims", "WhisperDecoderModel", "load_decoder"]
+def is_decoder_tensor(name: str) -> bool:
+    """Whether a tensor of the folder's weights file belongs to the decoder."""
+    return name.startswith("model.decoder.") or name == "proj_out.weight"
+
+
+__all__ = ["Cache", "DecoderDims", "WhisperDecoderModel", "decoder_skeleton", "is_decoder_tensor", "load_decoder"]
 
 
 def pad_batch(encoded: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -284,3 +284,23 @@ def test_chunks_carry_their_vad_probabilities_and_speech_is_not_checked_twice(sp
     monkeypatch.setattr(engine.audio, "speech_probabilities", no_second_run)
     assert [holds_speech(c.audio, c.speech_probs) for c in chunks] == fresh == [True] * len(chunks)
     assert not holds_speech(np.zeros(SAMPLE_RATE, np.float32), np.zeros(32, np.float32))
+
+
+@pytest.mark.parametrize("n_mels", [80, 128])
+def test_whisper_log_mel_equals_transformers_feature_extractor(n_mels):
+    """The front end is computed without transformers, to the very same values."""
+    from transformers import WhisperFeatureExtractor
+
+    from engine.features import whisper_log_mel
+
+    extractor = WhisperFeatureExtractor(feature_size=n_mels)
+    rng = np.random.default_rng(0)
+    t = np.arange(16000 * 3) / 16000
+    for audio in (np.sin(2 * np.pi * 440 * t) * np.linspace(0, 1, len(t)), rng.standard_normal(7123) * 0.1,
+                  rng.standard_normal(100) * 0.1):
+        audio = audio.astype(np.float32)
+        padded = np.pad(audio, (0, 480000 - len(audio)))
+        expected = extractor(padded, sampling_rate=16000, return_tensors="np").input_features[0]
+        got = whisper_log_mel(audio, n_mels, pad_to_30s=True)
+        assert got.shape == expected.shape == (n_mels, 3000)
+        np.testing.assert_array_equal(got, expected.astype(np.float32))

@@ -90,3 +90,37 @@ def test_gpt2_conv1d_layers_are_quantised_with_their_lora():
     got = _logits(int8_copy(peft_lm), ids)
     assert (got - expected).abs().max() < 0.1 * expected.abs().max()
     assert (got - expected).abs().max() < 0.25 * (expected - exact).abs().max()
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])
+def test_int8_layers_are_kept_and_read_back_into_the_fp32_model(tmp_path, kind):
+    """The kept copy holds only the int8 layers; read back into the fp32 model (the rest
+    shared with it) it decodes exactly as the copy quantised now. Other weights: None."""
+    from engine.decoding.int8 import load_int8, save_int8
+
+    torch.manual_seed(0)
+    lm = tiny_lm(kind, 120, dim=64).eval()
+    ids = torch.randint(0, 120, (2, 12), generator=torch.Generator().manual_seed(1))
+    made = int8_copy(lm)
+    save_int8(made, tmp_path / "lm.int8.pt", "fp-1", linear_only=True)
+    kept = load_int8(lm, tmp_path / "lm.int8.pt", "fp-1")
+    assert torch.equal(_logits(kept, ids), _logits(made, ids))
+    assert kept.get_input_embeddings().weight is lm.get_input_embeddings().weight  # shared, not read again
+    assert load_int8(lm, tmp_path / "lm.int8.pt", "fp-2") is None  # made from other weights
+    (tmp_path / "lm.int8.pt").write_bytes(b"not a checkpoint")
+    assert load_int8(lm, tmp_path / "lm.int8.pt", "fp-1") is None  # damaged
+
+
+def test_a_bridge_model_reads_its_kept_int8_lm_at_the_next_start(tiny_model_dir, tmp_path, monkeypatch):
+    import shutil
+
+    import engine.bridge.backend as bb
+    from engine.models.config import ModelConfig
+
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "m")
+    first = bb.BridgeBackend(folder, ModelConfig.load(folder), "cpu")
+    assert first.decoder_precision == "int8" and (folder / bb.INT8_CACHE).is_file()
+    monkeypatch.setattr(bb, "decoding_model", lambda *a: pytest.fail("quantised again at start"))
+    again = bb.BridgeBackend(folder, ModelConfig.load(folder), "cpu")
+    ids = torch.randint(0, 50, (1, 8), generator=torch.Generator().manual_seed(2))
+    assert torch.equal(_logits(again.decoding_lm, ids), _logits(first.decoding_lm, ids))

@@ -556,3 +556,105 @@ def test_int8_encoder_graph_is_cached_and_close(tiny_whisper):
     assert quant.shape == full.shape and cos.mean() > 0.95
     with pytest.raises(ValueError):
         ensure_encoder_onnx(folder, "fp8")
+
+
+# ------------------------------------------------------------------ start-up: tokenizer and kept int8 decoder
+
+
+def test_tokenizer_without_transformers_gives_transformers_ids_and_text(tiny_whisper):
+    from transformers import WhisperTokenizer as TransformersTokenizer
+
+    from engine.whisper.tokenizer import WhisperTokenizer
+
+    folder, _ = tiny_whisper
+    ours, theirs = WhisperTokenizer.from_folder(folder / "whisper"), TransformersTokenizer.from_pretrained(folder / "whisper")
+    assert ours.get_vocab() == theirs.get_vocab() and len(ours) == len(theirs)
+    eot = theirs.get_vocab()["<|endoftext|>"]
+    ts = theirs.get_vocab()["<|0.00|>"]
+    ids = [*range(0, eot, 97), *range(eot, ts + 5), *range(ts + 5, len(theirs), 50)]  # text, specials, timestamps
+    assert [ours.decode([i]) for i in ids] == [theirs.decode([i]) for i in ids]
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        seq = rng.integers(0, len(theirs.get_vocab()), rng.integers(1, 30)).tolist()
+        assert ours.decode(seq) == theirs.decode(seq)
+    for text in (" Hello, world.", " 28% of 1990 \u2014 \u201cnaïve\u201d café", " <|endoftext|> a,  b", " "):
+        assert ours.encode(text) == theirs.encode(text, add_special_tokens=False)
+
+
+def _logits(backend) -> torch.Tensor:
+    torch.manual_seed(1)
+    enc = torch.randn(1, 20, backend.dims.d_model)
+    model = backend._model()
+    return model(torch.tensor([[3, 5, 7, 11]]), enc, model.new_cache())
+
+
+def test_int8_decoder_is_kept_and_read_back_without_the_fp32_weights(tmp_path, monkeypatch):
+    import engine.whisper.backend as wb
+    from engine.whisper.backend import INT8_CACHE, WhisperBackend
+
+    folder = tmp_path / "m"
+    _write_tiny_whisper(folder)
+    first = WhisperBackend(folder, ModelConfig.load(folder), "cpu")  # int8: the CPU default
+    assert first.decoder_precision == "int8" and (folder / INT8_CACHE).is_file()
+    expected = _logits(first)
+
+    def no_fp32(*_a, **_k):
+        raise AssertionError("the fp32 decoder was read although a fresh int8 copy is kept")
+
+    monkeypatch.setattr(wb, "load_decoder", no_fp32)
+    again = WhisperBackend(folder, ModelConfig.load(folder), "cpu")
+    assert again.whisper is None
+    assert torch.equal(_logits(again), expected)
+    again.set_adapter(None, "any")  # back to the base model: the kept copy again, no quantising
+    assert torch.equal(_logits(again), expected)
+
+
+@pytest.mark.parametrize("change", ["weights", "damaged"])
+def test_a_kept_int8_decoder_of_other_weights_or_damaged_is_made_again(tmp_path, change):
+    from safetensors.torch import load_file, save_file
+
+    from engine.whisper.backend import INT8_CACHE, WhisperBackend
+
+    folder = tmp_path / "m"
+    _write_tiny_whisper(folder)
+    old = _logits(WhisperBackend(folder, ModelConfig.load(folder), "cpu"))
+    cache = folder / INT8_CACHE
+    if change == "weights":
+        weights = folder / "whisper" / "model.safetensors"
+        state = load_file(weights)
+        state["model.decoder.layers.0.fc1.weight"] *= 3.0
+        save_file(state, weights, metadata={"format": "pt"})
+    else:
+        cache.write_bytes(cache.read_bytes()[: cache.stat().st_size // 2])
+    made = WhisperBackend(folder, ModelConfig.load(folder), "cpu")
+    clean = shutil.copytree(folder, tmp_path / "clean", ignore=shutil.ignore_patterns(".cache"))
+    assert torch.equal(_logits(made), _logits(WhisperBackend(clean, ModelConfig.load(clean), "cpu")))
+    assert torch.equal(_logits(made), old) == (change == "damaged")
+    assert WhisperBackend(folder, ModelConfig.load(folder), "cpu").whisper is None  # kept again, and read back
+
+
+def test_weight_fingerprints_are_kept_and_hashed_again_when_the_weights_change(tmp_path, monkeypatch):
+    from safetensors.torch import load_file, save_file
+
+    import engine.whisper.encoder as we
+
+    folder = tmp_path / "m"
+    _write_tiny_whisper(folder)
+    sub = folder / "whisper"
+    first = we.encoder_fingerprint(sub)
+    hashed = []
+    monkeypatch.setattr(we, "_hash_tensors", lambda *a: hashed.append(a) or "rehashed")
+    assert we.encoder_fingerprint(sub) == first and not hashed  # kept: the weights did not change
+    state = load_file(sub / "model.safetensors")
+    state["model.encoder.layer_norm.weight"] += 1.0
+    save_file(state, sub / "model.safetensors", metadata={"format": "pt"})
+    assert we.encoder_fingerprint(sub) == "rehashed" and len(hashed) == 1
+
+
+def test_an_installed_model_starts_without_quantising(real_tiny_en, monkeypatch):
+    """`steno setup` keeps the int8 decoder (or the first start did): a start reads it back."""
+    import engine.whisper.backend as wb
+
+    monkeypatch.setattr(wb, "load_decoder", lambda *a, **k: pytest.fail("quantised again at start"))
+    backend = wb.WhisperBackend(real_tiny_en, ModelConfig.load(real_tiny_en), "cpu")
+    assert backend.whisper is None and (real_tiny_en / wb.INT8_CACHE).is_file()
