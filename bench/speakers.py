@@ -30,7 +30,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 SR = 16000
-VOICES = ("en-us", "en-gb+f2", "en-us+m3", "en-gb-scotland+f4")
+VOICES = ("en-gb-scotland+f4", "en-us+klatt", "en-gb-x-rp+f5", "en-029+m7")  # the four least alike to the encoder
 COUNTS = (2, 3, 4)
 
 
