@@ -30,6 +30,10 @@ DISTANCE_THRESHOLD = 0.42
 MIN_CLUSTER_WINDOWS = 4
 MAX_SPEAKERS = 20
 MERGE_GAP_S = 0.5  # one speaker's turns closer than this are one turn
+# Clustering compares every pair of windows (memory and time grow with the square): past this
+# many (about 50 min of speech), an even sample is clustered and every window then goes to its
+# nearest speaker centre (_refine).
+MAX_CLUSTERED = 4000
 
 
 @dataclass
@@ -102,7 +106,11 @@ def diarize(audio: np.ndarray, speakers: int | None = None, *, chunks: list[Audi
         embeddings.append(encoder.embed(clips))
         progress(min(1.0, (b + 256) / len(windows)) * 0.95)
     emb = np.concatenate(embeddings)
-    labels = cluster(emb, speakers)
+    if len(emb) > MAX_CLUSTERED:
+        sample = np.linspace(0, len(emb) - 1, MAX_CLUSTERED).round().astype(int)
+        labels = _nearest(emb, emb[sample], cluster(emb[sample], speakers))
+    else:
+        labels = cluster(emb, speakers)
     labels, centroids = _refine(emb, labels)
     progress(1.0)
     return Diarization(_turns(regions, per_region, labels), centroids)
@@ -129,6 +137,13 @@ def cluster(embeddings: np.ndarray, speakers: int | None) -> np.ndarray:
         for i in np.flatnonzero(small[labels]):
             labels[i] = big[int(np.argmax(centres @ embeddings[i]))]
     return labels
+
+
+def _nearest(emb: np.ndarray, sample: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Labels for all of `emb` from a clustered sample: each to its nearest sample cluster's centre."""
+    keep = np.unique(labels)
+    centres = unit_rows(np.stack([sample[labels == k].mean(0) for k in keep]))
+    return keep[np.argmax(emb @ centres.T, axis=1)]
 
 
 def _refine(emb: np.ndarray, labels: np.ndarray, rounds: int = 3) -> tuple[np.ndarray, np.ndarray]:

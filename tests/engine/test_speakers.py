@@ -183,3 +183,13 @@ def test_a_failed_labelling_keeps_the_transcript(interview, real_tiny_en, tmp_pa
     assert "embedding exploded" in t.meta["speakers_error"]
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "speakers not labelled" in err[0] and "without them" in err[0]
+
+
+def test_a_long_recording_clusters_a_sample_and_places_every_window(interview, monkeypatch):
+    import engine.speakers.diarize as diarization
+
+    _, audio, ref = interview
+    monkeypatch.setattr(diarization, "MAX_CLUSTERED", 8)  # as a 2-hour file does past 4000 windows
+    d = diarize(audio, 2)
+    said = [d.speaker_at(s, e) for s, e, _ in ref]
+    assert said[0] == said[2] != said[1] == said[3]
