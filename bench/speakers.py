@@ -13,7 +13,9 @@ For each interview with 2, 3 and 4 speakers: DER (pyannote.metrics, 0.25 s colla
 overlap not skipped) with the count found (`auto`) and with the count given, and whether
 `auto` found the right count. `--hour` also times one hour of interviews: the VAD (which
 transcription runs anyway) and the diarization on top of it, as `steno transcribe
---speakers` runs them. Everything goes to OUT/results.json.
+--speakers` runs them. `--single FOLDER...` instead joins each folder's first audio files
+(one speaker each) into one recording and prints how many speakers `auto` finds in it.
+Everything goes to OUT/results.json.
 """
 
 from __future__ import annotations
@@ -167,6 +169,21 @@ def hour(voices: list[list[np.ndarray]], seed: int) -> dict:
     return out
 
 
+def single(folders: list[Path], files: int = 15) -> dict:
+    """Speakers found by `auto` in each folder's first `files` clips joined (one speaker)."""
+    from engine.audio import load_audio, split_on_speech
+    from engine.speakers.diarize import diarize
+
+    out = {}
+    for folder in folders:
+        paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".wav", ".flac"))[:files]
+        audio = np.concatenate([np.concatenate([load_audio(p), np.zeros(SR // 2, np.float32)]) for p in paths])
+        d = diarize(audio, None, chunks=split_on_speech(audio))
+        out[str(folder)] = {"seconds": len(audio) / SR, "found": d.speakers}
+        print(f"{folder}: {len(paths)} clips, {len(audio) / SR:.0f} s, found {d.speakers}", flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--real", type=Path, help="a speechocean762 checkout (WAVE/SPEAKERnnnn/*.WAV)")
@@ -175,11 +192,16 @@ def main() -> None:
     ap.add_argument("--turns", type=int, default=16)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--hour", action="store_true", help="also time one hour of audio")
+    ap.add_argument("--single", type=Path, nargs="+", help="folders of one speaker's clips each")
     ap.add_argument("--out", type=Path, default=ROOT / "data" / "speakers")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(2)
+    if args.single:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "single.json").write_text(json.dumps(single(args.single), indent=2))
+        return
     results = {}
     sets = {"synthetic": synthetic_voices(seed=args.seed)}
     if args.real is not None:
