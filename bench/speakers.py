@@ -1,7 +1,7 @@
 """Speaker labels: DER and speaker count on interviews with known turns, and diarization speed.
 
     .venv/bin/python -m bench.speakers --real PATH/speechocean762 [--ljspeech PATH/LJSpeech-1.1]
-        [--interviews 12] [--turns 16] [--seed 1] [--hour] [--out data/speakers]
+        [--interviews 12] [--turns 16] [--seed 1] [--hour | --only-hour] [--threads 2] [--out data/speakers]
 
 Interviews are assembled from clips of distinct speakers, turns of 1-3 clips each, pauses
 of 0.2-0.9 s between turns (0.1-0.3 s within one), the speakers taking turns at random:
@@ -192,12 +192,14 @@ def main() -> None:
     ap.add_argument("--turns", type=int, default=16)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--hour", action="store_true", help="also time one hour of audio")
+    ap.add_argument("--only-hour", action="store_true", help="time one hour of audio, nothing else")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--single", type=Path, nargs="+", help="folders of one speaker's clips each")
     ap.add_argument("--out", type=Path, default=ROOT / "data" / "speakers")
     args = ap.parse_args()
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     if args.single:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "single.json").write_text(json.dumps(single(args.single), indent=2))
@@ -207,8 +209,9 @@ def main() -> None:
     if args.real is not None:
         sets["real"] = real_voices(args.real, args.ljspeech)
     for name, voices in sets.items():
-        results[name] = evaluate(name, voices, args)
-    if args.hour:
+        if not args.only_hour:
+            results[name] = evaluate(name, voices, args)
+    if args.hour or args.only_hour:
         results["hour"] = hour(sets.get("real", sets["synthetic"]), args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
