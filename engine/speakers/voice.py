@@ -77,22 +77,27 @@ class VoiceEncoder:
         return (self.mel @ spec).T
 
     def embed(self, windows: list[np.ndarray], batch: int = 64) -> np.ndarray:
-        """(n, 256) unit vectors, one per clip; clips of equal length batch together."""
+        """(n, 256) unit vectors, one per clip; clips of equal length batch together. One torch
+        thread: the LSTM's steps are too small to share, and on a busy 2-core machine two
+        threads made it 7-10x slower (docs/speakers.md)."""
         import torch
 
         out = np.zeros((len(windows), HIDDEN), dtype=np.float32)
         by_len: dict[int, list[int]] = {}
         for i, w in enumerate(windows):
             by_len.setdefault(len(w), []).append(i)
-        with torch.inference_mode():
-            for idx in by_len.values():
-                for b in range(0, len(idx), batch):
-                    part = idx[b:b + batch]
-                    mels = torch.stack([self.mels(windows[i]) for i in part])
-                    _, (hidden, _) = self.lstm(mels)
-                    e = torch.relu(self.linear(hidden[-1]))
-                    e = e / torch.clamp(torch.linalg.vector_norm(e, dim=1, keepdim=True), min=1e-8)
-                    out[part] = e.numpy()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with torch.inference_mode():
+                for idx in by_len.values():
+                    for b in range(0, len(idx), batch):
+                        part = idx[b:b + batch]
+                        _, (hidden, _) = self.lstm(torch.stack([self.mels(windows[i]) for i in part]))
+                        e = torch.relu(self.linear(hidden[-1]))
+                        out[part] = (e / torch.clamp(torch.linalg.vector_norm(e, dim=1, keepdim=True), min=1e-8)).numpy()
+        finally:
+            torch.set_num_threads(threads)
         return out
 
 
