@@ -145,15 +145,16 @@ def evaluate(name: str, voices: list[list[np.ndarray]], args) -> dict:
 
 
 def hour(voices: list[list[np.ndarray]], seed: int) -> dict:
-    """Seconds to find speech in, and to diarize, one hour of 3-speaker interviews."""
+    """Seconds to find speech in, and to diarize, one hour of three speakers taking turns."""
     from engine.audio import split_on_speech
     from engine.speakers.diarize import diarize
     from engine.speakers.voice import voice_encoder
 
     rng = random.Random(seed)
+    three = rng.sample(voices, 3)
     parts, total = [], 0
     while total < 3600 * SR:
-        a, _ = interview(rng.sample(voices, 3), 40, rng)
+        a, _ = interview(three, 40, rng)
         parts.append(a)
         total += len(a)
     audio = np.concatenate(parts)[:3600 * SR]
@@ -164,8 +165,8 @@ def hour(voices: list[list[np.ndarray]], seed: int) -> dict:
     d = diarize(audio, None, chunks=chunks)
     t2 = time.perf_counter()
     out = {"vad_s": t1 - t0, "diarize_s": t2 - t1, "found": d.speakers}
-    print(f"one hour: VAD {out['vad_s']:.0f} s (transcription runs it anyway), diarization on top "
-          f"{out['diarize_s']:.0f} s, {d.speakers} speakers found", flush=True)
+    print(f"one hour of 3 speakers: VAD {out['vad_s']:.0f} s (transcription runs it anyway), diarization on "
+          f"top {out['diarize_s']:.0f} s, {d.speakers} speakers found", flush=True)
     return out
 
 
