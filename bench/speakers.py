@@ -13,7 +13,8 @@ For each interview with 2, 3 and 4 speakers: DER (pyannote.metrics, 0.25 s colla
 overlap not skipped) with the count found (`auto`) and with the count given, and whether
 `auto` found the right count. `--hour` also times one hour of interviews: the VAD (which
 transcription runs anyway) and the diarization on top of it, as `steno transcribe
---speakers` runs them. `--single FOLDER...` instead joins each folder's first audio files
+--speakers` runs them. `--thread-check` times the encoder on 1 and 2 torch threads.
+`--single FOLDER...` instead joins each folder's first audio files
 (one speaker each) into one recording and prints how many speakers `auto` finds in it.
 Everything goes to OUT/results.json.
 """
@@ -185,6 +186,30 @@ def single(folders: list[Path], files: int = 15) -> dict:
     return out
 
 
+def thread_check(windows: int = 64, rounds: int = 2) -> dict:
+    """Seconds to embed `windows` 1.5 s windows on 1 and on 2 torch threads, alternating: why
+    VoiceEncoder.embed pins one thread."""
+    import torch
+
+    from engine.speakers import voice
+
+    enc = voice.voice_encoder()
+    rng = np.random.default_rng(0)
+    clips = [(0.1 * rng.standard_normal(int(1.5 * SR))).astype(np.float32) for _ in range(windows)]
+    out: dict[int, list[float]] = {1: [], 2: []}
+    for _ in range(rounds):
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            t = time.perf_counter()
+            with torch.inference_mode():
+                for b in range(0, windows, 64):
+                    enc.lstm(torch.stack([enc.mels(c) for c in clips[b:b + 64]]))
+            out[n].append(time.perf_counter() - t)
+    print(" ".join(f"{n} thread{'s' * (n > 1)}: " + ", ".join(f"{x:.2f} s" for x in v) for n, v in out.items()),
+          f"for {windows} windows", flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--real", type=Path, help="a speechocean762 checkout (WAVE/SPEAKERnnnn/*.WAV)")
@@ -195,12 +220,16 @@ def main() -> None:
     ap.add_argument("--hour", action="store_true", help="also time one hour of audio")
     ap.add_argument("--only-hour", action="store_true", help="time one hour of audio, nothing else")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    ap.add_argument("--thread-check", action="store_true", help="time the speaker encoder on 1 and 2 threads")
     ap.add_argument("--single", type=Path, nargs="+", help="folders of one speaker's clips each")
     ap.add_argument("--out", type=Path, default=ROOT / "data" / "speakers")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.thread_check:
+        thread_check()
+        return
     if args.single:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "single.json").write_text(json.dumps(single(args.single), indent=2))

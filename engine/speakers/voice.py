@@ -79,7 +79,7 @@ class VoiceEncoder:
     def embed(self, windows: list[np.ndarray], batch: int = 64) -> np.ndarray:
         """(n, 256) unit vectors, one per clip; clips of equal length batch together. One torch
         thread: the LSTM's steps are too small to share, and on a busy 2-core machine two
-        threads made it 7-10x slower (docs/speakers.md)."""
+        threads made it 15-40x slower (docs/speakers.md)."""
         import torch
 
         out = np.zeros((len(windows), HIDDEN), dtype=np.float32)
