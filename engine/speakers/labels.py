@@ -21,11 +21,21 @@ def default_name(index: int) -> str:
 
 def label_segments(segments: list[Segment], diarization: Diarization, names: list[str] | None = None) -> list[Segment]:
     """Segments with `speaker` set (new Segment objects where one was split). `names[i]` is
-    diarization speaker i's name (default "Speaker i+1")."""
+    diarization speaker i's name; speakers without one are "Speaker 1", "Speaker 2"... in the
+    order they first speak in the transcript."""
+    given: dict[int, str] = {}
+    numbered: list[int] = []  # the speakers given a number so far, in order
+
     def name(i: int | None) -> str | None:
         if i is None:
             return None
-        return names[i] if names is not None and i < len(names) and names[i] else default_name(i)
+        if i not in given:
+            saved = names[i] if names is not None and i < len(names) else None
+            if not saved:
+                saved = default_name(len(numbered))
+                numbered.append(i)
+            given[i] = saved
+        return given[i]
 
     out: list[Segment] = []
     for seg in segments:

@@ -77,8 +77,8 @@ def test_a_segment_holding_two_speakers_is_split_between_their_sentences():
     lone = Segment(6.0, 7.0, "Thanks.", [])
     out = label_segments([seg, lone], d, ["Reporter", None])
     assert [(s.speaker, s.text) for s in out] == [("Reporter", "The town is underwater."),
-                                                  ("Speaker 2", "How many families were evacuated?"),
-                                                  ("Speaker 2", "Thanks.")]
+                                                  ("Speaker 1", "How many families were evacuated?"),
+                                                  ("Speaker 1", "Thanks.")]
     assert out[0].start == 0.0 and out[1].end == 4.4 and out[0].end <= out[1].start
     assert all(w.speaker == s.speaker for s in out for w in s.words)
     # a turn edge a word too early does not cut the sentence: it goes whole to its main speaker
@@ -86,6 +86,9 @@ def test_a_segment_holding_two_speakers_is_split_between_their_sentences():
     seg = Segment(0.0, 4.4, "The town is underwater. How many families were evacuated?",
                   words("The town is underwater. How many families were evacuated?", 0.0, 0.45))
     assert [s.text for s in label_segments([seg], d)] == ["The town is underwater.", "How many families were evacuated?"]
+    # unnamed speakers are numbered in the order they first speak, whatever the clustering's order
+    later = Segment(0.0, 1.0, "Hello.", words("Hello.", 0.0))
+    assert label_segments([later], Diarization([Turn(0.0, 1.0, 1)], d.centroids))[0].speaker == "Speaker 1"
 
 
 def test_speakers_are_saved_renamed_and_exported():
