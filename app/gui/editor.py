@@ -50,7 +50,9 @@ from PySide6.QtWidgets import (
 
 from app.gui import theme
 from app.gui.segment_ops import merge_segments, new_segment_after, split_segment
+from app.gui.workers import show_error
 from app.templates import FieldSpot, fill, find_fields, template_rows
+from engine.errors import StenoError
 from engine.text.commands import FieldMove, split_fields
 from engine.text.doses import KEY_CONFIDENCE, is_key_word
 from engine.text.exporters import LOW_CONFIDENCE, clock
@@ -90,6 +92,16 @@ class ReplaceRows(QUndoCommand):
 
     def undo(self):
         self.model.replace_rows(self.row, len(self.new), self.old)
+
+
+def saved_voice_names() -> set[str]:
+    """Names of the saved voices (none when they cannot be read now: a locked library)."""
+    from app.speaker_profiles import load_profiles
+
+    try:
+        return {p.name for p in load_profiles()}
+    except StenoError:
+        return set()
 
 
 class SetSpeakers(QUndoCommand):
@@ -840,6 +852,18 @@ class TranscriptEditor(QWidget):
             menu.addAction(f"Re&name “{current}” everywhere…",
                            lambda: self.rename_speaker(current, self.ask_name("Rename speaker", current)))
             menu.addAction(f"Save “{current}”'s &voice…", lambda: self.save_voice_requested.emit(row))
+            if current in saved_voice_names():
+                menu.addAction(f"&Forget “{current}”'s saved voice", lambda: self.forget_voice(current))
+
+    def forget_voice(self, name: str) -> None:
+        """Delete a saved voice: later transcripts no longer call anyone by its name (this one
+        keeps the name it shows)."""
+        from app.speaker_profiles import remove_profile
+
+        try:
+            remove_profile(name)
+        except StenoError as e:
+            show_error(self.window(), "Forget voice", str(e))
 
     def ask_name(self, title: str, name: str) -> str | None:
         text, ok = QInputDialog.getText(self, title, "Name:", text=name)

@@ -109,6 +109,12 @@ def test_chosen_speaker_count_labels_a_file_and_a_saved_voice_names_it_later(mak
     assert named == ["Ana Ruiz"]
     assert "Ana Ruiz" not in {s.speaker for s in again.segments if "evacuated" in s.text.lower()}
 
+    menu = right_click(qtbot, ed, ed.table.visualRect(ed.model.index(river, 1)).center())
+    menu_action(menu, "Forget “Ana Ruiz”'s saved voice").trigger()
+    menu.close()
+    assert load_profiles() == [] and ed.model.segments[river].speaker == "Ana Ruiz"  # this transcript keeps it
+    assert "Ana Ruiz" not in {s.speaker for s in files.service.transcribe(audio, speakers=True).segments}
+
 
 def test_saved_voices_are_encrypted_with_the_library(monkeypatch):
     monkeypatch.setattr(vault, "SCRYPT_N", 2 ** 14)
