@@ -148,6 +148,7 @@ class Transcriber:
             if cancel():
                 raise Cancelled("transcription cancelled", name)
 
+        progress(0.0)
         try:
             found = diarize(audio, count, chunks=chunks, progress=progress, check=check)
             names = match_profiles(found.centroids, profiles or [])

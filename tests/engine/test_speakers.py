@@ -196,3 +196,20 @@ def test_a_long_recording_clusters_a_sample_and_places_every_window(interview, m
     d = diarize(audio, 2)
     said = [d.speaker_at(s, e) for s, e, _ in ref]
     assert said[0] == said[2] != said[1] == said[3]
+
+
+def test_cancel_while_telling_speakers_apart_stops_the_job(interview, real_transcriber):
+    from engine.transcriber import Cancelled
+
+    path, _, _ = interview
+    stop = []
+    seen = []
+
+    def progress(fraction, message):
+        seen.append(fraction)
+        if message == "telling speakers apart":
+            stop.append(True)
+
+    with pytest.raises(Cancelled):
+        real_transcriber.transcribe(path, speakers="auto", progress=progress, cancel=lambda: bool(stop))
+    assert stop and seen == sorted(seen)  # progress only went forward, into the speaker step
