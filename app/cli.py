@@ -75,13 +75,19 @@ def cmd_transcribe(args) -> int:
     for path, out in jobs:
         update, close = _progress_bar(path.name, args.quiet)
         try:
-            transcript = transcriber.transcribe(path, hints=hints, progress=update)
+            transcript = transcriber.transcribe(path, hints=hints, progress=update, speakers=args.speakers,
+                                                profiles=_speaker_profiles(args))
         except (StenoError, MemoryError) as e:  # this file failed; the next may not
             close()
             _error(e if isinstance(e, StenoError) else StenoError("out of memory", path))
             failures += 1
             continue
         close()
+        if "speakers_error" in transcript.meta:
+            _error(StenoError(f"speakers not labelled ({transcript.meta['speakers_error']}); the transcript is "
+                              "written without them", path))
+        elif "speakers_note" in transcript.meta:
+            _info(args, f"{path.name}: {transcript.meta['speakers_note']}")
         if out is None:
             _write_stdout(render(transcript, args.format))
             continue
@@ -330,6 +336,30 @@ def cmd_gui(args) -> int:
     return gui_main([])
 
 
+def _speakers(text: str) -> str | int:
+    """`auto` or a number of speakers, refused while parsing (before anything loads)."""
+    from engine.speakers.diarize import parse_speakers
+
+    try:
+        n = parse_speakers(text)
+    except StenoError as e:
+        raise argparse.ArgumentTypeError(str(e).replace("--speakers must be ", "use ")) from None
+    return "auto" if n is None else n
+
+
+def _speaker_profiles(args) -> list:
+    """Saved voices to name speakers by (app/speaker_profiles.py); none when not labelling."""
+    if args.speakers is None:
+        return []
+    from app.speaker_profiles import load_profiles
+
+    try:
+        return load_profiles()
+    except StenoError as e:  # a locked library: speakers still get labels, numbered ones
+        _info(args, f"saved voices not used: {e}")
+        return []
+
+
 def _info(args, message: str) -> None:
     if not args.quiet:
         print(message, file=sys.stderr)
@@ -367,6 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--format", choices=FORMATS, default="txt")
     t.add_argument("--output", "-o", help="output file (one input) or folder (several)")
     t.add_argument("--hints", help="word list file: terms that may occur (one per line)")
+    t.add_argument("--speakers", type=_speakers, default=None, metavar="auto|N",
+                   help="label who speaks: find how many (auto) or give their number")
     t.set_defaults(func=cmd_transcribe)
 
     b = sub.add_parser("batch", help="transcribe an archive (files, folders, manifests) with a pool of workers, "

@@ -12,6 +12,8 @@ import logging
 import threading
 from dataclasses import dataclass
 
+from engine.errors import StenoError
+
 log = logging.getLogger(__name__)
 
 # Chunks decoded at once on a CPU. Progress and cancel are looked at between batches, so a
@@ -35,6 +37,7 @@ class TranscriptionService:
         self._transcriber = None
         self.beam_size = 1
         self.hints: list[str] = []
+        self.speakers: str | int | None = None  # files and recordings: None, "auto" or a count (engine.speakers)
 
     def configure(self, model: str | None, adapter: str | None, device: str, beam_size: int = 1,
                   hints: list[str] | None = None) -> None:
@@ -79,20 +82,33 @@ class TranscriptionService:
         self._loaded = wanted
         return self._transcriber
 
-    def transcribe(self, source, progress=None, cancel=None):
+    def transcribe(self, source, progress=None, cancel=None, speakers: bool = False):
         """The transcript of `source`; raises engine.transcriber.Cancelled once `cancel()` is true,
-        even when the engine has just finished: a cancelled job must leave nothing behind."""
+        even when the engine has just finished: a cancelled job must leave nothing behind.
+        `speakers`: label speakers as chosen (`self.speakers`), named by the saved voices."""
         from engine.transcriber import Cancelled
 
         cancel = cancel or (lambda: False)
         transcriber = self.get(progress)
         with self._lock:
-            hints, beam = list(self.hints), self.beam_size
+            hints, beam, count = list(self.hints), self.beam_size, self.speakers if speakers else None
         transcript = transcriber.transcribe(source, hints=hints or None, beam_size=beam,
-                                            progress=stoppable(progress, cancel, Cancelled), cancel=cancel)
+                                            progress=stoppable(progress, cancel, Cancelled), cancel=cancel,
+                                            speakers=count, profiles=saved_voices() if count is not None else None)
         if cancel():
             raise Cancelled("transcription cancelled")
         return transcript
+
+
+def saved_voices() -> list:
+    """The saved voices; none (speakers get numbered names) when they cannot be read now."""
+    from app.speaker_profiles import load_profiles
+
+    try:
+        return load_profiles()
+    except StenoError as e:  # a locked library, a damaged file: the labels still come
+        log.warning("saved voices not used: %s", e)
+        return []
 
 
 def stoppable(progress, cancel, error: type[Exception]):

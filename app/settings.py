@@ -34,6 +34,7 @@ class AppSettings:
     last_folder: str | None = None  # where the last file dialog was
     window_geometry: str | None = None  # the main window's size and place (Qt's saveGeometry, base64)
     last_project: str | None = None  # the project folder open when the app was closed, reopened at start
+    speakers: str = "off"  # label speakers in files: off | auto | a number (engine.speakers)
 
     @classmethod
     def load(cls, path: Path | None = None) -> "AppSettings":

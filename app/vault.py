@@ -440,13 +440,15 @@ Progress = Callable[[int, int, Path], None]
 
 
 def library_files(root: Path) -> list[Path]:
-    """Every file in every project folder; hidden entries (temp files and folders of atomic
+    """Every file in every project folder, and the library's own top-level files; hidden entries (temp files and folders of atomic
     writes in progress) are left out."""
     out = []
     root = Path(root)
     if not root.is_dir():
         return out
     for folder in sorted(root.iterdir()):
+        if folder.is_file() and not folder.name.startswith("."):  # the library's own files (saved voices)
+            out.append(folder)
         if not folder.is_dir() or folder.name.startswith("."):
             continue
         for dirpath, dirnames, filenames in os.walk(folder):

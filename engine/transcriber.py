@@ -26,6 +26,7 @@ from engine.audio import FAINT_SPEECH, SAMPLE_RATE, VAD_WINDOW, AudioChunk, load
 from engine.backend import Backend, ChunkResult, Timing
 from engine.decoding.hints import select_hints, uses_terms, word_confidences
 from engine.errors import StenoError
+from engine.speakers.diarize import parse_speakers
 from engine.text.doses import unsure_key_words, write_doses
 from engine.text.transcript import Segment, Transcript, Word
 
@@ -100,7 +101,13 @@ class Transcriber:
 
     def transcribe(self, source: str | Path | np.ndarray, *, hints: list[str] | None = None,
                    beam_size: int | None = None, progress: ProgressFn | None = None,
-                   cancel: CancelFn | None = None) -> Transcript:
+                   cancel: CancelFn | None = None, speakers: int | str | None = None,
+                   profiles: list | None = None) -> Transcript:
+        """speakers: None for no speaker labels, "auto" to find how many speak, or their number
+        (engine.speakers); `profiles` (engine.speakers.profiles.Profile) name the voices they
+        match. A failure of the speaker labelling keeps the transcript, unlabelled, and says
+        why in meta["speakers_error"]."""
+        count = None if speakers is None else parse_speakers(speakers)
         progress = progress or (lambda f, m: None)
         cancel = cancel or (lambda: False)
         if isinstance(source, np.ndarray):
@@ -115,14 +122,52 @@ class Transcriber:
         if cancel():
             raise Cancelled("transcription cancelled", name)
         progress(0.1, f"transcribing {len(chunks)} segment{'s' * (len(chunks) != 1)}")
+        share = 0.9 if speakers is None else 0.8
         segments = self.transcribe_chunks(chunks, hints=hints, beam_size=beam_size, vad_check=True,
-                                          progress=lambda f, m: progress(0.1 + 0.9 * f, m), cancel=cancel,
+                                          progress=lambda f, m: progress(0.1 + share * f, m), cancel=cancel,
                                           source=name)
+        meta = {"model_id": self.model_id, "device": self.device_text,
+                "adapter": (self.adapter_meta or {}).get("name"),
+                "word_times": "estimated" if self.config.family == "bridge" else "decoder"}
+        if speakers is not None:
+            segments = self._label_speakers(audio, chunks, segments, count, profiles, meta,
+                                            lambda f: progress(0.9 + 0.1 * f, "telling speakers apart"), cancel, name)
         progress(1.0, "done")
-        return Transcript(segments=segments, source=name, model=self.name, duration=duration,
-                          meta={"model_id": self.model_id, "device": self.device_text,
-                                "adapter": (self.adapter_meta or {}).get("name"),
-                                "word_times": "estimated" if self.config.family == "bridge" else "decoder"})
+        return Transcript(segments=segments, source=name, model=self.name, duration=duration, meta=meta)
+
+    def _label_speakers(self, audio: np.ndarray, chunks: list[AudioChunk], segments: list[Segment],
+                        count: int | None, profiles: list | None, meta: dict, progress: Callable[[float], None],
+                        cancel: CancelFn, name: str | None) -> list[Segment]:
+        """Segments with speaker names; on a failure, the same segments unlabelled, the reason
+        in meta["speakers_error"] and the log: the words matter more than the names."""
+        from engine.speakers.diarize import diarize
+        from engine.speakers.labels import label_segments
+        from engine.speakers.profiles import match_profiles
+
+        def check() -> None:
+            if cancel():
+                raise Cancelled("transcription cancelled", name)
+
+        progress(0.0)
+        try:
+            found = diarize(audio, count, chunks=chunks, progress=progress, check=check)
+            names = match_profiles(found.centroids, profiles or [])
+            labelled = label_segments(segments, found, names)
+        except Cancelled:
+            raise
+        except Exception as e:  # noqa: BLE001 - any failure here must not cost the transcript
+            reason = str(e) if isinstance(e, StenoError) else f"{type(e).__name__}: {e}"
+            log.warning("%s: speakers not labelled (%s)", name or "audio", reason)
+            for seg in segments:
+                seg.speaker = None
+                for w in seg.words:
+                    w.speaker = None
+            meta["speakers_error"] = reason
+            return segments
+        meta["speakers"] = len({s.speaker for s in labelled if s.speaker})
+        if count is not None and found.speakers < count:
+            meta["speakers_note"] = f"asked for {count} speakers, the speech held only {found.speakers}"
+        return labelled
 
     def transcribe_chunks(self, chunks: list[AudioChunk], *, hints: list[str] | None = None,
                           beam_size: int | None = None, progress: ProgressFn | None = None,

@@ -27,6 +27,9 @@ from engine.text.transcript import Segment, Transcript
 AUTOSAVE_MS = 800
 
 
+VOICE_SECONDS = 60.0  # a saved voice is made from at most about this much of the speaker's speech
+
+
 class DocumentPane(QWidget):
     """The right side of the Transcribe tab: which project is open, and what can be done with its text."""
 
@@ -75,6 +78,7 @@ class DocumentPane(QWidget):
         self.player_bar.speed_changed.connect(self.player.set_speed)
         self.editor.seek_requested.connect(self._seek_to_segment)
         self.editor.model.text_changed.connect(self._edited)
+        self.editor.save_voice_requested.connect(self.save_voice)
 
     # ------------------------------------------------------------------ what is shown
 
@@ -148,6 +152,47 @@ class DocumentPane(QWidget):
         """The window closes: stop the sound and save what is pending."""
         self.player.pause()
         self.flush_autosave()
+
+    # ------------------------------------------------------------------ saved voices
+
+    def save_voice(self, row: int, name: str | None = None) -> Job | None:
+        """Save the voice of row's speaker (from all its rows, up to VOICE_SECONDS) under a name
+        the user gives; later transcripts call that voice by it, and so does this one now."""
+        segs = self.editor.model.segments
+        if not 0 <= row < len(segs) or not segs[row].speaker:
+            return None
+        if len(self.player.audio) == 0:
+            self.message.emit("this project's audio is not loaded: a voice cannot be saved", 8000)
+            return None
+        speaker = segs[row].speaker
+        if name is None:
+            name = self.editor.ask_name("Save voice", speaker)
+        if not name:
+            return None
+        spans, total = [(segs[row].start, segs[row].end)], segs[row].end - segs[row].start
+        for seg in segs:
+            if seg.speaker == speaker and seg is not segs[row] and total < VOICE_SECONDS:
+                spans.append((seg.start, seg.end))
+                total += seg.end - seg.start
+        audio = self.player.audio
+
+        def work(progress, cancel):
+            from app.speaker_profiles import add_profile
+            from engine.speakers.profiles import Profile, voice_of
+
+            embedding, seconds = voice_of(audio, spans)
+            add_profile(Profile(name, embedding, seconds))
+            return seconds
+
+        job = Job(work, name="save voice")
+        job.done.connect(lambda seconds: self._voice_saved(speaker, name, seconds))
+        job.failed.connect(lambda m: show_error(self.window(), "Save voice", m))
+        return self.io.submit(job)
+
+    def _voice_saved(self, speaker: str, name: str, seconds: float) -> None:
+        self.editor.rename_speaker(speaker, name)
+        self.message.emit(f"saved the voice of “{name}” ({seconds:.0f} s of speech): later transcripts "
+                          "call it by this name", 8000)
 
     # ------------------------------------------------------------------ playback
 

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
     QHeaderView,
+    QInputDialog,
     QLabel,
     QLineEdit,
     QMenu,
@@ -49,7 +50,9 @@ from PySide6.QtWidgets import (
 
 from app.gui import theme
 from app.gui.segment_ops import merge_segments, new_segment_after, split_segment
+from app.gui.workers import show_error
 from app.templates import FieldSpot, fill, find_fields, template_rows
+from engine.errors import StenoError
 from engine.text.commands import FieldMove, split_fields
 from engine.text.doses import KEY_CONFIDENCE, is_key_word
 from engine.text.exporters import LOW_CONFIDENCE, clock
@@ -89,6 +92,30 @@ class ReplaceRows(QUndoCommand):
 
     def undo(self):
         self.model.replace_rows(self.row, len(self.new), self.old)
+
+
+def saved_voice_names() -> set[str]:
+    """Names of the saved voices (none when they cannot be read now: a locked library)."""
+    from app.speaker_profiles import load_profiles
+
+    try:
+        return {p.name for p in load_profiles()}
+    except StenoError:
+        return set()
+
+
+class SetSpeakers(QUndoCommand):
+    """Speaker names of some rows changed (a rename everywhere, a row given to another speaker)."""
+
+    def __init__(self, model: "TranscriptModel", text: str, changes: list[tuple[int, str | None, str | None]]):
+        super().__init__(text)
+        self.model, self.changes = model, changes  # (row, old name, new name)
+
+    def redo(self):
+        self.model.set_speakers([(row, new) for row, _, new in self.changes])
+
+    def undo(self):
+        self.model.set_speakers([(row, old) for row, old, _ in self.changes])
 
 
 class TranscriptModel(QAbstractTableModel):
@@ -143,9 +170,11 @@ class TranscriptModel(QAbstractTableModel):
         return None
 
     def paragraph_start(self, row: int) -> bool:
+        """A long pause, or another speaker's turn, starts a paragraph."""
         if row <= 0:
             return True
-        return self.segments[row].start - self.segments[row - 1].end > PARAGRAPH_PAUSE_S
+        seg, before = self.segments[row], self.segments[row - 1]
+        return seg.start - before.end > PARAGRAPH_PAUSE_S or seg.speaker != before.speaker
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
@@ -155,7 +184,8 @@ class TranscriptModel(QAbstractTableModel):
             template_row = index.row() < len(self.template)  # its times are made up: do not show them
             if role == Qt.ItemDataRole.DisplayRole:
                 mark = "¶ " if self.paragraph_start(index.row()) else "  "
-                return mark if template_row else f"{mark}{clock(seg.start)}"
+                shown = mark if template_row else f"{mark}{clock(seg.start)}"
+                return f"{shown}\n{seg.speaker}" if seg.speaker else shown
             if role == Qt.ItemDataRole.ToolTipRole:
                 if template_row:
                     return "A template line. Tab / Shift+Tab or “next field” / “previous field” move between fields."
@@ -209,6 +239,16 @@ class TranscriptModel(QAbstractTableModel):
             seg.flags.append("edited")
         self.dataChanged.emit(self.index(row, 0), self.index(row, 1))
         self.text_changed.emit(row, text)
+
+    def set_speakers(self, changes: list[tuple[int, str | None]]) -> None:
+        """Give rows to speakers (their words too), through SetSpeakers for undo; saved whole."""
+        for row, name in changes:
+            seg = self.segments[row]
+            seg.speaker = name
+            for w in seg.words:
+                w.speaker = name
+            self.dataChanged.emit(self.index(row, 0), self.index(row, 1))
+        self.rows_replaced.emit()
 
     def replace_rows(self, row: int, count: int, segments: list[Segment]) -> None:
         """Rows row..row+count become `segments` (through ReplaceRows, for undo)."""
@@ -481,6 +521,7 @@ class FindBar(QWidget):
 
 class TranscriptEditor(QWidget):
     seek_requested = Signal(float, bool)  # seconds, and whether to start playing
+    save_voice_requested = Signal(int)  # row: save its speaker's voice under a name
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -785,12 +826,66 @@ class TranscriptEditor(QWidget):
         insert.setShortcut(self.insert_action.shortcut())
         restore = menu.addAction("&Restore removed text", lambda: self.restore_removed(row))
         restore.setEnabled(row >= 0 and bool(self.removed_text(row)))
+        if row >= 0 and self.model.transcript.speakers:
+            self._speaker_menu(menu, row)
         locked = self._structure_locked()
         split.setEnabled(row >= 0 and not locked)
         merge.setEnabled(0 <= row < self.model.rowCount() - 1 and not locked)
         insert.setEnabled(not locked)
         menu.popup(self.table.viewport().mapToGlobal(pos))
         return menu
+
+    # -------------------------------------------------------------------- speakers
+
+    def _speaker_menu(self, menu: QMenu, row: int) -> None:
+        """Right-click on a labelled transcript: give the row to a speaker, rename one, save a voice."""
+        current = self.model.segments[row].speaker
+        menu.addSeparator()
+        sub = menu.addMenu("S&peaker of this segment")
+        sub.setObjectName("speakerMenu")
+        for name in self.model.transcript.speakers:
+            a = sub.addAction(name, lambda n=name: self.set_row_speaker(row, n))
+            a.setCheckable(True)
+            a.setChecked(name == current)
+        sub.addAction("New speaker…", lambda: self.set_row_speaker(row, self.ask_name("New speaker", "")))
+        if current:
+            menu.addAction(f"Re&name “{current}” everywhere…",
+                           lambda: self.rename_speaker(current, self.ask_name("Rename speaker", current)))
+            menu.addAction(f"Save “{current}”'s &voice…", lambda: self.save_voice_requested.emit(row))
+            if current in saved_voice_names():
+                menu.addAction(f"&Forget “{current}”'s saved voice", lambda: self.forget_voice(current))
+
+    def forget_voice(self, name: str) -> None:
+        """Delete a saved voice: later transcripts no longer call anyone by its name (this one
+        keeps the name it shows)."""
+        from app.speaker_profiles import remove_profile
+
+        try:
+            remove_profile(name)
+        except StenoError as e:
+            show_error(self.window(), "Forget voice", str(e))
+
+    def ask_name(self, title: str, name: str) -> str | None:
+        text, ok = QInputDialog.getText(self, title, "Name:", text=name)
+        return " ".join(text.split()) if ok and text.strip() else None
+
+    def set_row_speaker(self, row: int, name: str | None) -> bool:
+        """Give one row to a speaker (undoable)."""
+        old = self.model.segments[row].speaker if 0 <= row < self.model.rowCount() else None
+        if not name or name == old:
+            return False
+        self.undo_stack.push(SetSpeakers(self.model, f"segment {row + 1} to {name}", [(row, old, name)]))
+        return True
+
+    def rename_speaker(self, old: str, new: str | None) -> int:
+        """Call a speaker by another name on every row at once (one undo step); rows changed.
+        A name another speaker already has joins the two."""
+        if not new or new == old:
+            return 0
+        changes = [(r, old, new) for r, seg in enumerate(self.model.segments) if seg.speaker == old]
+        if changes:
+            self.undo_stack.push(SetSpeakers(self.model, f"rename {old} to {new}", changes))
+        return len(changes)
 
     # -------------------------------------------------------------------- playback
 

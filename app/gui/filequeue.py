@@ -49,7 +49,8 @@ def transcribe_file_job(service, project: Project, path: Path) -> Job:
         project.audio = AUDIO_FILE
         project.duration = len(audio) / SAMPLE_RATE
         project.save_meta()
-        transcript = service.transcribe(audio, progress=lambda f, m: progress(0.02 + 0.98 * f, m), cancel=cancel)
+        transcript = service.transcribe(audio, progress=lambda f, m: progress(0.02 + 0.98 * f, m), cancel=cancel,
+                                        speakers=True)
         transcript.source = str(path)
         project.save_transcript(transcript, original=True)
         project.set_status("ready")
@@ -63,7 +64,7 @@ def transcribe_project_job(service, project: Project) -> Job:
 
     def work(progress, cancel):
         audio_path = project.audio_path
-        transcript = service.transcribe(audio_path, progress=progress, cancel=cancel)
+        transcript = service.transcribe(audio_path, progress=progress, cancel=cancel, speakers=True)
         transcript.source = str(project.stored_audio_path)  # not the decrypted RAM copy
         name_dictation(project, transcript)
         project.save_transcript(transcript, original=True)

@@ -10,7 +10,16 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFileDialog, QGroupBox, QLabel, QMainWindow, QPushButton, QVBoxLayout
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QVBoxLayout,
+)
 
 from app.gui.filequeue import (
     FILE_FILTER,
@@ -28,6 +37,7 @@ from app.settings import AppSettings
 from engine.text.transcript import Transcript
 
 log = logging.getLogger(__name__)
+SPEAKER_CHOICES = [("Not labelled", "off"), ("Find how many", "auto")] + [(f"{n} speakers", str(n)) for n in range(2, 11)]
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -52,13 +62,35 @@ class FilesPane(QGroupBox):
         self.open_btn = QPushButton("Open files…")
         self.open_btn.setToolTip("Transcribe audio or video files (Ctrl+O); you can also drop files on the window")
         self.open_btn.clicked.connect(self.choose_files)
+        self.speakers_box = QComboBox()
+        self.speakers_box.setObjectName("speakersBox")
+        for text, value in SPEAKER_CHOICES:
+            self.speakers_box.addItem(text, value)
+        self.speakers_box.setToolTip("Label who speaks in the files transcribed from now on: find how many "
+                                     "people speak, or say how many (an interview: 2)")
+        found = self.speakers_box.findData(str(settings.speakers))
+        self.speakers_box.setCurrentIndex(max(found, 0))
+        self.speakers_box.currentIndexChanged.connect(self._speakers_chosen)
+        self._speakers_chosen()
+        row = QHBoxLayout()
+        label = QLabel("&Speakers:")
+        label.setBuddy(self.speakers_box)
+        row.addWidget(label)
+        row.addWidget(self.speakers_box, 1)
         lay = QVBoxLayout(self)
         lay.addWidget(self.open_btn)
+        lay.addLayout(row)
         lay.addWidget(self.queue, 1)
         drop = QLabel("or drop audio/video files here")
         drop.setObjectName("reason")
         lay.addWidget(drop)
         self._failure_box = None
+
+    def _speakers_chosen(self, *_) -> None:
+        value = self.speakers_box.currentData()
+        if value != self.settings.speakers:
+            remember(self.settings, "speakers", value)
+        self.service.speakers = None if value == "off" else ("auto" if value == "auto" else int(value))
 
     def choose_files(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(self.window(), "Open audio or video", self.settings.last_folder or "",

@@ -2,8 +2,11 @@
 
 Subtitle cues follow the common broadcast rule of at most two lines of 42 characters and
 one to seven seconds: short segments (and the words of a segment) are joined into cues,
+never across speakers,
 a long segment without word times becomes several cues whose times split its span in
-proportion to their characters. Files are written atomically: a failed export never leaves a
+proportion to their characters. Speaker names, where the transcript has them, open each
+turn in TXT and DOCX ("Name: text"), each SRT cue ("Name: ") and each VTT cue (a `<v Name>`
+voice tag). Files are written atomically: a failed export never leaves a
 half-written file, and an older export at the same path survives it.
 """
 
@@ -32,7 +35,7 @@ def render(transcript: Transcript, fmt: str) -> bytes:
     """The file content for `fmt` (one of FORMATS), as bytes."""
     fmt = fmt.lower().lstrip(".")
     if fmt == "txt":
-        text = transcript.text
+        text = transcript.speaker_text()
         return (text + "\n" if text else "").encode("utf-8")
     if fmt == "srt":
         return _srt(transcript).encode("utf-8")
@@ -126,7 +129,7 @@ def _cues(transcript: Transcript) -> list[tuple[float, float, list[str]]]:
     longer when the next one leaves room. One-word cues of half a second cannot be read."""
     merged: list[list] = []  # [start, end, text, speaker]
     for seg in transcript.segments:
-        speaker = getattr(seg, "speaker", None)
+        speaker = seg.speaker
         for i, (start, end, text) in enumerate(_pieces(seg)):
             last = merged[-1] if merged else None
             # within a segment, words fill the cue; across segments only a too-short cue joins
@@ -137,19 +140,20 @@ def _cues(transcript: Transcript) -> list[tuple[float, float, list[str]]]:
             else:
                 merged.append([start, end, text, speaker])
     cues = []
-    for i, (start, end, text, _) in enumerate(merged):
+    for i, (start, end, text, speaker) in enumerate(merged):
         if end - start < MIN_CUE_S:
             limit = merged[i + 1][0] if i + 1 < len(merged) else start + MIN_CUE_S
             end = max(end, min(start + MIN_CUE_S, limit))
-        cues.append((start, end, _wrap(text)))
+        cues.append((start, end, _wrap(text), speaker))
     return cues
 
 
 def _srt(transcript: Transcript) -> str:
-    blocks = [
-        f"{i}\n{_timestamp(s, ',')} --> {_timestamp(e, ',')}\n" + "\n".join(lines) + "\n"
-        for i, (s, e, lines) in enumerate(_cues(transcript), 1)
-    ]
+    blocks = []
+    for i, (s, e, lines, speaker) in enumerate(_cues(transcript), 1):
+        if speaker:
+            lines = [f"{speaker}: {lines[0]}", *lines[1:]]
+        blocks.append(f"{i}\n{_timestamp(s, ',')} --> {_timestamp(e, ',')}\n" + "\n".join(lines) + "\n")
     return "\n".join(blocks)
 
 
@@ -159,8 +163,11 @@ def _vtt_escape(line: str) -> str:
 
 def _vtt(transcript: Transcript) -> str:
     blocks = ["WEBVTT\n"]
-    for s, e, lines in _cues(transcript):
-        blocks.append(f"{_timestamp(s, '.')} --> {_timestamp(e, '.')}\n" + "\n".join(map(_vtt_escape, lines)) + "\n")
+    for s, e, lines, speaker in _cues(transcript):
+        lines = list(map(_vtt_escape, lines))
+        if speaker:  # a voice tag's name may hold anything but "<", ">", "&" and a line break
+            lines[0] = f"<v {_vtt_escape(' '.join(speaker.split()))}>{lines[0]}"
+        blocks.append(f"{_timestamp(s, '.')} --> {_timestamp(e, '.')}\n" + "\n".join(lines) + "\n")
     return "\n".join(blocks)
 
 
@@ -194,6 +201,8 @@ def _docx(transcript: Transcript) -> bytes:
         para = doc.add_paragraph()
         stamp = para.add_run(f"[{clock(seg.start)}] ")
         stamp.font.color.rgb = RGBColor(0x80, 0x80, 0x80)
+        if seg.speaker:
+            para.add_run(clean(f"{seg.speaker}: ")).bold = True
         words = [w.text.strip() for w in seg.words]
         # Words only while they still spell the segment: text edited by the user wins.
         if words and " ".join(words) == " ".join(seg.text.split()):

@@ -2,7 +2,9 @@
 
 One `Transcript` flows from the decoder to the editor, the exporters and the trainer, and
 is saved as JSON (`to_dict`/`from_dict`). The JSON carries a format name and version so
-a file from a newer Steno is refused with a clear message instead of misread.
+a file from a newer Steno is refused with a clear message instead of misread. Version 2
+added speaker names (a segment's `speaker`, and a word's where words exist); a transcript
+without speakers is still written as version 1, so older Steno reads it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 from engine.errors import StenoError
 
 FORMAT = "steno-transcript"
-VERSION = 1
+VERSION = 2
 PARAGRAPH_PAUSE_S = 2.0  # a pause longer than this starts a new paragraph in .text
 CHECKED_FLAGS = ("edited", "confirmed")  # the user rewrote the text, or read it and said it is right
 
@@ -26,6 +28,7 @@ class Word:
     start: float
     end: float
     confidence: float | None = None
+    speaker: str | None = None
 
 
 @dataclass
@@ -40,6 +43,7 @@ class Segment:
     confidence: float | None = None
     flags: list[str] = field(default_factory=list)
     removed: str = ""  # text a guard took out here (see flags); the editor can put it back
+    speaker: str | None = None  # the speaker's name as shown ("Speaker 1" until renamed)
 
     @property
     def checked(self) -> bool:
@@ -67,7 +71,7 @@ class Segment:
         out: list[Word] = []
         for op, i1, i2, j1, j2 in SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
             if op == "equal":
-                out += [Word(t, w.start, w.end, None if checked else w.confidence)
+                out += [Word(t, w.start, w.end, None if checked else w.confidence, w.speaker)
                         for w, t in zip(self.words[i1:i2], new[j1:j2])]
             elif j2 > j1:  # replaced or inserted: spread over the old words' span, or the gap
                 start = self.words[i1].start if i2 > i1 else (self.words[i1 - 1].end if i1 else self.start)
@@ -83,6 +87,43 @@ class Transcript:
     model: str | None = None  # the model (folder name or id) that produced it
     duration: float | None = None  # seconds of audio
     meta: dict = field(default_factory=dict)
+
+    @property
+    def speakers(self) -> list[str]:
+        """The speakers' names in order of first appearance."""
+        return list(dict.fromkeys(s.speaker for s in self.segments if s.speaker))
+
+    def rename_speaker(self, old: str, new: str) -> int:
+        """Call `old` by `new` on every segment and word; how many segments changed.
+        Renaming to a name another speaker has merges the two."""
+        new = " ".join(new.split())
+        if not new:
+            raise StenoError("a speaker's name cannot be empty")
+        changed = 0
+        for seg in self.segments:
+            if seg.speaker == old:
+                seg.speaker = new
+                changed += 1
+            for w in seg.words:
+                if w.speaker == old:
+                    w.speaker = new
+        return changed
+
+    def speaker_text(self) -> str:
+        """Plain text with "Name: " before each turn, one turn a paragraph; `text` when
+        nobody is named."""
+        if not self.speakers:
+            return self.text
+        turns: list[list] = []
+        for seg in self.segments:
+            t = seg.text.strip()
+            if not t:
+                continue
+            if turns and turns[-1][0] == seg.speaker:
+                turns[-1][1].append(t)
+            else:
+                turns.append([seg.speaker, [t]])
+        return "\n\n".join(f"{name}: {' '.join(parts)}" if name else " ".join(parts) for name, parts in turns)
 
     @property
     def text(self) -> str:
@@ -102,7 +143,7 @@ class Transcript:
     def to_dict(self) -> dict:
         return {
             "format": FORMAT,
-            "version": VERSION,
+            "version": VERSION if self.speakers else 1,
             "source": self.source,
             "model": self.model,
             "duration": self.duration,
@@ -115,8 +156,10 @@ class Transcript:
                     "confidence": s.confidence,
                     "flags": list(s.flags),
                     **({"removed": s.removed} if s.removed else {}),
+                    **({"speaker": s.speaker} if s.speaker else {}),
                     "words": [
-                        {"text": w.text, "start": w.start, "end": w.end, "confidence": w.confidence}
+                        {"text": w.text, "start": w.start, "end": w.end, "confidence": w.confidence,
+                         **({"speaker": w.speaker or s.speaker} if (w.speaker or s.speaker) else {})}
                         for w in s.timed_words()
                     ],
                 }
@@ -209,6 +252,7 @@ def _segment(d: Any, i: int) -> Segment:
         confidence=_opt_num(d.get("confidence"), f"{where} confidence"),
         flags=list(flags),
         removed=_opt_str(d.get("removed"), f"{where} removed") or "",
+        speaker=_opt_str(d.get("speaker"), f"{where} speaker") or None,
     )
 
 
@@ -219,4 +263,5 @@ def _word(d: Any, where: str) -> Word:
     if not isinstance(text, str):
         raise StenoError(f"transcript {where} text must be text (got {text!r})")
     start, end = _times(d, where)
-    return Word(text, start, end, _opt_num(d.get("confidence"), f"{where} confidence"))
+    return Word(text, start, end, _opt_num(d.get("confidence"), f"{where} confidence"),
+                _opt_str(d.get("speaker"), f"{where} speaker") or None)

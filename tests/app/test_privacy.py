@@ -642,7 +642,7 @@ def test_a_transcribed_recording_names_its_stored_audio_not_the_decrypted_copy()
     seen = []
 
     class Service:
-        def transcribe(self, path, progress=None, cancel=None):
+        def transcribe(self, path, progress=None, cancel=None, speakers=False):
             seen.append(Path(path))
             return transcript("again")
 

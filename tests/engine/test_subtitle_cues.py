@@ -59,7 +59,7 @@ def test_never_merged_across_a_long_pause_or_a_speaker_change():
     assert [" ".join(c[2]) for c in cs] == ["so we started", "the new dose"]
     a, b = one_word_segments(True)[:2]
     a.speaker, b.speaker = "Interviewer", "Guest"  # a model with speakers: each keeps its own cue
-    assert [" ".join(c[2]) for c in cues(Transcript([a, b]))] == ["so", "we"]
+    assert [" ".join(c[2]) for c in cues(Transcript([a, b]))] == ["Interviewer: so", "Guest: we"]
 
 
 def test_a_long_segment_with_word_times_is_cut_by_its_words():

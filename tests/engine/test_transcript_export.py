@@ -67,7 +67,7 @@ def _bad(**change):
     [
         ([1, 2], "expected a JSON object"),
         (_bad(format="srt"), "not a Steno transcript"),
-        (_bad(version=2), "newer than this Steno"),
+        (_bad(version=3), "newer than this Steno"),
         (_bad(version="1"), "no valid version"),
         (_bad(segments={}), "'segments' must be a list"),
         (_bad(meta=[]), "'meta' must be an object"),

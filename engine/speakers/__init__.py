@@ -1,0 +1,1 @@
+"""Who spoke when: speaker embeddings, diarization, and labelling a transcript by speaker."""
