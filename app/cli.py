@@ -208,6 +208,8 @@ def cmd_batch(args) -> int:
     from app.batch_worker import WorkerSettings
 
     options = {"hints": _read_hints(args.hints)} if args.hints else {}
+    if args.speakers is not None:
+        options.update(speakers=args.speakers, profiles=_speaker_profiles(args))
     worker = WorkerSettings(model=args.model, adapter=args.adapter, device=args.device, beam=args.beam,
                             precision=args.precision, options=options)
     summary = run_batch(BatchSettings(sources=args.sources, out_dir=Path(args.out), formats=args.format,
@@ -415,6 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
     model_args(b)
     b.add_argument("--format", type=_formats, default=["txt"], help=f"one or more of {','.join(FORMATS)} (default txt)")
     b.add_argument("--hints", help="word list file: terms that may occur (one per line)")
+    b.add_argument("--speakers", type=_speakers, default=None, metavar="auto|N",
+                   help="label who speaks: find how many (auto) or give their number")
     b.set_defaults(func=cmd_batch)
 
     e = sub.add_parser("eval", help="word/character error rate and speed on a manifest")

@@ -100,6 +100,26 @@ def test_cli_bad_sources_are_one_line_before_any_work(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_cli_passes_speakers_to_every_transcription_and_refuses_a_bad_count(tmp_path, monkeypatch, capsys):
+    import app.batch
+    from app.cli import main
+
+    seen = []
+    monkeypatch.setattr(app.batch, "run_batch", lambda settings: seen.append(settings) or _Done())
+    assert main(["batch", str(tmp_path), "--out", str(tmp_path / "out"), "--speakers", "2", "-q"]) == 0
+    assert seen[0].worker.options["speakers"] == 2
+    with pytest.raises(SystemExit):
+        main(["batch", str(tmp_path), "--out", str(tmp_path / "out"), "--speakers", "0"])
+    assert "--speakers" in capsys.readouterr().err
+
+
+class _Done:
+    interrupted, failed = False, 0
+
+    def line(self) -> str:
+        return "0 done"
+
+
 def test_two_runs_cannot_share_an_output_folder(tmp_path):
     first = Index(tmp_path)
     with pytest.raises(StenoError, match="another `steno batch` is writing"):
