@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from engine.decoding.hints import DEFAULT_HINT_MODE, HINT_MODES
 from engine.errors import StenoError
 from engine.models.config import MAX_BEAM  # one limit for --beam and steno.json's decode.beam_size
 
@@ -72,6 +73,7 @@ def cmd_transcribe(args) -> int:
     if not jobs:
         return 1
     transcriber = _transcriber(args)
+    transcriber.hint_mode = args.hint_mode or transcriber.hint_mode
     for path, out in jobs:
         update, close = _progress_bar(path.name, args.quiet)
         try:
@@ -336,6 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--format", choices=FORMATS, default="txt")
     t.add_argument("--output", "-o", help="output file (one input) or folder (several)")
     t.add_argument("--hints", help="word list file: terms that may occur (one per line)")
+    t.add_argument("--hint-mode", choices=sorted(HINT_MODES), default=None,
+                   help="how the word list is used: " + "; ".join(f"{k}: {v}" for k, v in HINT_MODES.items())
+                   + f" (default: {DEFAULT_HINT_MODE})")
     t.set_defaults(func=cmd_transcribe)
 
     e = sub.add_parser("eval", help="word/character error rate and speed on a manifest")

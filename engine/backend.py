@@ -70,10 +70,14 @@ class Backend(Protocol):
 
     device_text: str  # what runs where, in words
 
+    bias_bonus: float  # the log-prob bonus per token of a boosted term (engine.decoding.biasing)
+
     def transcribe_batch(self, clips: list[np.ndarray], *, hints: list[str] | None, beam_size: int,
-                         timing: Timing, context: str | None = None) -> list[ChunkResult]:
+                         timing: Timing, context: str | None = None,
+                         bias_terms: list[str] | None = None) -> list[ChunkResult]:
         """One result per clip (16 kHz mono float32), in order; adds its time to `timing`.
-        `context`: the text said just before the clips, where the model can use it."""
+        `context`: the text said just before the clips, where the model can use it;
+        `bias_terms`: terms boosted while decoding (engine.decoding.biasing)."""
 
     def set_adapter(self, adapter: str | Path | None, base_model_id: str) -> dict | None:
         """Apply a LoRA adapter folder in place (None restores the base model); its metadata."""

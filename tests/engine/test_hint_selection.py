@@ -43,9 +43,9 @@ def test_transcriber_cuts_a_long_list_per_clip(tiny_model_dir):
     calls = []
     real = tr.backend.transcribe_batch
 
-    def spy(clips, *, hints, beam_size, timing, context=None):
+    def spy(clips, *, hints, beam_size, timing, context=None, bias_terms=None):
         calls.append((len(clips), None if hints is None else list(hints)))
-        return real(clips, hints=hints, beam_size=beam_size, timing=timing)
+        return real(clips, hints=hints, beam_size=beam_size, timing=timing, bias_terms=bias_terms)
 
     tr.backend.transcribe_batch = spy
     audio = (np.random.default_rng(0).standard_normal(16000) * 0.1).astype(np.float32)
@@ -74,7 +74,7 @@ def test_a_hinted_transcript_stands_only_if_it_writes_a_term(tiny_model_dir):
 
     tr = Transcriber(tiny_model_dir, device="cpu")
 
-    def fake(clips, *, hints, beam_size, timing, context=None):
+    def fake(clips, *, hints, beam_size, timing, context=None, bias_terms=None):
         if not hints:
             return [ChunkResult(text="start am low dipine today", tokens=[1], token_texts=["x"], logprobs=[-0.1],
                                 flags=[]) for _ in clips]
