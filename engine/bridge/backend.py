@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.backend import ChunkResult, Timing
+from engine.backend import ChunkResult, RecentEncodings, Timing
 from engine.bridge.encoder import encoder_inputs, min_input_samples
 from engine.bridge.export import ensure_onnx
 from engine.bridge.folder import load_model
@@ -82,6 +82,7 @@ class BridgeBackend:
 
     def _open_session(self, onnx_path: Path) -> None:
         self.session, self.onnx_device = create_session(onnx_path, self.requested_device)
+        self.encodings = RecentEncodings()  # a new graph (an adapter's own bridge): new outputs
         self.device_text = (f"encoder+bridge on {self.onnx_device.upper()} (ONNX Runtime), "
                             f"LM on {self.device.upper()} (torch, {self.decoder_precision})")
 
@@ -114,7 +115,11 @@ class BridgeBackend:
 
     def speech_outputs(self, audio: np.ndarray) -> list[np.ndarray]:
         """The graph's outputs for one clip, batch axis dropped: the LM input vectors (N, D),
-        and for a ctc bridge its frame log-probabilities (T', labels)."""
+        and for a ctc bridge its frame log-probabilities (T', labels); run once for a clip
+        decoded twice."""
+        return self.encodings.get(audio, self._run_graph)
+
+    def _run_graph(self, audio: np.ndarray) -> list[np.ndarray]:
         audio = np.asarray(audio, dtype=np.float32)
         if len(audio) < min_input_samples(self.config.encoder):
             audio = np.pad(audio, (0, min_input_samples(self.config.encoder) - len(audio)))

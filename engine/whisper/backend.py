@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.backend import ChunkResult, Span, Timing
+from engine.backend import ChunkResult, RecentEncodings, Span, Timing
 from engine.decoding import search
 from engine.decoding.biasing import DEFAULT_BONUS, make_bias
 from engine.decoding.int8 import choose_precision, decoding_model
@@ -188,6 +188,7 @@ class WhisperBackend:
             raise ModelFolderError(f"cannot load the Whisper tokenizer ({first_line(e)})", self.folder) from None
         self.vocab = Vocab.from_tokenizer(self.tokenizer, generation)
         self._tries: dict = {}  # the last word list's prefix tree (engine.decoding.biasing.make_bias)
+        self.encodings = RecentEncodings()  # an adapter changes only the decoder: they stay valid
         self.bias_bonus = DEFAULT_BONUS
         self.n_mels = self.dims.n_mels
         self.max_positions = self.dims.n_ctx
@@ -235,9 +236,9 @@ class WhisperBackend:
     # ------------------------------------------------------------------ encoder
 
     def encode(self, audio: np.ndarray) -> torch.Tensor:
-        """(1, frames, d): the encoder output for one clip."""
-        out = run_session(self.session, log_mel(audio, self.n_mels, self.window))
-        return torch.from_numpy(out).to(self.device)
+        """(1, frames, d): the encoder output for one clip (run once for a clip decoded twice)."""
+        return self.encodings.get(audio, lambda a: torch.from_numpy(
+            run_session(self.session, log_mel(a, self.n_mels, self.window))).to(self.device))
 
     # ------------------------------------------------------------------ decoder
 

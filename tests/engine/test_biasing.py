@@ -112,3 +112,57 @@ def test_special_tokens_are_never_part_of_a_term():
     trie = build_trie(["amlox"], encode, text_below=X)  # X counts as a special token here
     assert len(trie) == 1
     assert all(X not in kids for kids in trie.children)
+
+
+def test_each_hint_mode_decodes_as_documented_and_the_encoder_runs_once_per_clip(tiny_model_dir):
+    from unittest.mock import patch
+
+    import numpy as np
+
+    from engine.audio import AudioChunk
+    from engine.transcriber import Transcriber
+
+    tr = Transcriber(tiny_model_dir, device="cpu")
+    calls, graph_runs = [], []
+    real, real_graph = tr.backend.transcribe_batch, tr.backend._run_graph
+
+    def spy(clips, *, hints, beam_size, timing, context=None, bias_terms=None):
+        calls.append((hints, bias_terms))
+        return real(clips, hints=hints, beam_size=beam_size, timing=timing, bias_terms=bias_terms)
+
+    tr.backend.transcribe_batch = spy
+    tr.backend._run_graph = lambda audio: graph_runs.append(1) or real_graph(audio)
+    audio = (np.random.default_rng(1).standard_normal(16000) * 0.1).astype(np.float32)
+    chunk = [AudioChunk(audio=audio, start=0.0, end=1.0)]
+    terms = ["amlodipine", "stop", "zopiclone"]
+    tr.hint_mode = "bias"
+    tr.transcribe_chunks(chunk, hints=terms)
+    assert calls == [(None, terms)] and len(graph_runs) == 1
+    calls.clear()
+    tr.hint_mode = "both"
+    with patch("engine.transcriber.select_hints", lambda t, draft, limit: t[:1]):
+        tr.transcribe_chunks(chunk, hints=terms)
+    assert calls == [(None, None), (["amlodipine"], ["amlodipine"])]
+    assert len(graph_runs) == 1  # the draft's encoder output served the hinted decode too
+    calls.clear()
+    tr.hint_mode = "prompt"
+    with patch("engine.transcriber.select_hints", lambda t, draft, limit: t[:1]):
+        tr.transcribe_chunks(chunk, hints=terms)
+    assert calls == [(None, None), (["amlodipine"], None)]
+
+
+def test_whisper_never_turns_stop_into_start_and_an_irrelevant_list_changes_nothing(real_transcriber, tmp_path):
+    from tests.conftest import espeak
+
+    wav = espeak("Please stop the tablets and start walking every morning.", tmp_path / "s.wav")
+    tr = real_transcriber
+    plain = {beam: tr.transcribe(wav, beam_size=beam).text for beam in (1, 3)}
+    try:
+        for mode in ("bias", "both"):
+            tr.hint_mode = mode
+            for beam in (1, 3):
+                for terms in (["start", "stop", "Start"], ["zopiclone", "Kowalczyk", "Ибупрофен", "アムロジピン"]):
+                    assert tr.transcribe(wav, hints=terms, beam_size=beam).text == plain[beam], (mode, beam, terms)
+    finally:
+        tr.hint_mode = "both"
+    assert "stop" in plain[1].lower()
