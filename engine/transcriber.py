@@ -24,9 +24,16 @@ import numpy as np
 
 from engine.audio import FAINT_SPEECH, SAMPLE_RATE, VAD_WINDOW, AudioChunk, load_audio, split_on_speech
 from engine.backend import Backend, ChunkResult, Timing
-from engine.decoding.hints import DEFAULT_HINT_MODE, select_hints, uses_terms, word_confidences
+from engine.decoding.hints import (
+    DEFAULT_HINT_MODE,
+    MAX_REPLACED_CONFIDENCE,
+    select_hints,
+    uses_terms,
+    word_confidences,
+)
 from engine.errors import StenoError
 from engine.text.doses import unsure_key_words, write_doses
+from engine.text.metrics import normalize
 from engine.text.transcript import Segment, Transcript, Word
 
 log = logging.getLogger("steno")
@@ -201,12 +208,16 @@ class Transcriber:
         limit = self.config.prompt.max_hint_terms
         out = []
         for clip, draft in zip(clips, drafts):
+            sure = word_confidences(draft.token_texts, draft.logprobs)
+            if sure is not None and len(sure) == len(normalize(draft.text).split()) \
+                    and min(sure, default=1.0) >= MAX_REPLACED_CONFIDENCE:
+                out.append(draft)  # the guard would refuse any term edit: every word was heard surely
+                continue
             picked = select_hints(hints, draft.text, limit)
             hinted = self.backend.transcribe_batch([clip], hints=picked, beam_size=beam, timing=self.timing,
                                                    context=context,
                                                    bias_terms=picked if self.hint_mode == "both" else None)[0] \
                 if picked else None
-            sure = word_confidences(draft.token_texts, draft.logprobs)
             out.append(hinted if hinted is not None and uses_terms(draft.text, hinted.text, picked, sure) else draft)
         return out
 
