@@ -168,3 +168,20 @@ def test_whisper_never_turns_stop_into_start_and_an_irrelevant_list_changes_noth
     finally:
         tr.hint_mode = "both"
     assert "stop" in plain[1].lower()
+
+
+def test_word_list_files_empty_repeated_and_too_long_are_clear(tmp_path):
+    import pytest
+
+    from engine.decoding.hints import MAX_TERMS, read_word_list
+    from engine.errors import StenoError
+
+    f = tmp_path / "words.txt"
+    f.write_text("# my drugs\n\n   \n")
+    with pytest.raises(StenoError, match="no terms"):
+        read_word_list(f)
+    f.write_text("Apixaban\napixaban, APIXABAN\nИбупрофен\n")
+    assert read_word_list(f) == ["Apixaban", "Ибупрофен"]
+    f.write_text("\n".join(f"term{i}" for i in range(MAX_TERMS + 1)))
+    with pytest.raises(StenoError, match=f"at most {MAX_TERMS}"):
+        read_word_list(f)
