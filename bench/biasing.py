@@ -5,6 +5,7 @@ and what a 1,000-term list costs in speed.
     python -m bench.biasing make-data --out /tmp/biasing      # espeak-ng; never goes into git
     python -m bench.biasing run --data /tmp/biasing --lj /tmp/data/LJSpeech-1.1 \\
         --models whisper-base --modes none prompt bias both
+    python -m bench.biasing speed --data /tmp/biasing --modes both bias    # 1,000 terms / none
 
 Sets (made by make-data): 12 drug names in 24 new sentences, each spoken by the held-out
 voices en-gb+f2 and en-us-nyc (the "clinical" clips); 24 general sentences by the same voices
@@ -138,6 +139,29 @@ def run(args) -> None:
             print(f"| {name} | {mode} | {beam} | " + " | ".join(cells) + " |", flush=True)
 
 
+def speed(args) -> None:
+    """Decode time with the 1,000-term list over without a list, every 4th clip of each set,
+    passes alternated (none, list, none, list) so that load on a shared machine hits both."""
+    from engine.models.registry import resolve_model
+    from engine.transcriber import Transcriber
+
+    drugs = (args.data / "words.txt").read_text().split()
+    big = drugs + [w for w in rare_words(1000) if w not in drugs][:1000 - len(drugs)]
+    tr = Transcriber(resolve_model(args.models[0]), device=args.device, precision=args.precision)
+    beam = args.beam or tr.beam_size
+    for name in ("clinical", "general"):
+        clips = pairs(args.data / name)[::4]
+        for mode in args.modes:
+            tr.hint_mode = mode
+            times = []
+            for terms in (None, big, None, big):
+                t0 = time.perf_counter()
+                transcribe(tr, clips, terms, beam)
+                times.append(time.perf_counter() - t0)
+            print(f"| {len(clips)} {name} | {mode} | {(times[1] + times[3]) / (times[0] + times[2]):.2f}x | "
+                  + ", ".join(f"{t:.1f}" for t in times) + " |", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -145,6 +169,13 @@ def main() -> None:
     m.add_argument("--out", type=Path, required=True)
     m.add_argument("--seed", type=int, default=29)
     r = sub.add_parser("run")
+    sp = sub.add_parser("speed", help="time with the 1,000-term list / without, per mode (--modes both bias)")
+    sp.add_argument("--data", type=Path, required=True)
+    sp.add_argument("--models", nargs=1, default=["whisper-base"])
+    sp.add_argument("--modes", nargs="+", default=["both", "bias"], choices=["prompt", "bias", "both"])
+    sp.add_argument("--beam", type=int, default=1)
+    sp.add_argument("--device", default="cpu")
+    sp.add_argument("--precision", choices=("int8", "fp32"), default=None)
     r.add_argument("--data", type=Path, required=True)
     r.add_argument("--lj", type=Path, help="an LJSpeech-1.1 folder (metadata.csv, wavs/)")
     r.add_argument("--lj-clips", type=int, default=30)
@@ -160,6 +191,8 @@ def main() -> None:
     args = p.parse_args()
     if args.cmd == "make-data":
         return make_data(args)
+    if args.cmd == "speed":
+        return speed(args)
     if args.bonus is None:
         from engine.decoding.biasing import DEFAULT_BONUS
 
