@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from engine.decoding.hints import DEFAULT_HINT_MODE, HINT_MODES
 from engine.errors import StenoError
 from engine.models.config import MAX_BEAM  # one limit for --beam and steno.json's decode.beam_size
 
@@ -72,6 +73,7 @@ def cmd_transcribe(args) -> int:
     if not jobs:
         return 1
     transcriber = _transcriber(args)
+    transcriber.hint_mode = args.hint_mode or transcriber.hint_mode
     for path, out in jobs:
         update, close = _progress_bar(path.name, args.quiet)
         try:
@@ -401,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--hints", help="word list file: terms that may occur (one per line)")
     t.add_argument("--speakers", type=_speakers, default=None, metavar="auto|N",
                    help="label who speaks: find how many (auto) or give their number")
+    t.add_argument("--hint-mode", choices=sorted(HINT_MODES), default=None,
+                   help="how the word list is used: " + "; ".join(f"{k}: {v}" for k, v in HINT_MODES.items())
+                   + f" (default: {DEFAULT_HINT_MODE})")
     t.set_defaults(func=cmd_transcribe)
 
     b = sub.add_parser("batch", help="transcribe an archive (files, folders, manifests) with a pool of workers, "

@@ -8,9 +8,10 @@ and the trainer never need to know which one runs.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -70,10 +71,40 @@ class Backend(Protocol):
 
     device_text: str  # what runs where, in words
 
+    bias_bonus: float  # the log-prob bonus per token of a boosted term (engine.decoding.biasing)
+
     def transcribe_batch(self, clips: list[np.ndarray], *, hints: list[str] | None, beam_size: int,
-                         timing: Timing, context: str | None = None) -> list[ChunkResult]:
+                         timing: Timing, context: str | None = None,
+                         bias_terms: list[str] | None = None) -> list[ChunkResult]:
         """One result per clip (16 kHz mono float32), in order; adds its time to `timing`.
-        `context`: the text said just before the clips, where the model can use it."""
+        `context`: the text said just before the clips, where the model can use it;
+        `bias_terms`: terms boosted while decoding (engine.decoding.biasing)."""
 
     def set_adapter(self, adapter: str | Path | None, base_model_id: str) -> dict | None:
         """Apply a LoRA adapter folder in place (None restores the base model); its metadata."""
+
+
+class RecentEncodings:
+    """The encoder outputs of the last few clips, by their samples. Why: with a word list a
+    clip is decoded twice (a draft, then with the terms), and the encoder, the larger part of
+    a Whisper clip's time on a CPU, need not run twice."""
+
+    def __init__(self, size: int = 8):
+        self.size = size
+        self.items: OrderedDict[bytes, object] = OrderedDict()
+
+    def get(self, audio: np.ndarray, compute: Callable[[np.ndarray], object]) -> object:
+        import hashlib
+
+        key = hashlib.blake2b(np.ascontiguousarray(audio, dtype=np.float32).tobytes(), digest_size=16).digest()
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
+        value = compute(audio)
+        self.items[key] = value
+        if len(self.items) > self.size:
+            self.items.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        self.items.clear()

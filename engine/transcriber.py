@@ -24,10 +24,17 @@ import numpy as np
 
 from engine.audio import FAINT_SPEECH, SAMPLE_RATE, VAD_WINDOW, AudioChunk, load_audio, split_on_speech
 from engine.backend import Backend, ChunkResult, Timing
-from engine.decoding.hints import select_hints, uses_terms, word_confidences
+from engine.decoding.hints import (
+    DEFAULT_HINT_MODE,
+    MAX_REPLACED_CONFIDENCE,
+    select_hints,
+    uses_terms,
+    word_confidences,
+)
 from engine.errors import StenoError
 from engine.speakers.diarize import parse_speakers
 from engine.text.doses import unsure_key_words, write_doses
+from engine.text.metrics import normalize
 from engine.text.transcript import Segment, Transcript, Word
 
 log = logging.getLogger("steno")
@@ -73,6 +80,7 @@ class Transcriber:
         self.batch_size = batch_size
         self.timing = Timing()
         self.keep_no_speech = False  # True: text the VAD says was made up on silence stays, flagged
+        self.hint_mode = DEFAULT_HINT_MODE  # how a word list is used: one of HINT_MODES
         if self.config.family == "whisper":
             from engine.whisper.backend import WhisperBackend
 
@@ -229,22 +237,32 @@ class Transcriber:
 
     def _decode(self, clips: list[np.ndarray], hints: list[str] | None, beam: int,
                 context: str | None = None) -> list[ChunkResult]:
-        """With a word list, each clip is first transcribed without hints. Only the terms that
-        look like something in that draft go into its prompt (`engine.decoding.hints.select_hints`, at
-        most the model's `max_hint_terms`), and the hinted transcript replaces the draft only
-        if it writes one of them where the draft heard something like it
-        (`engine.decoding.hints.uses_terms`): a list of words that are not said changes nothing."""
+        """Without a word list, one decode. With one (`hint_mode`, HINT_MODES): "bias" decodes
+        once with the terms boosted. "prompt" and "both" first transcribe each clip without
+        hints; only the terms that look like something in that draft go into its prompt
+        (`engine.decoding.hints.select_hints`, at most the model's `max_hint_terms`; "both"
+        also boosts them), and the hinted transcript replaces the draft only if it writes one
+        of them where the draft heard something like it (`engine.decoding.hints.uses_terms`):
+        a list of words that are not said changes nothing."""
+        if hints and self.hint_mode == "bias":
+            return self.backend.transcribe_batch(clips, hints=None, beam_size=beam, timing=self.timing,
+                                                 context=context, bias_terms=hints)
         drafts = self.backend.transcribe_batch(clips, hints=None, beam_size=beam, timing=self.timing, context=context)
         if not hints:
             return drafts
         limit = self.config.prompt.max_hint_terms
         out = []
         for clip, draft in zip(clips, drafts):
+            sure = word_confidences(draft.token_texts, draft.logprobs)
+            if sure is not None and len(sure) == len(normalize(draft.text).split()) \
+                    and min(sure, default=1.0) >= MAX_REPLACED_CONFIDENCE:
+                out.append(draft)  # the guard would refuse any term edit: every word was heard surely
+                continue
             picked = select_hints(hints, draft.text, limit)
             hinted = self.backend.transcribe_batch([clip], hints=picked, beam_size=beam, timing=self.timing,
-                                                   context=context)[0] \
+                                                   context=context,
+                                                   bias_terms=picked if self.hint_mode == "both" else None)[0] \
                 if picked else None
-            sure = word_confidences(draft.token_texts, draft.logprobs)
             out.append(hinted if hinted is not None and uses_terms(draft.text, hinted.text, picked, sure) else draft)
         return out
 

@@ -63,6 +63,15 @@ PARA_GAP = 10  # extra pixels above a paragraph's first row
 FRAME = 3  # pixels of selection colour round the playing row when it is selected
 
 
+def word_at(text: str, char: int) -> str:
+    """The word of `text` at (or just before) character `char`, without the punctuation
+    around it ("amlodipine," -> "amlodipine"); "" on a space between words."""
+    for m in re.finditer(r"[\w][\w'’.-]*[\w]|[\w]", text):
+        if m.start() <= char <= m.end():
+            return m.group()
+    return ""
+
+
 def words_spell(seg: Segment) -> bool:
     """The model's words still match the text: their confidences still mean something."""
     return bool(seg.words) and " ".join(w.text.strip() for w in seg.words) == " ".join(seg.text.split())
@@ -522,6 +531,7 @@ class FindBar(QWidget):
 class TranscriptEditor(QWidget):
     seek_requested = Signal(float, bool)  # seconds, and whether to start playing
     save_voice_requested = Signal(int)  # row: save its speaker's voice under a name
+    vocabulary_word = Signal(str)  # the user asked for this word to go into the vocabulary list
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -828,6 +838,12 @@ class TranscriptEditor(QWidget):
         restore.setEnabled(row >= 0 and bool(self.removed_text(row)))
         if row >= 0 and self.model.transcript.speakers:
             self._speaker_menu(menu, row)
+        word = word_at(self.model.segments[row].text, char) if row >= 0 else ""
+        menu.addSeparator()
+        vocab = menu.addAction(f"Add “{word}” to &vocabulary" if word else "Add to &vocabulary",
+                               lambda: self.vocabulary_word.emit(word))
+        vocab.setObjectName("addToVocabulary")
+        vocab.setEnabled(bool(word))
         locked = self._structure_locked()
         split.setEnabled(row >= 0 and not locked)
         merge.setEnabled(0 <= row < self.model.rowCount() - 1 and not locked)

@@ -410,6 +410,21 @@ class SettingsTab(QWidget):
         if d:
             self._select(self.model, d, label=Path(d).name)
 
+    def add_term(self, term: str) -> bool:
+        """Put `term` into the vocabulary list and save it (the editor's right-click "Add to
+        vocabulary"); False when it is there already, in any case."""
+        term = " ".join(term.split())
+        current = [h for h in self.hints.toPlainText().splitlines() if h.strip()]
+        if not term or term.lower() in {h.strip().lower() for h in current}:
+            return False
+        self.hints.setPlainText("\n".join(current + [term]))
+        self.settings.hints = [h.strip() for h in current] + [term]  # only the list: other unsaved choices wait
+        try:
+            self.settings.save()
+        except OSError as e:
+            show_error(self, "Settings", f"cannot save settings ({e})")
+        return True
+
     def _load_word_list(self) -> None:
         from engine.decoding.hints import read_word_list
         from engine.errors import StenoError

@@ -108,7 +108,15 @@ class MainWindow(QMainWindow):
         self.recovery.recovered.connect(self.projects_tab.refresh)
         # a split, merge or insert moves rows, which the row-by-row edit journal cannot replay
         tab.document.editor.model.rows_replaced.connect(tab.document.autosave)
+        tab.document.editor.vocabulary_word.connect(self._add_to_vocabulary)
         self.tabs.currentChanged.connect(self._tab_changed)
+
+    def _add_to_vocabulary(self, word: str) -> None:
+        if self.settings_tab.add_term(word):
+            self.model_loader.configure()  # the next transcription uses it; nothing reloads
+            self.statusBar().showMessage(f"“{word}” added to your vocabulary (Settings → Vocabulary hints)", 5000)
+        else:
+            self.statusBar().showMessage(f"“{word}” is in your vocabulary already", 5000)
 
     def _tab_changed(self, index: int) -> None:
         w = self.tabs.widget(index)

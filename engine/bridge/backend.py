@@ -19,11 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.backend import ChunkResult, Timing
+from engine.backend import ChunkResult, RecentEncodings, Timing
 from engine.bridge.coverage import covered_seconds
 from engine.bridge.encoder import SpeechEncoder, encoder_inputs, min_input_samples
 from engine.bridge.export import ensure_onnx
 from engine.bridge.folder import load_model
+from engine.decoding.biasing import DEFAULT_BONUS, make_bias
 from engine.decoding.ctc_prefix import CTCPrefixScorer, penalize_blank
 from engine.decoding.int8 import cache_fingerprint, choose_precision, decoding_model, load_int8, save_int8
 from engine.decoding.lexicon import Lexicon, TokenTexts, WordEnds
@@ -83,9 +84,12 @@ class BridgeBackend:
         self.decoding_lm = self._base_decoding_lm()  # the LM, or its int8 copy
         self.base_bridge = {k: v.clone() for k, v in self.model.bridge.state_dict().items()}
         self._bridge_swapped = False
+        self._tries: dict = {}  # the last word list's prefix tree (engine.decoding.biasing.make_bias)
+        self.bias_bonus = DEFAULT_BONUS
 
     def _open_session(self, onnx_path: Path) -> None:
         self.session, self.onnx_device = create_session(onnx_path, self.requested_device)
+        self.encodings = RecentEncodings()  # a new graph (an adapter's own bridge): new outputs
         self.device_text = (f"encoder+bridge on {self.onnx_device.upper()} (ONNX Runtime), "
                             f"LM on {self.device.upper()} (torch, {self.decoder_precision})")
 
@@ -144,7 +148,11 @@ class BridgeBackend:
 
     def speech_outputs(self, audio: np.ndarray) -> list[np.ndarray]:
         """The graph's outputs for one clip, batch axis dropped: the LM input vectors (N, D),
-        and for a ctc bridge its frame log-probabilities (T', labels)."""
+        and for a ctc bridge its frame log-probabilities (T', labels); run once for a clip
+        decoded twice."""
+        return self.encodings.get(audio, self._run_graph)
+
+    def _run_graph(self, audio: np.ndarray) -> list[np.ndarray]:
         audio = np.asarray(audio, dtype=np.float32)
         if len(audio) < min_input_samples(self.config.encoder):
             audio = np.pad(audio, (0, min_input_samples(self.config.encoder) - len(audio)))
@@ -166,7 +174,8 @@ class BridgeBackend:
 
     @torch.no_grad()
     def transcribe_batch(self, clips: list[np.ndarray], *, hints: list[str] | None, beam_size: int,
-                         timing: Timing, context: str | None = None) -> list[ChunkResult]:
+                         timing: Timing, context: str | None = None,
+                         bias_terms: list[str] | None = None) -> list[ChunkResult]:
         """`context` is not read: the bridge models were not trained with previous text."""
         t0 = time.perf_counter()
         outputs = [self.speech_outputs(c) for c in clips]
@@ -184,14 +193,16 @@ class BridgeBackend:
                              word_ends=self.word_ends(hints) if d.unknown_word_penalty > 0 else None,
                              word_bonus=d.word_bonus, token_texts=self.token_texts() if d.word_bonus else None)
         step, cut = CausalLMStep(self.decoding_lm, lm_in), LoopCut(d.max_repeats)
+        tok = self.model.tokenizer
+        bias = make_bias(bias_terms, tok, None, self._tries, self.bias_bonus)
         if beam_size > 1 and guide is not None:  # the joint scorer keeps the end out until min_new_tokens itself
             decoded = [beam_search(step, limits[0], beam_size, JointScorer(guide, eos, d.min_new_tokens),
-                                   cut_loop=cut)]
+                                   cut_loop=cut, bias=bias)]
         elif beam_size > 1:
             decoded = [beam_search(step, limits[0], beam_size, LogProbScorer(eos, d.length_penalty),
-                                   MinLength(eos, d.min_new_tokens), cut)]
+                                   MinLength(eos, d.min_new_tokens), cut, bias)]
         else:
-            decoded = greedy(step, limits, eos, MinLength(eos, d.min_new_tokens), guide, cut)
+            decoded = greedy(step, limits, eos, MinLength(eos, d.min_new_tokens), guide, cut, bias)
         for x in decoded:
             if "dropped-repetition" not in x.flags:
                 cut_phrase_loop(x, d.max_repeats)

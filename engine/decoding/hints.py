@@ -8,6 +8,15 @@ from pathlib import Path
 from engine.errors import StenoError
 
 MAX_TERMS = 5000
+
+# How the Transcriber uses a word list (`Transcriber.hint_mode`, `steno transcribe --hint-mode`);
+# docs/biasing.md has the measurements behind the default.
+HINT_MODES = {
+    "bias": "one decode with the terms boosted (engine.decoding.biasing)",
+    "prompt": "a draft, then the terms that look like something in it in the prompt, kept where the guard agrees",
+    "both": "as prompt, the picked terms also boosted",
+}
+DEFAULT_HINT_MODE = "both"
 MAX_TERM_CHARS = 100
 
 

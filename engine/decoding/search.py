@@ -10,7 +10,8 @@ them small pieces:
   Whisper's timestamp and suppression rules);
 - a beam `Scorer`: the LM's summed log-prob per token (`LogProbScorer`) or the joint
   CTC/LM score (`JointScorer`, from a `CTCGuide`, which also steers greedy decoding);
-- a loop cut (`LoopCut`): stops a transcript that has started repeating itself.
+- a loop cut (`LoopCut`): stops a transcript that has started repeating itself;
+- a `Bias` (engine/decoding/biasing.py): the user's terms boosted, the same for every family.
 
 Greedy decoding steps a whole batch at once (segments of one file decode together); beam
 search runs one segment at a time with its beams as the batch. Both stop at the end
@@ -31,6 +32,7 @@ from engine.decoding.ctc_prefix import label_tokens
 
 if TYPE_CHECKING:  # engine.bridge.model imports transformers' modeling code (~160 MB): not for find_loop users
     from engine.bridge.model import LMInputs
+    from engine.decoding.biasing import Bias
     from engine.decoding.lexicon import TokenTexts, WordEnds
 
 
@@ -238,27 +240,32 @@ class CausalLMStep:
 
 @torch.no_grad()
 def greedy(step: Step, limits: list[int], eos_id: int, rules: Rules = log_probs, guide: CTCGuide | None = None,
-           cut_loop: Callable[[Decoded], bool] | None = None) -> list[Decoded]:
-    """The likeliest next token for each row (`guide`: the joint CTC/LM choice) until the end
-    token, the row's limit or a loop (a loop is cut first, as in `beam_search`)."""
+           cut_loop: Callable[[Decoded], bool] | None = None, bias: Bias | None = None) -> list[Decoded]:
+    """The likeliest next token for each row (`guide`: the joint CTC/LM choice; `bias`: with
+    the user's terms boosted) until the end token, the row's limit or a loop (a loop is cut
+    first, as in `beam_search`). Log-probs are recorded unboosted."""
     batch = len(limits)
     results = [Decoded([], []) for _ in range(batch)]
     done = [False] * batch
+    matches = [bias.initial() for _ in range(batch)] if bias is not None else None
     logits = step.prefill()
     for _ in range(max(limits)):
         logp = rules(logits, [r.tokens for r in results])
-        best = logp.argmax(-1)
+        chosen = logp if bias is None else logp + bias.boosts(matches, logp.shape[-1], logp.device)
+        best = chosen.argmax(-1)
         for i, r in enumerate(results):
             if done[i]:
                 continue
             if guide is not None:
                 allow_eos = bool(logp[i, eos_id] > -float("inf"))
-                best[i] = guide.choose(i, logp[i], eos_id, allow_eos=allow_eos, written=r.tokens)
+                best[i] = guide.choose(i, chosen[i], eos_id, allow_eos=allow_eos, written=r.tokens)
             tok = int(best[i])
             if tok == eos_id:
                 r.eos_logprob = float(logp[i, tok])
                 done[i] = True
                 continue
+            if bias is not None:
+                matches[i] = bias.advance(matches[i], tok)[0]
             r.tokens.append(tok)
             r.logprobs.append(float(logp[i, tok]))
             if cut_loop is not None and cut_loop(r):
@@ -280,6 +287,7 @@ class Beam:
     score: float
     hyp: Decoded
     state: object = None  # the scorer's own state for this beam (JointScorer: its CTC prefix scorer)
+    match: object = None  # where it stands among the user's terms (engine.decoding.biasing.Match), when biased
 
 
 @dataclass
@@ -408,19 +416,36 @@ class JointScorer:
 
 @torch.no_grad()
 def beam_search(step: Step, limit: int, beam_size: int, scorer: Scorer, rules: Rules = log_probs,
-                cut_loop: Callable[[Decoded], bool] | None = None) -> Decoded:
+                cut_loop: Callable[[Decoded], bool] | None = None, bias: Bias | None = None) -> Decoded:
     """Beam search for one segment (the step's prompt a batch of 1), its beams as the batch;
     the best finished hypothesis by `scorer`. With one beam and LogProbScorer it equals
-    `greedy`."""
+    `greedy`. With `bias`, the scorer sees the log-probs with the user's terms boosted, and a
+    beam that leaves a term unfinished (or ends inside one) loses the bonus it got for it."""
     logits = step.prefill()
-    beams = [Beam(0.0, Decoded([], []), scorer.initial())]
+    beams = [Beam(0.0, Decoded([], []), scorer.initial(), bias.initial() if bias is not None else None)]
     finished: list[tuple[float, Decoded]] = []
+
+    def taken_back(beam: Beam) -> float:
+        return bias.end(beam.match) if bias is not None else 0.0
+
     for _ in range(limit):
         logp = rules(logits, [b.hyp.tokens for b in beams])
-        finished += scorer.ends(beams, logp)
+        scored = logp if bias is None else logp + bias.boosts([b.match for b in beams], logp.shape[-1], logp.device)
+        owner = {id(b.hyp): b for b in beams}
+        finished += [(rank + taken_back(owner[id(h)]), h) for rank, h in scorer.ends(beams, scored)]
+        options = scorer.options(beams, scored, beam_size)
+        moves = {}
+        if bias is not None:
+            for opt in options:
+                if opt.ends:
+                    opt.score += taken_back(beams[opt.beam])
+                else:
+                    moves[id(opt)] = bias.advance(beams[opt.beam].match, opt.token)
+                    opt.score += moves[id(opt)][1]
+            options.sort(key=lambda o: -o.score)
         new: list[Beam] = []
         sources: list[int] = []
-        for opt in scorer.options(beams, logp, beam_size):
+        for opt in options:
             if len(new) == beam_size or opt.score == -float("inf"):
                 break
             parent = beams[opt.beam].hyp
@@ -431,10 +456,12 @@ def beam_search(step: Step, limit: int, beam_size: int, scorer: Scorer, rules: R
                 continue
             hyp = Decoded(parent.tokens + [opt.token], parent.logprobs + [lp])
             state = scorer.advance(beams[opt.beam], opt)
+            match = moves[id(opt)][0] if bias is not None else None
             if cut_loop is not None and cut_loop(hyp):
-                finished.append((scorer.rank_cut(opt.score, hyp, state, logp[opt.beam]), hyp))
+                finished.append((scorer.rank_cut(opt.score + (bias.end(match) if bias is not None else 0.0), hyp,
+                                                 state, scored[opt.beam]), hyp))
                 continue
-            new.append(Beam(opt.score, hyp, state))
+            new.append(Beam(opt.score, hyp, state, match))
             sources.append(opt.beam)
         if scorer.stop(finished, new, beam_size):
             break
@@ -444,7 +471,7 @@ def beam_search(step: Step, limit: int, beam_size: int, scorer: Scorer, rules: R
     else:
         for b in beams:
             hyp = Decoded(b.hyp.tokens, b.hyp.logprobs, b.hyp.flags + ["max-length"])
-            finished.append((scorer.rank(b.score, hyp), hyp))
+            finished.append((scorer.rank(b.score + taken_back(b), hyp), hyp))
     if not finished:
         return beams[0].hyp
     return max(finished, key=lambda f: f[0])[1]

@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.backend import ChunkResult, Span, Timing
+from engine.backend import ChunkResult, RecentEncodings, Span, Timing
 from engine.decoding import search
+from engine.decoding.biasing import DEFAULT_BONUS, make_bias
 from engine.decoding.int8 import cache_fingerprint, choose_precision, decoding_model, load_int8, save_int8
 from engine.decoding.search import Decoded, LogProbScorer, LoopCut, find_repeat
 from engine.errors import ModelFolderError, StenoError, first_line
@@ -187,6 +188,9 @@ class WhisperBackend:
         except (OSError, ValueError) as e:
             raise ModelFolderError(f"cannot load the Whisper tokenizer ({first_line(e)})", self.folder) from None
         self.vocab = Vocab.from_tokenizer(self.tokenizer, generation)
+        self._tries: dict = {}  # the last word list's prefix tree (engine.decoding.biasing.make_bias)
+        self.encodings = RecentEncodings()  # an adapter changes only the decoder: they stay valid
+        self.bias_bonus = DEFAULT_BONUS
         self.n_mels = self.dims.n_mels
         self.max_positions = self.dims.n_ctx
         self.device_text = (f"Whisper encoder on {self.onnx_device.upper()} (ONNX Runtime), "
@@ -254,9 +258,9 @@ class WhisperBackend:
     # ------------------------------------------------------------------ encoder
 
     def encode(self, audio: np.ndarray) -> torch.Tensor:
-        """(1, frames, d): the encoder output for one clip."""
-        out = run_session(self.session, log_mel(audio, self.n_mels, self.window))
-        return torch.from_numpy(out).to(self.device)
+        """(1, frames, d): the encoder output for one clip (run once for a clip decoded twice)."""
+        return self.encodings.get(audio, lambda a: torch.from_numpy(
+            run_session(self.session, log_mel(a, self.n_mels, self.window))).to(self.device))
 
     # ------------------------------------------------------------------ decoder
 
@@ -310,14 +314,20 @@ class WhisperBackend:
         whole phrase said PHRASE_REPEATS times; timestamps ignored."""
         return LoopCut(max(self.config.decode.max_repeats, FILLER_REPEATS), PHRASE_REPEATS, text_below=self.vocab.eot)
 
-    def greedy(self, encoded: list[torch.Tensor], prompt: list[int], limits: list[int]) -> list[Hypothesis]:
+    def _bias(self, terms: list[str] | None):
+        return make_bias(terms, self.tokenizer, self.vocab.eot, self._tries, self.bias_bonus)
+
+    def greedy(self, encoded: list[torch.Tensor], prompt: list[int], limits: list[int],
+               bias_terms: list[str] | None = None) -> list[Hypothesis]:
         """Greedy decoding of several segments as one batch (one KV cache, cross-attention masked)."""
         enc, enc_mask = pad_batch(encoded)
         step = self._step(prompt, enc, enc_mask, len(encoded))
-        decoded = search.greedy(step, limits, self.vocab.eot, self._filter, cut_loop=self._loop_cut())
+        decoded = search.greedy(step, limits, self.vocab.eot, self._filter, cut_loop=self._loop_cut(),
+                                bias=self._bias(bias_terms))
         return [Hypothesis.of(d, float(p)) for d, p in zip(decoded, step.no_speech)]
 
-    def beam_search(self, encoded: torch.Tensor, prompt: list[int], limit: int, beam_size: int) -> Hypothesis:
+    def beam_search(self, encoded: torch.Tensor, prompt: list[int], limit: int, beam_size: int,
+                    bias_terms: list[str] | None = None) -> Hypothesis:
         """Beam search for one segment, its beams as the batch. beam_size=1 gives `greedy`'s output.
 
         The beams share the segment's cross-attention keys/values (computed once, never
@@ -326,7 +336,7 @@ class WhisperBackend:
         """
         step = self._step(prompt, encoded, None, 1)
         d = search.beam_search(step, limit, beam_size, LogProbScorer(self.vocab.eot, self.config.decode.length_penalty),
-                               self._filter, self._loop_cut())
+                               self._filter, self._loop_cut(), self._bias(bias_terms))
         return Hypothesis.of(d, float(step.no_speech[0]))
 
     # ------------------------------------------------------------------ results
@@ -410,17 +420,18 @@ class WhisperBackend:
 
     @torch.no_grad()
     def transcribe_batch(self, clips: list[np.ndarray], *, hints: list[str] | None, beam_size: int,
-                         timing: Timing, context: str | None = None) -> list[ChunkResult]:
+                         timing: Timing, context: str | None = None,
+                         bias_terms: list[str] | None = None) -> list[ChunkResult]:
         """Encode and decode `clips`, at most CPU_BATCH of them together on a CPU; `context`,
         the text said just before, is read as previous text, as Whisper's long-form loop does."""
         step = CPU_BATCH if self.device == "cpu" else max(1, len(clips))
         out = []
         for i in range(0, len(clips), step):
-            out += self._transcribe_group(clips[i:i + step], hints, beam_size, timing, context)
+            out += self._transcribe_group(clips[i:i + step], hints, beam_size, timing, context, bias_terms)
         return out
 
     def _transcribe_group(self, clips: list[np.ndarray], hints: list[str] | None, beam_size: int, timing,
-                          context: str | None):
+                          context: str | None, bias_terms: list[str] | None = None):
         t0 = time.perf_counter()
         encoded = [self.encode(c) for c in clips]
         t1 = time.perf_counter()
@@ -428,9 +439,9 @@ class WhisperBackend:
         limits = [self.max_new_tokens(len(c) / SAMPLE_RATE, len(prompt)) for c in clips]
         with _torch_threads(DECODER_THREADS if self.device == "cpu" else None):
             if beam_size > 1:
-                hyps = [self.beam_search(e, prompt, n, beam_size) for e, n in zip(encoded, limits)]
+                hyps = [self.beam_search(e, prompt, n, beam_size, bias_terms) for e, n in zip(encoded, limits)]
             else:
-                hyps = self.greedy(encoded, prompt, limits)
+                hyps = self.greedy(encoded, prompt, limits, bias_terms)
         t2 = time.perf_counter()
         timing.encoder_seconds += t1 - t0
         timing.decoder_seconds += t2 - t1

@@ -236,3 +236,26 @@ def test_a_guards_log_line_stands_on_its_own_line_and_the_bar_shows_the_stage(ti
     assert logged.strip().endswith(f"{speech_wav}: 0.8-6.3 s: dropped-repetition removed 'uh, uh'"), err
     assert "%|" not in logged  # not glued to the bar
     assert "transcribing 3 segments" in err
+
+
+def test_hint_mode_reaches_the_transcriber_and_a_bad_one_is_refused(tiny_model_dir, speech_wav, tmp_path, capsys,
+                                                                     monkeypatch):
+    from engine.transcriber import Transcriber
+
+    words = tmp_path / "words.txt"
+    words.write_text("amlodipine\nstop\namlodipine\n")
+    modes = []
+    real = Transcriber.transcribe
+
+    def spy(self, source, **kw):
+        modes.append((self.hint_mode, kw.get("hints")))
+        return real(self, source, **kw)
+
+    monkeypatch.setattr(Transcriber, "transcribe", spy)
+    rc, _, err = _run(["transcribe", speech_wav, "--model", str(tiny_model_dir), "--hints", str(words),
+                       "--hint-mode", "bias", "-q"], capsys)
+    assert rc == 0, err
+    assert modes == [("bias", ["amlodipine", "stop"])]  # the repeated term read once
+    with pytest.raises(SystemExit):
+        _run(["transcribe", speech_wav, "--hint-mode", "loud"], capsys)
+    assert "invalid choice" in capsys.readouterr().err

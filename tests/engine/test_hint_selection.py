@@ -36,18 +36,19 @@ def test_only_terms_like_something_in_the_draft_are_kept():
     assert select_hints(terms, "anything", min_score=0) == terms  # the threshold is what cuts
 
 
-def test_transcriber_cuts_a_long_list_per_clip(tiny_model_dir):
+def test_transcriber_cuts_a_long_list_per_clip(tiny_model_dir, monkeypatch):
     from engine.transcriber import Transcriber
 
     tr = Transcriber(tiny_model_dir, device="cpu")
     calls = []
     real = tr.backend.transcribe_batch
 
-    def spy(clips, *, hints, beam_size, timing, context=None):
+    def spy(clips, *, hints, beam_size, timing, context=None, bias_terms=None):
         calls.append((len(clips), None if hints is None else list(hints)))
-        return real(clips, hints=hints, beam_size=beam_size, timing=timing)
+        return real(clips, hints=hints, beam_size=beam_size, timing=timing, bias_terms=bias_terms)
 
     tr.backend.transcribe_batch = spy
+    monkeypatch.setattr("engine.transcriber.MAX_REPLACED_CONFIDENCE", 1.01)  # every draft decoded again
     audio = (np.random.default_rng(0).standard_normal(16000) * 0.1).astype(np.float32)
     from engine.audio import AudioChunk
 
@@ -74,7 +75,7 @@ def test_a_hinted_transcript_stands_only_if_it_writes_a_term(tiny_model_dir):
 
     tr = Transcriber(tiny_model_dir, device="cpu")
 
-    def fake(clips, *, hints, beam_size, timing, context=None):
+    def fake(clips, *, hints, beam_size, timing, context=None, bias_terms=None):
         if not hints:
             return [ChunkResult(text="start am low dipine today", tokens=[1], token_texts=["x"], logprobs=[-0.1],
                                 flags=[]) for _ in clips]
@@ -152,3 +153,30 @@ def test_a_hinted_transcript_that_loses_words_elsewhere_does_not_stand():
     lost = "start amlodipine five milligrams then review"
     assert uses_terms(draft, kept, ["amlodipine"]) and words_lost(draft, kept, ["amlodipine"]) == 0
     assert words_lost(draft, lost, ["amlodipine"]) == 2 and not uses_terms(draft, lost, ["amlodipine"])
+
+
+def test_a_draft_heard_surely_everywhere_is_not_decoded_again(tiny_model_dir):
+    """The guard refuses any term edit over words heard at MAX_REPLACED_CONFIDENCE or more,
+    so such a draft stands without a second decode (a long list then costs nothing)."""
+    from engine.audio import AudioChunk
+    from engine.backend import ChunkResult
+    from engine.transcriber import Transcriber
+
+    tr = Transcriber(tiny_model_dir, device="cpu")
+    calls = []
+
+    def fake(clips, *, hints, beam_size, timing, context=None, bias_terms=None):
+        calls.append(hints)
+        lp = -0.01 if sure else -2.0
+        return [ChunkResult(text=" start am low dipine", tokens=[1, 2, 3, 4], token_texts=[" start", " am", " low",
+                            " dipine"], logprobs=[lp] * 4, flags=[]) for _ in clips]
+
+    tr.backend.transcribe_batch = fake
+    chunk = [AudioChunk(audio=np.zeros(16000, dtype=np.float32), start=0.0, end=1.0)]
+    sure = True
+    tr.transcribe_chunks(chunk, hints=["amlodipine"])
+    assert calls == [None]
+    calls.clear()
+    sure = False
+    tr.transcribe_chunks(chunk, hints=["amlodipine"])
+    assert calls == [None, ["amlodipine"]]

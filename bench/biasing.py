@@ -1,0 +1,204 @@
+"""A word list used while decoding (issue 29): term recall on new sentences in voices no
+adapter heard, what an irrelevant list costs general speech, rare names in real speech,
+and what a 1,000-term list costs in speed.
+
+    python -m bench.biasing make-data --out /tmp/biasing      # espeak-ng; never goes into git
+    python -m bench.biasing run --data /tmp/biasing --lj /tmp/data/LJSpeech-1.1 \\
+        --models whisper-base --modes none prompt bias both
+    python -m bench.biasing speed --data /tmp/biasing --modes both bias    # 1,000 terms / none
+
+Sets (made by make-data): 12 drug names in 24 new sentences, each spoken by the held-out
+voices en-gb+f2 and en-us-nyc (the "clinical" clips); 24 general sentences by the same voices
+(the drug list is irrelevant there). With `--lj`: LJSpeech clips holding rare proper names
+(mid-sentence capitalised words with a wordfreq Zipf frequency under 3), the names as the
+list; nothing here trains on LJSpeech. Modes are the Transcriber's `hint_mode`s, "none"
+meaning no list. The 1,000-term list is the 12 drugs plus 988 rare English words.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+from pathlib import Path
+
+DRUGS12 = ["amlodipine", "metoprolol", "lisinopril", "atorvastatin", "apixaban", "rivaroxaban", "clopidogrel",
+           "bisoprolol", "sertraline", "quetiapine", "levothyroxine", "prednisolone"]
+VOICES = [("en-gb+f2", 0), ("en-us-nyc", 0)]
+
+
+def make_data(args) -> None:
+    import random
+
+    from bench.adaptation import GENERAL, TEST_TEMPLATES, speak
+
+    rng = random.Random(args.seed)
+    texts = []
+    for i in range(24):
+        d = DRUGS12[i % len(DRUGS12)]
+        e = rng.choice([x for x in DRUGS12 if x != d])
+        s = TEST_TEMPLATES[i % len(TEST_TEMPLATES)].format(d=d, e=e)
+        texts.append(s[0].upper() + s[1:] + ".")
+    for name, sents in (("clinical", texts), ("general", GENERAL[:24])):
+        folder = args.out / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for v, (voice, pitch) in enumerate(VOICES):
+            for i, text in enumerate(sents):
+                stem = folder / f"{v}-{i:02d}"
+                if speak(text, stem.with_suffix(".wav"), voice, pitch, 165):
+                    stem.with_suffix(".txt").write_text(text + "\n")
+    (args.out / "words.txt").write_text("\n".join(DRUGS12) + "\n")
+    print(f"{args.out}: {len(list((args.out / 'clinical').glob('*.wav')))} clinical and "
+          f"{len(list((args.out / 'general').glob('*.wav')))} general clips")
+
+
+def pairs(folder: Path) -> list[tuple[Path, str]]:
+    return [(w, w.with_suffix(".txt").read_text().strip()) for w in sorted(folder.glob("*.wav"))
+            if w.with_suffix(".txt").is_file()]
+
+
+def lj_names(lj: Path, clips: int) -> tuple[list[tuple[Path, str]], list[str]]:
+    """The first `clips` LJSpeech clips that say a rare proper name, and those names."""
+    from wordfreq import zipf_frequency
+
+    out, names = [], []
+    for line in (lj / "metadata.csv").read_text(encoding="utf-8").splitlines():
+        key, _, text = line.split("|")
+        wav = lj / "wavs" / f"{key}.wav"
+        if not wav.is_file():
+            continue
+        found = [w for w in re.findall(r"(?<=[a-z,;] )[A-Z][a-z]+", text) if zipf_frequency(w, "en") < 3.0]
+        if found:
+            out.append((wav, text))
+            names += [w for w in found if w not in names]
+        if len(out) == clips:
+            break
+    return out, names
+
+
+def rare_words(n: int) -> list[str]:
+    """`n` rare English words (Zipf 1.5-2.5, letters only, 7+ long), the same every run."""
+    from wordfreq import get_frequency_dict, zipf_frequency
+
+    words = sorted(w for w in get_frequency_dict("en", "large") if w.isalpha() and w.isascii() and len(w) >= 7
+                   and 1.5 <= zipf_frequency(w, "en") <= 2.5)
+    step = max(1, len(words) // n)
+    return words[::step][:n]
+
+
+def transcribe(tr, clips, terms, beam):
+    return [tr.transcribe(str(p), hints=terms, beam_size=beam).text for p, _ in clips]
+
+
+def run(args) -> None:
+    from engine.models.registry import resolve_model
+    from engine.text.metrics import error_rates, term_recall
+    from engine.transcriber import Transcriber
+
+    drugs = (args.data / "words.txt").read_text().split()
+    clinical, general = pairs(args.data / "clinical"), pairs(args.data / "general")
+    if args.limit:
+        clinical, general = clinical[:args.limit], general[:args.limit]
+    lj, names = lj_names(args.lj, args.lj_clips) if args.lj else ([], [])
+    big = drugs + [w for w in rare_words(1000) if w not in drugs][:1000 - len(drugs)]
+    print(f"{len(drugs)} drugs, {len(clinical)} clinical and {len(general)} general clips; "
+          f"{len(lj)} LJSpeech clips, {len(names)} names: {' '.join(names)}")
+    print("| model | list used as | beam | term recall | clinical WER | general WER, no list | with the irrelevant "
+          "list | ratio | LJSpeech name recall | LJSpeech WER | RTF with 1,000 terms / none |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name in args.models:
+        tr = Transcriber(resolve_model(name), device=args.device, precision=args.precision)
+        tr.backend.bias_bonus = args.bonus
+        beam = args.beam or tr.beam_size
+        refs = [t for _, t in clinical]
+        grefs = [t for _, t in general]
+        gplain = transcribe(tr, general, None, beam)
+        g0 = error_rates(grefs, gplain).wer
+        for mode in args.modes:
+            tr.hint_mode = mode if mode != "none" else tr.hint_mode
+            use = (lambda t: None) if mode == "none" else (lambda t: t)
+            hyp = transcribe(tr, clinical, use(drugs), beam)
+            g1 = error_rates(grefs, transcribe(tr, general, use(drugs), beam)).wer if mode != "none" else g0
+            cells = [f"{100 * term_recall(drugs, refs, hyp):.1f}%", f"{100 * error_rates(refs, hyp).wer:.1f}%",
+                     f"{100 * g0:.1f}%", f"{100 * g1:.1f}%", f"{g1 / max(g0, 1e-9):.2f}x"]
+            if lj:
+                lhyp = transcribe(tr, lj, use(names), beam)
+                lrefs = [t for _, t in lj]
+                cells += [f"{100 * term_recall(names, lrefs, lhyp):.1f}%", f"{100 * error_rates(lrefs, lhyp).wer:.1f}%"]
+            else:
+                cells += ["-", "-"]
+            if args.rtf and mode != "none":
+                times = []
+                for terms in (None, big, None, big):
+                    t0 = time.perf_counter()
+                    transcribe(tr, clinical[:args.rtf], terms, beam)
+                    times.append(time.perf_counter() - t0)
+                cells.append(f"{(times[1] + times[3]) / (times[0] + times[2]):.2f}x")
+            else:
+                cells.append("-")
+            print(f"| {name} | {mode} | {beam} | " + " | ".join(cells) + " |", flush=True)
+
+
+def speed(args) -> None:
+    """Decode time with the 1,000-term list over without a list, every 4th clip of each set,
+    passes alternated (none, list, none, list) so that load on a shared machine hits both."""
+    from engine.models.registry import resolve_model
+    from engine.transcriber import Transcriber
+
+    drugs = (args.data / "words.txt").read_text().split()
+    big = drugs + [w for w in rare_words(1000) if w not in drugs][:1000 - len(drugs)]
+    tr = Transcriber(resolve_model(args.models[0]), device=args.device, precision=args.precision)
+    beam = args.beam or tr.beam_size
+    for name in ("clinical", "general"):
+        clips = pairs(args.data / name)[::4]
+        for mode in args.modes:
+            tr.hint_mode = mode
+            times = []
+            for terms in (None, big, None, big):
+                t0 = time.perf_counter()
+                transcribe(tr, clips, terms, beam)
+                times.append(time.perf_counter() - t0)
+            print(f"| {len(clips)} {name} | {mode} | {(times[1] + times[3]) / (times[0] + times[2]):.2f}x | "
+                  + ", ".join(f"{t:.1f}" for t in times) + " |", flush=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("make-data")
+    m.add_argument("--out", type=Path, required=True)
+    m.add_argument("--seed", type=int, default=29)
+    r = sub.add_parser("run")
+    sp = sub.add_parser("speed", help="time with the 1,000-term list / without, per mode (--modes both bias)")
+    sp.add_argument("--data", type=Path, required=True)
+    sp.add_argument("--models", nargs=1, default=["whisper-base"])
+    sp.add_argument("--modes", nargs="+", default=["both", "bias"], choices=["prompt", "bias", "both"])
+    sp.add_argument("--beam", type=int, default=1)
+    sp.add_argument("--device", default="cpu")
+    sp.add_argument("--precision", choices=("int8", "fp32"), default=None)
+    r.add_argument("--data", type=Path, required=True)
+    r.add_argument("--lj", type=Path, help="an LJSpeech-1.1 folder (metadata.csv, wavs/)")
+    r.add_argument("--lj-clips", type=int, default=30)
+    r.add_argument("--models", nargs="+", default=["whisper-base"])
+    r.add_argument("--modes", nargs="+", default=["none", "prompt", "bias", "both"],
+                   choices=["none", "prompt", "bias", "both"])
+    r.add_argument("--beam", type=int, default=0, help="beam size (default: the model's)")
+    r.add_argument("--bonus", type=float, default=None, help="biasing bonus per token (default: the engine's)")
+    r.add_argument("--rtf", type=int, default=0, help="time N clinical clips with the 1,000-term list and without")
+    r.add_argument("--limit", type=int, default=0)
+    r.add_argument("--device", default="cpu")
+    r.add_argument("--precision", choices=("int8", "fp32"), default=None)
+    args = p.parse_args()
+    if args.cmd == "make-data":
+        return make_data(args)
+    if args.cmd == "speed":
+        return speed(args)
+    if args.bonus is None:
+        from engine.decoding.biasing import DEFAULT_BONUS
+
+        args.bonus = DEFAULT_BONUS
+    run(args)
+
+
+if __name__ == "__main__":
+    main()
