@@ -53,11 +53,10 @@ def fill(template: str, terms: list[str], i: int, rng: random.Random) -> str:
 
 
 def document_sentences(texts: list[str], terms: list[str]) -> list[str]:
-    """The documents' sentences that hold a term (whole word, any case): the user's own contexts."""
-    import re
+    """The documents' sentences that hold a term (whole words): the user's own contexts."""
+    from engine.decoding.hints import said_terms
 
-    patterns = [re.compile(rf"(?<!\w){re.escape(t)}(?!\w)", re.IGNORECASE) for t in terms]
-    return [s for s in texts if 3 <= len(s.split()) <= 30 and any(p.search(s) for p in patterns)]
+    return [s for s in texts if 3 <= len(s.split()) <= 30 and said_terms(s, terms)]
 
 
 def sentences(terms: list[str], texts: list[str], count: int, seed: int) -> list[str]:
