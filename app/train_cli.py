@@ -27,7 +27,7 @@ def add_train_arguments(p) -> None:
                                                    "and spoken by TTS voices (see --spoken)")
     p.add_argument("--spoken", type=int, default=None, metavar="N",
                    help="with --words or --text: N sentences holding the terms, spoken by TTS voices and trained "
-                        "on as recordings (default 48; 0 = off); the way a Whisper-family model learns a word list")
+                        "on as recordings (default 4 per term, 48 to 400; 0 = off); the way a Whisper-family model learns a word list")
     p.add_argument("--eval", metavar="PATH", help="held-out set (folder or manifest); default: split off 15%%")
     p.add_argument("--base", help="base model folder or installed name (default: the best installed)")
     p.add_argument("--out", required=True, metavar="ADAPTER_DIR", help="where to save the adapter")

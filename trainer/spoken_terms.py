@@ -26,7 +26,9 @@ import soundfile as sf
 from trainer.records import MIN_PAIRS, DataReport, Pair, Progress
 from trainer.voices import SR, Voice, all_voices, augment, available, by_engine, pick_voice, synthesize
 
-DEFAULT_COUNT = 48  # training sentences: 4 per term for a 12-term list; a few minutes of CPU training
+DEFAULT_COUNT = 48  # the fewest training sentences by default: 4 per term for a 12-term list
+PER_TERM = 4  # a longer list gets this many per term by default, up to MAX_DEFAULT
+MAX_DEFAULT = 400  # about an hour of CPU encoding and training for a Whisper-base model; --spoken N for more
 MAX_COUNT = 2000
 # Voices no training clip uses: the held-out clips' voices here, and bench/biasing.py's test voices.
 EVAL_VOICES = ["espeak:en-gb-x-rp+f4", "espeak:en-us+m7"]
@@ -42,6 +44,11 @@ TEMPLATES = [
 ]
 EVAL_TEMPLATES = ["At the start of the visit we talked about {t}.", "The letter from last week names {t}.",
                   "Remind me to look up {t} tonight.", "Both {t} and {u} were in the summary."]
+
+
+def default_count(n_terms: int) -> int:
+    """Sentences to speak for a list of n_terms when the user does not say."""
+    return max(DEFAULT_COUNT, min(PER_TERM * n_terms, MAX_DEFAULT))
 
 
 def fill(template: str, terms: list[str], i: int, rng: random.Random) -> str:

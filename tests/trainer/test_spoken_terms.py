@@ -13,7 +13,15 @@ from tests.helpers import tiny_model
 from tests.trainer.test_trainer import _tiny_whisper
 from trainer.api import TrainSettings, collect_data, speak_terms, train_adapter
 from trainer.records import DataReport
-from trainer.spoken_terms import BENCH_VOICES, EVAL_VOICES, add_spoken_terms, eval_sentences, sentences
+from trainer.spoken_terms import (
+    BENCH_VOICES,
+    EVAL_VOICES,
+    MAX_DEFAULT,
+    add_spoken_terms,
+    default_count,
+    eval_sentences,
+    sentences,
+)
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (setup.sh)")
 TERMS = ["apixaban", "Kennedy", "rivaroxaban"]
@@ -27,6 +35,7 @@ def test_every_term_is_said_in_the_users_own_sentences_or_carrier_ones():
     for term in TERMS:
         assert sum(term in s for s in said) >= 4
     assert docs[0] in said and docs[1] not in said
+    assert default_count(3) == 48 and default_count(50) == 200 and default_count(5000) == MAX_DEFAULT
     held = eval_sentences(TERMS, 4, seed=0)
     assert not set(held) & set(said) and all(any(t in s for t in TERMS) for s in held)
 
