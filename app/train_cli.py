@@ -25,7 +25,7 @@ def add_train_arguments(p) -> None:
                    help=".txt/.md/.docx document or folder of them, for text-only adaptation (repeatable)")
     p.add_argument("--words", metavar="PATH", help="word list (one term per line): scored, trained on as text, "
                                                    "and spoken by TTS voices (see --spoken)")
-    p.add_argument("--spoken", type=int, default=None, metavar="N",
+    p.add_argument("--spoken", type=_count, default=None, metavar="N",
                    help="with --words or --text: N sentences holding the terms, spoken by TTS voices and trained "
                         "on as recordings (default 4 per term, 48 to 400; 0 = off); the way a Whisper-family model learns a word list")
     p.add_argument("--eval", metavar="PATH", help="held-out set (folder or manifest); default: split off 15%%")
@@ -56,6 +56,15 @@ def add_train_arguments(p) -> None:
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                    help="continue a cancelled or crashed run with the same data and settings (default: yes)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or data report")
+
+
+def _count(text: str) -> int:
+    """A whole number of sentences, 0 or more, refused while parsing."""
+    import argparse
+
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: use a whole number, 0 or more")
+    return int(text)
 
 
 def run_train(args) -> int:

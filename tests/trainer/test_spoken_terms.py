@@ -86,5 +86,8 @@ def test_steno_train_words_speaks_the_terms_for_a_bridge_model(tmp_path, capsys)
     meta = json.loads((tmp_path / "a" / "steno_adapter.json").read_text())
     assert meta["data"]["train_pairs"] == 10 and meta["data"]["eval_source"] == "spoken term sentences"
     assert "adapter saved" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(args + ["--spoken", "-3"])
+    assert "use a whole number" in capsys.readouterr().err
     assert main(args[:-1] + ["--spoken", "0", "--out", str(tmp_path / "b")]) == 0
     assert json.loads((tmp_path / "b" / "steno_adapter.json").read_text())["data"]["train_pairs"] == 0
