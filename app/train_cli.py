@@ -23,7 +23,11 @@ def add_train_arguments(p) -> None:
                    help="folder of audio + same-named .txt, a .tsv/.csv/.jsonl manifest, or an audio file (repeatable)")
     p.add_argument("--text", action="append", default=[], metavar="PATH",
                    help=".txt/.md/.docx document or folder of them, for text-only adaptation (repeatable)")
-    p.add_argument("--words", metavar="PATH", help="word list (one term per line): scored, and trained on as text")
+    p.add_argument("--words", metavar="PATH", help="word list (one term per line): scored, trained on as text, "
+                                                   "and spoken by TTS voices (see --spoken)")
+    p.add_argument("--spoken", type=_count, default=None, metavar="N",
+                   help="with --words or --text: N sentences holding the terms, spoken by TTS voices and trained "
+                        "on as recordings (default 4 per term, 48 to 400; 0 = off); the way a Whisper-family model learns a word list")
     p.add_argument("--eval", metavar="PATH", help="held-out set (folder or manifest); default: split off 15%%")
     p.add_argument("--base", help="base model folder or installed name (default: the best installed)")
     p.add_argument("--out", required=True, metavar="ADAPTER_DIR", help="where to save the adapter")
@@ -54,14 +58,21 @@ def add_train_arguments(p) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or data report")
 
 
+def _count(text: str) -> int:
+    """A whole number of sentences, 0 or more, refused while parsing."""
+    import argparse
+
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: use a whole number, 0 or more")
+    return int(text)
+
+
 def run_train(args) -> int:
-    from trainer.api import TrainSettings, collect_data, train_adapter
+    from trainer.api import TrainSettings, collect_data, speak_terms, train_adapter
 
     report = collect_data(data=[Path(p) for p in args.data], text=[Path(p) for p in args.text],
                           word_list=Path(args.words) if args.words else None,
                           eval_data=Path(args.eval) if args.eval else None, seed=args.seed)
-    if not args.quiet:
-        print(report.summary(), file=sys.stderr)
     settings = TrainSettings(rank=args.rank, alpha=args.alpha or 2 * args.rank, epochs=args.epochs,
                              learning_rate=args.lr, batch_size=args.batch, grad_accum=args.grad_accum,
                              bridge=args.bridge, train_mlp=args.mlp, cross_attention=args.cross_attention,
@@ -78,20 +89,30 @@ def run_train(args) -> int:
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
+        if report.texts and args.spoken != 0:
+            report = speak_terms(report, args.spoken, args.seed, callback, cancel=lambda: stop["asked"])
+        if not args.quiet:
+            print("\n" + report.summary(), file=sys.stderr)
+        if stop["asked"]:
+            return _stopped()
         result = train_adapter(args.base, report, Path(args.out), settings, callback=callback,
                                cancel=lambda: stop["asked"], resume=args.resume)
     finally:
         signal.signal(signal.SIGINT, previous)
         close()
     if result.cancelled:
-        print("steno: training stopped; run the same command again to continue from the last checkpoint",
-              file=sys.stderr)
-        return 130
+        return _stopped()
     print(result.table())
     how = f"{result.steps} steps, {result.seconds:.0f} s of training"
     how += ", stopped early" if result.stopped_early else ""
     print(f"adapter saved to {result.path} ({how})")
     return 0
+
+
+def _stopped() -> int:
+    print("steno: training stopped; run the same command again to continue from the last checkpoint",
+          file=sys.stderr)
+    return 130
 
 
 def _progress(quiet: bool):

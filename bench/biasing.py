@@ -6,6 +6,8 @@ and what a 1,000-term list costs in speed.
     python -m bench.biasing run --data /tmp/biasing --lj /tmp/data/LJSpeech-1.1 \\
         --models whisper-base --modes none prompt bias both
     python -m bench.biasing speed --data /tmp/biasing --modes both bias    # 1,000 terms / none
+    steno train --words /tmp/biasing/words.txt --base whisper-base --out /tmp/drugs12   # the list-trained adapter
+    python -m bench.biasing run --data /tmp/biasing --models whisper-base --adapter /tmp/drugs12 --modes none both
 
 Sets (made by make-data): 12 drug names in 24 new sentences, each spoken by the held-out
 voices en-gb+f2 and en-us-nyc (the "clinical" clips); 24 general sentences by the same voices
@@ -107,9 +109,11 @@ def run(args) -> None:
           "list | ratio | LJSpeech name recall | LJSpeech WER | RTF with 1,000 terms / none |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.models:
-        tr = Transcriber(resolve_model(name), device=args.device, precision=args.precision)
+        tr = Transcriber(resolve_model(name), adapter=args.adapter, device=args.device, precision=args.precision)
         tr.backend.bias_bonus = args.bonus
         beam = args.beam or tr.beam_size
+        if args.adapter:
+            name += f" + adapter {args.adapter.name}"
         refs = [t for _, t in clinical]
         grefs = [t for _, t in general]
         gplain = transcribe(tr, general, None, beam)
@@ -186,6 +190,8 @@ def main() -> None:
     r.add_argument("--bonus", type=float, default=None, help="biasing bonus per token (default: the engine's)")
     r.add_argument("--rtf", type=int, default=0, help="time N clinical clips with the 1,000-term list and without")
     r.add_argument("--limit", type=int, default=0)
+    r.add_argument("--adapter", type=Path, help="an adapter folder to apply (e.g. from `steno train --words "
+                                                "DATA/words.txt`: its spoken sentences use none of the test voices)")
     r.add_argument("--device", default="cpu")
     r.add_argument("--precision", choices=("int8", "fp32"), default=None)
     args = p.parse_args()

@@ -19,7 +19,7 @@ from trainer.records import AdapterInfo, AdapterResult, DataReport, Pair, Progre
 
 __all__ = ["AdapterInfo", "AdapterResult", "DataReport", "Pair", "Progress", "Scores", "TrainSettings",
            "adapters_dir", "collect_data", "delete_adapter", "list_adapters", "merge_adapter", "scores_table",
-           "train_adapter"]
+           "speak_terms", "train_adapter"]
 
 
 def collect_data(data: list[Path] = (), text: list[Path] = (), word_list: Path | None = None,
@@ -38,6 +38,24 @@ def collect_data(data: list[Path] = (), text: list[Path] = (), word_list: Path |
     from trainer.data import collect
 
     return collect(list(data), list(text), word_list, eval_data, eval_fraction, seed, labels)
+
+
+def speak_terms(data: DataReport, count: int | None = None, seed: int = 0,
+                callback: Callable[[Progress], None] | None = None, cancel: Callable[[], bool] | None = None
+                ) -> DataReport:
+    """`data` with sentences holding its terms, spoken by TTS voices, added as training pairs
+    (and as held-out pairs in other voices when it has none): what lets a word list or documents
+    teach a model of either family without the user's recordings. `count` sentences (default:
+    4 per term, 48 to 400). Made once into
+    STENO_HOME/cache and reused; a cancel returns what was spoken so far."""
+    import hashlib
+
+    from engine.models.registry import steno_home
+    from trainer.spoken_terms import add_spoken_terms, default_count
+
+    key = hashlib.sha256("\n".join(data.terms).encode()).hexdigest()[:10]
+    folder = steno_home() / "cache" / f"spoken-terms-{key}-{seed}"
+    return add_spoken_terms(data, folder, default_count(len(data.terms)) if count is None else count, seed, callback, cancel)
 
 
 def train_adapter(base_model: str | Path, data: DataReport, out_dir: Path, settings: TrainSettings = TrainSettings(),

@@ -59,7 +59,9 @@ class DataReport:
                     f"measure an adapter: add {MIN_PAIRS - n_pairs} more recording(s) with transcripts{why}")
         if family == "whisper" and not self.pairs:
             return ("text-only adaptation needs a bridge model: a Whisper-family model learns from recordings "
-                    f"with transcripts; add at least {MIN_PAIRS}, or choose a bridge model{why}")
+                    f"with transcripts; add at least {MIN_PAIRS}, have your terms spoken by TTS voices (needs "
+                    "espeak-ng: Settings → Teach these words, or steno train --words without --spoken 0), or "
+                    f"choose a bridge model{why}")
         return None
 
     def check(self, family: str | None = None) -> None:

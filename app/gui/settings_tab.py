@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 
 from app import projects as P
 from app import vault
+from app.gui.teach_words import TeachWords
 from app.gui.workers import Job, JobCancelled, JobRunner, show_error
 from app.settings import AppSettings, privacy_statement
 from engine.errors import StenoError
@@ -120,7 +121,8 @@ def unlock_at_start(parent: QWidget | None = None, ask: PassphrasePrompt | None 
 class SettingsTab(QWidget):
     applied = Signal()  # the settings object was updated and saved
 
-    def __init__(self, settings: AppSettings, runner: JobRunner, trainer_api=None, parent=None):
+    def __init__(self, settings: AppSettings, runner: JobRunner, trainer_api=None, parent=None,
+                 training_runner: JobRunner | None = None):
         super().__init__(parent)
         self.settings = settings
         self._runner = runner
@@ -145,6 +147,8 @@ class SettingsTab(QWidget):
         self.hints.setMaximumHeight(120)
         load_hints = QPushButton("Load word list…")
         load_hints.clicked.connect(self._load_word_list)
+        self.teach = TeachWords(training_runner or runner, trainer_api, terms=self.terms,
+                                base_model=lambda: self.settings.model, on_adapter=self.use_adapter)
         self.theme = QComboBox()
         for label, value in (("Follow the system", "system"), ("Light", "light"), ("Dark", "dark")):
             self.theme.addItem(label, value)
@@ -161,6 +165,7 @@ class SettingsTab(QWidget):
         hints_row = QVBoxLayout()
         hints_row.addWidget(self.hints)
         hints_row.addWidget(load_hints)
+        hints_row.addWidget(self.teach)
 
         box = QGroupBox("Transcription")
         form = QFormLayout(box)
@@ -409,6 +414,26 @@ class SettingsTab(QWidget):
         d = QFileDialog.getExistingDirectory(self, "Choose a Steno model folder")
         if d:
             self._select(self.model, d, label=Path(d).name)
+
+    def terms(self) -> list[str]:
+        """The vocabulary list as shown (saved or not), each term once."""
+        seen, out = set(), []
+        for h in self.hints.toPlainText().splitlines():
+            term = " ".join(h.split())
+            if term and term.lower() not in seen:
+                seen.add(term.lower())
+                out.append(term)
+        return out
+
+    def use_adapter(self, path: str) -> None:
+        """Transcribe with this adapter from now on (saved), as if chosen and applied."""
+        self.settings.adapter = path
+        self.reload_adapters()
+        try:
+            self.settings.save()
+        except OSError as e:
+            show_error(self, "Settings", f"cannot save settings ({e})")
+        self.applied.emit()
 
     def add_term(self, term: str) -> bool:
         """Put `term` into the vocabulary list and save it (the editor's right-click "Add to

@@ -57,7 +57,8 @@ class MainWindow(QMainWindow):
                                             input_stream, output_stream)
         self.projects_tab = ProjectsTab()
         self.trainer_tab = TrainerTab(self.training, base_model=lambda: self.settings.model, api=trainer_api)
-        self.settings_tab = SettingsTab(self.settings, self.io, trainer_api=self.trainer_tab.api)
+        self.settings_tab = SettingsTab(self.settings, self.io, trainer_api=self.trainer_tab.api,
+                                        training_runner=self.training)
         if passphrase_prompt is not None:
             self.settings_tab.ask_passphrase = passphrase_prompt
         self.recovery = Recovery(previous_session, self.transcribe_tab, self.banner, self)
