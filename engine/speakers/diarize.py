@@ -86,15 +86,46 @@ def diarize(audio: np.ndarray, speakers: int | None = None, *, chunks: list[Audi
     from engine.audio.split_on_speech carry the VAD's probabilities, so it is not run again.
     `check` is called between batches of windows and raises to stop (the caller's Cancelled)."""
     progress = progress or (lambda f: None)
-    check = check or (lambda: None)
     if speakers is not None and not 1 <= speakers <= MAX_SPEAKERS:
         raise StenoError(f"number of speakers must be from 1 to {MAX_SPEAKERS}, not {speakers}")
-    speech = _speech_frames(audio, chunks)
-    regions = _regions(speech)
+    windows = speaker_windows(audio, chunks, progress=progress, check=check)
+    if not len(windows.embeddings):
+        return Diarization([], np.zeros((0, 256), np.float32))
+    emb = windows.embeddings
+    if len(emb) > MAX_CLUSTERED:
+        sample = np.linspace(0, len(emb) - 1, MAX_CLUSTERED).round().astype(int)
+        labels = _nearest(emb, emb[sample], cluster(emb[sample], speakers))
+    else:
+        labels = cluster(emb, speakers)
+    progress(1.0)
+    return windows.diarization(labels)
+
+
+@dataclass
+class Windows:
+    """The speech regions, the start of each window in each region, and the windows' embeddings
+    (in time order): what clustering works on."""
+    regions: list[tuple[float, float]]
+    starts: list[list[float]]
+    embeddings: np.ndarray  # (windows, 256), unit length
+
+    def diarization(self, labels: np.ndarray) -> Diarization:
+        """Turns from a label per window, after a few steps to the nearest speaker centre."""
+        labels, centroids = _refine(self.embeddings, labels)
+        return Diarization(_turns(self.regions, self.starts, labels), centroids)
+
+
+def speaker_windows(audio: np.ndarray, chunks: list[AudioChunk] | None = None, *,
+                    progress: Callable[[float], None] | None = None,
+                    check: Callable[[], None] | None = None) -> Windows:
+    """The embeddings of 1.5 s windows over the speech in `audio` (see diarize)."""
+    progress = progress or (lambda f: None)
+    check = check or (lambda: None)
+    regions = _regions(_speech_frames(audio, chunks))
     per_region = [_windows(a, b) for a, b in regions]
     windows = [s for w in per_region for s in w]
     if not windows:
-        return Diarization([], np.zeros((0, 256), np.float32))
+        return Windows(regions, per_region, np.zeros((0, 256), np.float32))
     from engine.speakers.voice import voice_encoder
 
     encoder = voice_encoder()
@@ -105,15 +136,7 @@ def diarize(audio: np.ndarray, speakers: int | None = None, *, chunks: list[Audi
         clips = [_clip(audio, s, width) for s in windows[b:b + 256]]
         embeddings.append(encoder.embed(clips))
         progress(min(1.0, (b + 256) / len(windows)) * 0.95)
-    emb = np.concatenate(embeddings)
-    if len(emb) > MAX_CLUSTERED:
-        sample = np.linspace(0, len(emb) - 1, MAX_CLUSTERED).round().astype(int)
-        labels = _nearest(emb, emb[sample], cluster(emb[sample], speakers))
-    else:
-        labels = cluster(emb, speakers)
-    labels, centroids = _refine(emb, labels)
-    progress(1.0)
-    return Diarization(_turns(regions, per_region, labels), centroids)
+    return Windows(regions, per_region, np.concatenate(embeddings))
 
 
 def cluster(embeddings: np.ndarray, speakers: int | None) -> np.ndarray:

@@ -213,3 +213,16 @@ def test_cancel_while_telling_speakers_apart_stops_the_job(interview, real_trans
     with pytest.raises(Cancelled):
         real_transcriber.transcribe(path, speakers="auto", progress=progress, cancel=lambda: bool(stop))
     assert stop and seen == sorted(seen)  # progress only went forward, into the speaker step
+
+
+def test_labels_per_window_become_turns_split_between_windows():
+    """Windows.diarization: the step a clustering hands its labels to, without the encoder."""
+    from engine.speakers.diarize import Windows
+
+    a, b = np.eye(256, dtype=np.float32)[:2]
+    starts = [[0.0, 0.75, 1.5, 2.25], [5.0]]  # a 3.75 s region, then a short one
+    windows = Windows([(0.0, 3.75), (5.0, 6.0)], starts, np.stack([a, a, b, b, a]))
+    d = windows.diarization(np.array([3, 3, 1, 1, 3]))
+    assert d.speakers == 2
+    assert [(round(t.start, 3), round(t.end, 3), t.speaker) for t in d.turns] == [
+        (0.0, 1.875, 0), (1.875, 3.75, 1), (5.0, 6.0, 0)]
