@@ -294,7 +294,8 @@ def train_lm_stage(work: Path, minutes: float = 60.0, device: str = "cpu", batch
     timed_from = None
     if step == 0 and speech_cache is not None:
         evaluate([])  # where the warm start stands
-    while time.time() < deadline and (total is None or step < total):
+    first = step  # at least one step, even when that evaluation used up a short budget
+    while (step == first or time.time() < deadline) and (total is None or step < total):
         idx = [rng.randrange(len(train_texts)) for _ in range(batch_size)]
         texts = [train_texts[i] for i in idx]
         hints = [sample_hint(t, pool, rng) if rng.random() < hint_share else None for t in texts]
