@@ -144,3 +144,18 @@ def test_a_backend_checks_its_graph_by_the_files_it_was_made_from_without_the_to
     with torch.no_grad():
         want = model.speech_embeddings(torch.from_numpy(encoder_inputs(config.encoder, audio))).numpy()[0]
     assert np.abs(third.speech_outputs(audio)[0] - want).max() < 1e-3
+
+
+def test_the_base_bridge_is_read_again_from_its_file_after_an_adapters_own(tmp_path):
+    from engine.bridge.backend import BridgeBackend
+
+    folder = save_model(tiny_model("hubert", "conv"), tmp_path / "m")
+    backend = BridgeBackend(folder, load_model(folder).config, "cpu")
+    audio = (np.random.default_rng(3).standard_normal(16000) * 0.1).astype(np.float32)
+    expected = backend.speech_outputs(audio)[0]
+    with torch.no_grad():  # as an adapter's own bridge leaves it
+        backend.model.bridge.proj.weight.add_(0.5)
+    backend._bridge_swapped = True
+    backend.set_adapter(None, "base")
+    assert torch.equal(backend.model.bridge.proj.weight, load_model(folder).bridge.proj.weight)
+    assert np.abs(backend.speech_outputs(audio)[0] - expected).max() < 1e-5
