@@ -39,8 +39,12 @@ def torch_device(device: str = "auto") -> str:
     return "cpu"
 
 
-def create_session(onnx_path: str | Path, device: str = "auto") -> tuple[ort.InferenceSession, str]:
-    """An optimised session on CUDA when it really works, else CPU (said in one log line)."""
+def create_session(onnx_path: str | Path, device: str = "auto", prepack: bool = True) -> tuple[ort.InferenceSession, str]:
+    """An optimised session on CUDA when it really works, else CPU (said in one log line).
+
+    `prepack=False` keeps ONNX Runtime from laying the weight matrices out again for its CPU
+    matrix products: the bridge model's 208 MB graph then holds 50 MB less, for an encoder
+    about 40% slower, which is 1% of a transcription whose LM decodes for seconds."""
     ort.set_default_logger_severity(4)  # a failed CUDA provider is reported by us, in one line
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -49,6 +53,8 @@ def create_session(onnx_path: str | Path, device: str = "auto") -> tuple[ort.Inf
     # Idle worker threads sleep instead of spinning: on a busy machine (the app's GUI, other
     # jobs) spinning threads steal the very cores the work waits for.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if not prepack:
+        options.add_session_config_entry("session.disable_prepacking", "1")
     want_cuda = device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers()
     providers = (["CUDAExecutionProvider"] if want_cuda else []) + ["CPUExecutionProvider"]
     try:

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 
 from engine.backend import ChunkResult, RecentEncodings, Timing
 from engine.bridge.coverage import covered_seconds
 from engine.bridge.encoder import SpeechEncoder, encoder_inputs, min_input_samples
-from engine.bridge.export import ensure_onnx
+from engine.bridge.export import ensure_onnx, fresh_graph, record_sources
 from engine.bridge.folder import load_model
 from engine.decoding.biasing import DEFAULT_BONUS, make_bias
 from engine.decoding.ctc_prefix import CTCPrefixScorer, penalize_blank
@@ -43,6 +44,7 @@ from engine.decoding.search import (
     greedy,
 )
 from engine.models.config import ModelConfig
+from engine.models.folder import BRIDGE_WEIGHTS
 from engine.runtime import create_session, run_outputs, torch_device
 
 
@@ -75,20 +77,25 @@ class BridgeBackend:
         self.device = torch_device(device)
         # the LM decodes in int8 on a CPU unless asked otherwise (engine.decoding.int8); figures in docs/model_history.md
         self.decoder_precision = choose_precision(decoder_precision, self.device)
-        self.model = load_model(folder)  # on CPU first: the ONNX export reads CPU tensors
+        graph = fresh_graph(folder)
+        # on CPU first: the ONNX export reads CPU tensors; the torch speech encoder only to export or check the graph
+        self.model = load_model(folder, speech=graph is None)
         self._token_texts: TokenTexts | None = None  # for decode.unknown_word_penalty, made on first use
         self.requested_device = device
-        self._open_session(ensure_onnx(self.model, folder))
+        if graph is None:
+            graph = ensure_onnx(self.model, folder)
+            record_sources(folder)
         self.model.encoder = None  # the graph runs it: the torch copy (80 MB for Whisper base) is read again if needed
         self.model.lm.to(self.device)
+        # the LM before the graph's session: reading its int8 cache briefly holds it twice (130 MB), under a lower peak
         self.decoding_lm = self._base_decoding_lm()  # the LM, or its int8 copy
-        self.base_bridge = {k: v.clone() for k, v in self.model.bridge.state_dict().items()}
+        self._open_session(graph)
         self._bridge_swapped = False
         self._tries: dict = {}  # the last word list's prefix tree (engine.decoding.biasing.make_bias)
         self.bias_bonus = DEFAULT_BONUS
 
     def _open_session(self, onnx_path: Path) -> None:
-        self.session, self.onnx_device = create_session(onnx_path, self.requested_device)
+        self.session, self.onnx_device = create_session(onnx_path, self.requested_device, prepack=False)
         self.encodings = RecentEncodings()  # a new graph (an adapter's own bridge): new outputs
         self.device_text = (f"encoder+bridge on {self.onnx_device.upper()} (ONNX Runtime), "
                             f"LM on {self.device.upper()} (torch, {self.decoder_precision})")
@@ -103,7 +110,7 @@ class BridgeBackend:
         if had_lora:
             self.model.lm = self.model.lm.unload()  # removes the LoRA layers, base weights untouched
         if self._bridge_swapped:
-            self.model.bridge.load_state_dict(self.base_bridge)
+            self.model.bridge.load_state_dict(load_file(self.folder / BRIDGE_WEIGHTS))  # not kept: 50 MB
             self._open_session(self._graph(self.folder))
             self._bridge_swapped = False
         meta = None
@@ -124,6 +131,7 @@ class BridgeBackend:
         through the torch encoder, which is read again for it (it is let go after loading)."""
         if self.model.encoder is None:
             self.model.encoder = SpeechEncoder.load(self.config.encoder, self.folder / "encoder").eval()
+            self.model.sync_label_embeddings()  # left unsynced while the graph ran without them
         return ensure_onnx(self.model, folder)
 
     def _base_decoding_lm(self):

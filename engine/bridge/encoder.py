@@ -78,5 +78,11 @@ def min_input_samples(config: EncoderConfig) -> int:
     return 400 if config.kind != "whisper" else 320
 
 
+def encoder_hidden_size(config: EncoderConfig, folder: Path) -> int:
+    """SpeechEncoder.hidden_size read from the encoder's config file, its weights left unread."""
+    hf_config = load_hf_config(folder)
+    return hf_config.d_model if config.kind == "whisper" else hf_config.hidden_size
+
+
 def load_hf_config(folder: Path):
     return AutoConfig.from_pretrained(folder)

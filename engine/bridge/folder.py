@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from engine.bridge.bridge import build_bridge
-from engine.bridge.encoder import SpeechEncoder
+from engine.bridge.encoder import SpeechEncoder, encoder_hidden_size
 from engine.bridge.model import SpeechLM
 from engine.errors import ModelFolderError, first_line
 from engine.files import atomic_dir
@@ -38,25 +38,32 @@ def save_model(model: SpeechLM, folder: str | Path) -> Path:
     return folder
 
 
-def load_model(folder: str | Path, device: str | torch.device = "cpu") -> SpeechLM:
+def load_model(folder: str | Path, device: str | torch.device = "cpu", speech: bool = True) -> SpeechLM:
+    """The whole model; with `speech=False`, without the torch speech encoder and with the
+    bridge's label embeddings left unsynced (what only its ONNX graph computes with): what
+    runs beside a fresh graph, 250 MB smaller. SpeechEncoder.load and
+    SpeechLM.sync_label_embeddings make it whole again."""
     folder = Path(folder)
     config = check_folder(folder)
     if config.family != "bridge":
         raise ModelFolderError(f"a {config.family!r} model, not a bridge model", folder)
     try:
-        encoder = SpeechEncoder.load(config.encoder, folder / "encoder")
+        encoder = SpeechEncoder.load(config.encoder, folder / "encoder") if speech else None
+        hidden_size = encoder.hidden_size if speech else encoder_hidden_size(config.encoder, folder / "encoder")
         lm = AutoModelForCausalLM.from_pretrained(folder / "lm").eval()
         tokenizer = AutoTokenizer.from_pretrained(folder / "lm", **config.tokenizer_kwargs)
     except (OSError, ValueError, SafetensorError) as e:
         raise ModelFolderError(f"cannot load model parts ({first_line(e)})", folder) from None
-    bridge = build_bridge(config.bridge, encoder.hidden_size, lm.get_input_embeddings().embedding_dim,
+    bridge = build_bridge(config.bridge, hidden_size, lm.get_input_embeddings().embedding_dim,
                           lm.get_input_embeddings().num_embeddings)
     try:
         state = load_file(folder / BRIDGE_WEIGHTS)
-        bridge.load_state_dict(state)
+        # without the speech encoder nothing but the ONNX graph runs the bridge: its weights are
+        # taken as read (memory-mapped, copy on write) and stay on disk, 50 MB
+        bridge.load_state_dict(state, assign=not speech)
     except Exception as e:  # safetensors raises its own types for corrupt files
         raise ModelFolderError(f"bridge weights do not match the config ({first_line(e)})", folder) from None
-    model = SpeechLM(config, encoder, bridge.eval(), lm, tokenizer)
+    model = SpeechLM(config, encoder, bridge.eval(), lm, tokenizer, sync_labels=speech)
     return model.to(device)
 
 

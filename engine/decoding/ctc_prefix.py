@@ -50,7 +50,11 @@ def penalize_blank(logp: np.ndarray, penalty: float) -> np.ndarray:
         return logp
     x = np.array(logp, dtype=np.float64)
     x[:, 0] -= penalty
-    return x - np.logaddexp.reduce(x, axis=1, keepdims=True)
+    x -= np.logaddexp.reduce(x, axis=1, keepdims=True)  # in place: a second (T, labels) array is 50 MB at peak
+    return x
+
+
+TOP_ROWS = 32  # frames ordered at once by likely_labels
 
 
 class CTCPrefixScorer:
@@ -109,7 +113,9 @@ class CTCPrefixScorer:
     def likely_labels(self, start: int = 0, per_frame: int = 2) -> np.ndarray:
         """Labels among the `per_frame` most probable (blank excluded) of the frames from
         `start` on: candidates the LM may not rank high but the speech still holds."""
-        if self._top is None:
-            self._top = np.argpartition(-self.logp, per_frame - 1, axis=1)[:, :per_frame]
+        if self._top is None:  # a few frames at a time: over all of them, the order was 50 MB kept for 2 columns
+            self._top = np.concatenate([np.argpartition(-self.logp[i:i + TOP_ROWS], per_frame - 1, axis=1)[:, :per_frame]
+                                        for i in range(0, len(self.logp), TOP_ROWS)]
+                                       or [np.zeros((0, per_frame), dtype=np.intp)])
         top = self._top[start:]
         return np.unique(top[top > 0])

@@ -210,3 +210,14 @@ def test_best_path_merges_repeats_and_drops_blanks_and_labels_map_back_to_tokens
     assert best_path([0, 3, 3, 0, 3, 5, 5, 0, 0, 2]) == [3, 3, 5, 2]  # a blank between repeats keeps both
     token_to_label = np.array([-1, 2, -1, 1, 3])  # tokens 1, 3, 4 have labels 2, 1, 3
     assert label_tokens(token_to_label).tolist() == [0, 3, 1, 4]
+
+
+def test_likely_labels_ordered_a_few_frames_at_a_time_are_those_of_all_frames_at_once():
+    from engine.decoding.ctc_prefix import TOP_ROWS
+
+    rng = np.random.default_rng(5)
+    logp = np.log(rng.dirichlet(np.ones(40), size=3 * TOP_ROWS + 7))
+    scorer = CTCPrefixScorer(logp)
+    whole = np.argpartition(-logp, 1, axis=1)[:, :2]
+    for start in (0, TOP_ROWS + 3, len(logp) - 1):
+        assert np.array_equal(scorer.likely_labels(start), np.unique(whole[start:][whole[start:] > 0]))

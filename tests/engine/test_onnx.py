@@ -109,3 +109,53 @@ def test_a_ctc_graph_from_before_its_second_output_is_exported_again(tmp_path):
     ensure_onnx(model, folder)
     assert len(create_session(path, "cpu")[0].get_outputs()) == 2
     assert json.loads((folder / ONNX_META).read_text())["outputs"] == ["embeddings", "ctc_logprobs"]
+
+
+def test_a_backend_checks_its_graph_by_the_files_it_was_made_from_without_the_torch_encoder(tmp_path, monkeypatch):
+    """The first start checks the graph by its fingerprint (loading the speech encoder) and
+    notes the files; the next ones load no encoder and give the same output; changed bridge
+    weights are caught by the files' sizes and times and exported again."""
+    from engine.bridge.backend import BridgeBackend
+    from engine.bridge.export import fresh_graph
+    from engine.bridge.folder import load_model as real_load_model
+
+    folder = save_model(tiny_model("whisper", "ctc", "gpt2", ctc_projection="posterior"), tmp_path / "m")
+    config = load_model(folder).config
+    audio = (np.random.default_rng(2).standard_normal(24000) * 0.1).astype(np.float32)
+    first = BridgeBackend(folder, config, "cpu")
+    assert first.model.encoder is None and fresh_graph(folder) == folder / ONNX_NAME
+    expected = first.speech_outputs(audio)
+
+    loads = []
+    monkeypatch.setattr("engine.bridge.backend.load_model",
+                        lambda f, speech=True: loads.append(speech) or real_load_model(f, speech=speech))
+    second = BridgeBackend(folder, config, "cpu")
+    assert loads == [False]
+    for got, want in zip(second.speech_outputs(audio), expected):
+        assert np.array_equal(got, want)
+
+    model = load_model(folder)
+    with torch.no_grad():
+        model.bridge.proj.weight.add_(0.5)
+    save_file({k: v.contiguous() for k, v in model.bridge.state_dict().items()}, folder / "bridge.safetensors")
+    assert fresh_graph(folder) is None
+    third = BridgeBackend(folder, config, "cpu")
+    assert loads == [False, True]
+    with torch.no_grad():
+        want = model.speech_embeddings(torch.from_numpy(encoder_inputs(config.encoder, audio))).numpy()[0]
+    assert np.abs(third.speech_outputs(audio)[0] - want).max() < 1e-3
+
+
+def test_the_base_bridge_is_read_again_from_its_file_after_an_adapters_own(tmp_path):
+    from engine.bridge.backend import BridgeBackend
+
+    folder = save_model(tiny_model("hubert", "conv"), tmp_path / "m")
+    backend = BridgeBackend(folder, load_model(folder).config, "cpu")
+    audio = (np.random.default_rng(3).standard_normal(16000) * 0.1).astype(np.float32)
+    expected = backend.speech_outputs(audio)[0]
+    with torch.no_grad():  # as an adapter's own bridge leaves it
+        backend.model.bridge.proj.weight.add_(0.5)
+    backend._bridge_swapped = True
+    backend.set_adapter(None, "base")
+    assert torch.equal(backend.model.bridge.proj.weight, load_model(folder).bridge.proj.weight)
+    assert np.abs(backend.speech_outputs(audio)[0] - expected).max() < 1e-5
