@@ -2,15 +2,16 @@
 
     .venv/bin/python -m bench.real_choice build --real data/real [--out data/real_choice]
     .venv/bin/python -m bench.real_choice measure [--out data/real_choice] [--per-source 12] [--threads 2]
+    .venv/bin/python -m bench.real_choice report [--out data/real_choice]     # the tables again
 
 `build` reads the sources imported by `python -m recipes.real_speech` and writes
 OUT/SOURCE.tsv (`audio<TAB>text`, the manifest `steno eval` reads) for the held-out speakers
 named in recipes/real_choice_speakers.json (the training recipe leaves the same speakers out:
 recipes.real_speech.held_out). `measure` runs steno-default-en, Steno's Whisper tiny.en and
 base, and faster-whisper tiny.en and base on about --per-source evenly spaced clips of each
-source (all with 0), and prints WER per source and pooled, then splits the bridge model's word errors
-by cause: reference words its CTC head cannot spell (a token outside `bridge.ctc_token_ids`)
-against the rest (acoustics and the LM).
+source (all with 0), and prints WER per source and pooled, then puts each reference word the
+bridge model missed down to one cause: a word its CTC head cannot spell (a token outside
+`bridge.ctc_token_ids`), a word Whisper base (the teacher) missed too, or the bridge alone.
 """
 
 from __future__ import annotations
@@ -44,8 +45,24 @@ def spellable(word: str, tokenizer, labels: set[int]) -> bool:
     return any(all(t in labels for t in tokenizer.encode(f, add_special_tokens=False)) for f in forms)
 
 
-def error_causes(model_dir: Path, refs: list[str], hyps: list[str]) -> dict:
-    """The bridge model's word errors on reference words it cannot spell vs the rest."""
+def word_hits(refs: list[str], hyps: list[str]) -> list[list[bool]]:
+    """Per reference word (normalised text): did the hypothesis get it right?"""
+    import jiwer
+
+    hits = [[False] * len(r.split()) for r in refs]
+    scored = [i for i, r in enumerate(refs) if r]
+    result = jiwer.process_words([refs[i] for i in scored], [hyps[i] for i in scored])
+    for i, chunks in zip(scored, result.alignments):
+        for c in chunks:
+            if c.type == "equal":
+                hits[i][c.ref_start_idx:c.ref_end_idx] = [True] * (c.ref_end_idx - c.ref_start_idx)
+    return hits
+
+
+def error_causes(model_dir: Path, refs: list[str], hyps: list[str], teacher: list[str]) -> dict:
+    """The bridge model's missed reference words, each put down to one cause: a word its CTC head
+    cannot spell; a word the teacher (Whisper base) missed too (hard audio, or a prompt that is
+    not what was said); or the bridge alone (its acoustics and LM). Inserted words apart."""
     import jiwer
     from transformers import AutoTokenizer
 
@@ -54,35 +71,32 @@ def error_causes(model_dir: Path, refs: list[str], hyps: list[str]) -> dict:
     config = json.loads((model_dir / "steno.json").read_text())
     labels = set(config["bridge"]["ctc_token_ids"])
     tok = AutoTokenizer.from_pretrained(model_dir / "lm")
-    pairs = [(normalize(r), normalize(h)) for r, h in zip(refs, hyps) if normalize(r)]
-    words = oov_words = oov_errors = other_errors = 0
-    oov_kinds: dict[str, int] = {}
-    result = jiwer.process_words([p[0] for p in pairs], [p[1] for p in pairs])
-    for (ref, _), chunks in zip(pairs, result.alignments):
-        rw = ref.split()
-        ok = [spellable(w, tok, labels) for w in rw]
-        words += len(rw)
-        oov_words += ok.count(False)
-        for w in (w for w, good in zip(rw, ok) if not good):
-            oov_kinds[w] = oov_kinds.get(w, 0) + 1
-        for c in chunks:
-            if c.type == "insert":
-                other_errors += c.hyp_end_idx - c.hyp_start_idx
-            elif c.type in ("substitute", "delete"):
-                for i in range(c.ref_start_idx, c.ref_end_idx):
-                    if ok[i]:
-                        other_errors += 1
-                    else:
-                        oov_errors += 1
-    return {"words": words, "oov_words": oov_words, "oov_errors": oov_errors, "other_errors": other_errors,
-            "oov_examples": sorted(oov_kinds, key=lambda w: -oov_kinds[w])[:12]}
+    refs, hyps, teacher = ([normalize(t) for t in texts] for texts in (refs, hyps, teacher))
+    causes = {"words": 0, "unspellable_words": 0, "unspellable": 0, "teacher_missed_too": 0, "bridge_only": 0,
+              "inserted": 0}
+    unspellable: dict[str, int] = {}
+    for ref, hyp, ours, theirs in zip(refs, hyps, word_hits(refs, hyps), word_hits(refs, teacher)):
+        words = ref.split()
+        causes["words"] += len(words)
+        for word, hit, teacher_hit in zip(words, ours, theirs):
+            can = spellable(word, tok, labels)
+            if not can:
+                causes["unspellable_words"] += 1
+                unspellable[word] = unspellable.get(word, 0) + 1
+            if hit:
+                continue
+            causes["unspellable" if not can else "bridge_only" if teacher_hit else "teacher_missed_too"] += 1
+        if ref:
+            causes["inserted"] += jiwer.process_words(ref, hyp).insertions
+        else:
+            causes["inserted"] += len(hyp.split())
+    causes["unspellable_examples"] = sorted(unspellable, key=lambda w: -unspellable[w])[:12]
+    return causes
 
 
 def measure(out: Path, per_source: int, threads: int, ct2_root: Path) -> None:
     from bench.default_model import run
     from engine.evaluate import read_manifest
-    from engine.models.registry import resolve_model
-    from engine.text.metrics import error_rates
 
     sets = {}
     for manifest in sorted(out.glob("*.tsv")):
@@ -91,31 +105,42 @@ def measure(out: Path, per_source: int, threads: int, ct2_root: Path) -> None:
         sets[manifest.stem] = items[::step]  # evenly spaced: every speaker group has its share
     items = [i for group in sets.values() for i in group]
     result = run(items, threads, 1, ct2_root)
-    engines = result["engines"]
-    refs = result["references"]
-    print(f"real choice set: {len(items)} clips, {result['audio_s']:.0f} s of audio; "
-          + ", ".join(f"{k} {len(v)}" for k, v in sets.items()))
+    saved = {"sets": {k: len(v) for k, v in sets.items()}, "references": result["references"],
+             "audio_s": result["audio_s"],
+             "engines": {n: {"texts": e["texts"], "rtf_short": e["rtf_short"]} for n, e in result["engines"].items()}}
+    (out / "measured.json").write_text(json.dumps(saved, indent=1))
+    report(out)
+
+
+def report(out: Path) -> None:
+    """The tables of OUT/measured.json: WER per source and engine, and the bridge model's errors by cause."""
+    from engine.models.registry import resolve_model
+    from engine.text.metrics import error_rates
+
+    saved = json.loads((out / "measured.json").read_text())
+    refs, engines, sets = saved["references"], saved["engines"], saved["sets"]
+    spans, start = {}, 0
+    for name, n in sets.items():
+        spans[name], start = slice(start, start + n), start + n
+    print(f"real choice set: {len(refs)} clips, {saved['audio_s']:.0f} s of audio; "
+          + ", ".join(f"{k} {n}" for k, n in sets.items()))
     print("| engine | " + " | ".join(sets) + " | pooled WER | pooled CER | RTF (<10 s clips) |")
     print("|---" * (len(sets) + 4) + "|")
     for name, e in engines.items():
-        cells, start = [], 0
-        for group in sets.values():
-            r = error_rates(refs[start:start + len(group)], e["texts"][start:start + len(group)])
-            cells.append(f"{100 * r.wer:.1f}%")
-            start += len(group)
-        print(f"| {name} | " + " | ".join(cells) + f" | {100 * e['wer']:.1f}% | {100 * e['cer']:.1f}% | "
+        cells = [f"{100 * error_rates(refs[s], e['texts'][s]).wer:.1f}%" for s in spans.values()]
+        pooled = error_rates(refs, e["texts"])
+        print(f"| {name} | " + " | ".join(cells) + f" | {100 * pooled.wer:.1f}% | {100 * pooled.cer:.1f}% | "
               f"{e['rtf_short']:.3f} |")
-    causes = error_causes(resolve_model("steno-default-en"), refs, engines["steno-default-en"]["texts"])
-    errors = causes["oov_errors"] + causes["other_errors"]
-    print(f"\nsteno-default-en word errors by cause: {errors} errors on {causes['words']} reference words; "
-          f"{causes['oov_words']} reference words ({100 * causes['oov_words'] / max(1, causes['words']):.1f}%) "
-          f"have a token outside the CTC head's labels, and {causes['oov_errors']} errors "
-          f"({100 * causes['oov_errors'] / max(1, errors):.1f}% of all) fall on them; the other "
-          f"{causes['other_errors']} are acoustics/LM. Most common unspellable words: "
-          + ", ".join(causes["oov_examples"]))
-    save = out / "measured.json"
-    save.write_text(json.dumps({"sets": {k: len(v) for k, v in sets.items()}, "references": refs,
-                                "texts": {n: e["texts"] for n, e in engines.items()}, "causes": causes}, indent=1))
+    model = resolve_model("steno-default-en")
+    print("\nsteno-default-en's word errors by cause (teacher: Steno whisper-base)")
+    print("| source | ref words | unspellable words | errors: unspellable | teacher missed too | bridge only | "
+          "inserted |")
+    print("|---" * 7 + "|")
+    for name, s in list(spans.items()) + [("pooled", slice(None))]:
+        c = error_causes(model, refs[s], engines["steno-default-en"]["texts"][s], engines["steno whisper-base"]["texts"][s])
+        print(f"| {name} | {c['words']} | {c['unspellable_words']} | {c['unspellable']} | {c['teacher_missed_too']} | "
+              f"{c['bridge_only']} | {c['inserted']} |")
+    print("unspellable words seen: " + (", ".join(c["unspellable_examples"]) or "none"))
 
 
 def main() -> None:
@@ -129,10 +154,14 @@ def main() -> None:
     m.add_argument("--per-source", type=int, default=12, help="about N evenly spaced clips of each source (0: all)")
     m.add_argument("--threads", type=int, default=2)
     m.add_argument("--ct2-root", type=Path, default=Path("data/ct2"), help="faster-whisper folders (made when missing)")
+    r = sub.add_parser("report", help="print the tables again from OUT/measured.json")
+    r.add_argument("--out", type=Path, default=Path("data/real_choice"))
     args = p.parse_args()
     if args.command == "build":
         for source, n in build(args.real, args.out).items():
             print(f"{args.out / source}.tsv: {n} clips")
+    elif args.command == "report":
+        report(args.out)
     else:
         from engine.logs import quiet_libraries
 

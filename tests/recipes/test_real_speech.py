@@ -135,3 +135,10 @@ def test_words_outside_the_ctc_labels_are_told_apart():
     labels = {ord(c) for c in " abc"}
     assert spellable("cab", Letters(), labels)
     assert not spellable("cabs", Letters(), labels)
+
+
+def test_each_reference_word_is_marked_heard_or_missed():
+    from bench.real_choice import word_hits
+
+    assert word_hits(["call stella now", "", "six spoons"], ["call bella now please", "uh", "six"]) == [
+        [True, False, True], [], [True, False]]
