@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.real_choice build --real data/real [--out data/real_choice]
     .venv/bin/python -m bench.real_choice measure [--out data/real_choice] [--per-source 12] [--threads 2]
     .venv/bin/python -m bench.real_choice report [--out data/real_choice]     # the tables again
+    .venv/bin/python -m bench.real_choice coverage [--out data/real_choice]   # words the CTC head cannot spell
 
 `build` reads the sources imported by `python -m recipes.real_speech` and writes
 OUT/SOURCE.tsv (`audio<TAB>text`, the manifest `steno eval` reads) for the held-out speakers
@@ -143,6 +144,23 @@ def report(out: Path) -> None:
     print("unspellable words seen: " + (", ".join(c["unspellable_examples"]) or "none"))
 
 
+def coverage(out: Path) -> None:
+    """Words of the whole choice set that the bridge's CTC head cannot spell, per source (no decoding)."""
+    from transformers import AutoTokenizer
+
+    from engine.models.registry import resolve_model
+
+    model = resolve_model("steno-default-en")
+    labels = set(json.loads((model / "steno.json").read_text())["bridge"]["ctc_token_ids"])
+    tok = AutoTokenizer.from_pretrained(model / "lm")
+    print(f"| source | words | distinct | unspellable by the CTC head ({len(labels)} labels) |\n|---|---|---|---|")
+    for manifest in sorted(out.glob("*.tsv")):
+        words = [w for line in manifest.read_text(encoding="utf-8").splitlines() for w in line.split("\t")[1].split()]
+        bad = sorted({w for w in words if not spellable(w, tok, labels)})
+        print(f"| {manifest.stem} | {len(words)} | {len(set(words))} | {sum(w in bad for w in words)}: "
+              f"{', '.join(bad) or 'none'} |")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -154,12 +172,16 @@ def main() -> None:
     m.add_argument("--per-source", type=int, default=12, help="about N evenly spaced clips of each source (0: all)")
     m.add_argument("--threads", type=int, default=2)
     m.add_argument("--ct2-root", type=Path, default=Path("data/ct2"), help="faster-whisper folders (made when missing)")
+    c = sub.add_parser("coverage", help="words of the set the CTC head cannot spell (no decoding)")
+    c.add_argument("--out", type=Path, default=Path("data/real_choice"))
     r = sub.add_parser("report", help="print the tables again from OUT/measured.json")
     r.add_argument("--out", type=Path, default=Path("data/real_choice"))
     args = p.parse_args()
     if args.command == "build":
         for source, n in build(args.real, args.out).items():
             print(f"{args.out / source}.tsv: {n} clips")
+    elif args.command == "coverage":
+        coverage(args.out)
     elif args.command == "report":
         report(args.out)
     else:
