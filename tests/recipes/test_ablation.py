@@ -71,10 +71,10 @@ def test_rows_and_parameter_counts(tmp_path):
 def test_trainable_counts_order():
     setup = _setup()
     counts = {}
-    for train in ("bridge", "lora", "full"):
-        _, bridge, lm, encoder = build_model(Spec(train, "conv", train), setup, DIM, 0)
+    for mode in ("bridge", "lora", "full"):
+        _, bridge, lm, encoder = build_model(Spec(mode, "conv", mode), setup, DIM, 0)
         assert encoder == []
-        counts[train] = (sum(p.numel() for p in bridge), sum(p.numel() for p in lm))
+        counts[mode] = (sum(p.numel() for p in bridge), sum(p.numel() for p in lm))
     assert counts["bridge"][0] == counts["lora"][0] == counts["full"][0]
     assert counts["bridge"][1] == 0 < counts["lora"][1] < counts["full"][1]
     lm, _ = setup.make_lm()
