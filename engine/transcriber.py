@@ -24,17 +24,10 @@ import numpy as np
 
 from engine.audio import FAINT_SPEECH, SAMPLE_RATE, VAD_WINDOW, AudioChunk, load_audio, split_on_speech
 from engine.backend import Backend, ChunkResult, Timing
-from engine.decoding.hints import (
-    DEFAULT_HINT_MODE,
-    MAX_REPLACED_CONFIDENCE,
-    select_hints,
-    uses_terms,
-    word_confidences,
-)
+from engine.decoding.hints import DEFAULT_HINT_MODE, heard_surely, select_hints, uses_terms, word_confidences
 from engine.errors import StenoError
 from engine.speakers.diarize import parse_speakers
 from engine.text.doses import unsure_key_words, write_doses
-from engine.text.metrics import normalize
 from engine.text.transcript import Segment, Transcript, Word
 
 log = logging.getLogger("steno")
@@ -254,9 +247,8 @@ class Transcriber:
         out = []
         for clip, draft in zip(clips, drafts):
             sure = word_confidences(draft.token_texts, draft.logprobs)
-            if sure is not None and len(sure) == len(normalize(draft.text).split()) \
-                    and min(sure, default=1.0) >= MAX_REPLACED_CONFIDENCE:
-                out.append(draft)  # the guard would refuse any term edit: every word was heard surely
+            if heard_surely(draft.text, sure):
+                out.append(draft)
                 continue
             picked = select_hints(hints, draft.text, limit)
             hinted = self.backend.transcribe_batch([clip], hints=picked, beam_size=beam, timing=self.timing,

@@ -44,6 +44,7 @@ from engine.decoding.search import (
     greedy,
 )
 from engine.models.config import ModelConfig
+from engine.models.fingerprint import tensors_fingerprint
 from engine.models.folder import BRIDGE_WEIGHTS
 from engine.runtime import create_session, run_outputs, torch_device
 
@@ -141,8 +142,6 @@ class BridgeBackend:
         weights file is memory-mapped, so untouched weights cost no memory)."""
         if self.decoder_precision != "int8":
             return decoding_model(self.model.lm, self.decoder_precision)
-        from engine.whisper.encoder import tensors_fingerprint
-
         fingerprint = cache_fingerprint(tensors_fingerprint(self.folder / "lm", lambda name: True, {"lm": 1}))
         kept = load_int8(self.model.lm, self.folder / INT8_CACHE, fingerprint)
         if kept is not None:

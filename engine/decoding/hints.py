@@ -213,3 +213,13 @@ def acceptable(edit: TermEdit, min_score: float = MIN_HINT_SCORE, max_confidence
     """One term edit passes the guard of `uses_terms`."""
     sure = edit.draft_confidence is not None and edit.draft_confidence >= max_confidence
     return edit.others <= MAX_WORDS_AROUND_TERM and edit.score >= min_score and not sure
+
+
+def heard_surely(draft: str, confidences: list[float] | None) -> bool:
+    """Every word of the draft was heard surely: `uses_terms` would refuse any term edit
+    (each replaces words under MAX_REPLACED_CONFIDENCE, and an inserted term looks like
+    nothing), so the hinted decode need not run."""
+    from engine.text.metrics import normalize
+
+    return confidences is not None and len(confidences) == len(normalize(draft).split()) \
+        and min(confidences, default=1.0) >= MAX_REPLACED_CONFIDENCE

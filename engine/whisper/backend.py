@@ -34,9 +34,10 @@ from engine.decoding.int8 import cache_fingerprint, choose_precision, decoding_m
 from engine.decoding.search import Decoded, LogProbScorer, LoopCut, find_repeat
 from engine.errors import ModelFolderError, StenoError, first_line
 from engine.models.config import ModelConfig
+from engine.models.fingerprint import tensors_fingerprint
 from engine.models.folder import WHISPER_DIR, check_whisper_folder
 from engine.runtime import create_session, run_session, torch_device
-from engine.whisper.encoder import PRECISION, WINDOW, ensure_encoder_onnx, log_mel, tensors_fingerprint
+from engine.whisper.encoder import PRECISION, WINDOW, ensure_encoder_onnx, log_mel
 from engine.whisper.model import decoder_skeleton, is_decoder_tensor, load_decoder, pad_batch
 from engine.whisper.tokenizer import WhisperTokenizer
 

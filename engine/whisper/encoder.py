@@ -8,7 +8,6 @@ a Whisper encoder run Whisper's encoder through `whisper_forward`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
@@ -21,12 +20,11 @@ from engine.errors import ModelFolderError, first_line
 from engine.features import whisper_log_mel
 from engine.files import atomic_write_text
 from engine.graph import ONNX_META, ONNX_NAME, ensure_graph, graph_record, graph_write_error, is_fresh
+from engine.models.fingerprint import tensors_fingerprint
 from engine.models.folder import WHISPER_DIR
-from engine.models.integrity import stamp
 
 GRAPH_NAME, GRAPH_META = ONNX_NAME, ONNX_META
 GRAPH_INT8_NAME, GRAPH_INT8_META = "encoder_bridge.int8.onnx", "encoder_bridge.int8.json"
-FINGERPRINTS = ".cache/fingerprints.json"  # hidden: not among the model's files, its id or manifest
 N_SAMPLES_30S = 480_000
 N_FRAMES_30S = 3000
 # What the encoder is fed (measured in docs/whisper_backend.md):
@@ -169,67 +167,6 @@ def encoder_fingerprint(sub: Path) -> str:
     """sha256 over the encoder's tensors (names, dtypes, shapes, bytes) in the safetensors files."""
     return tensors_fingerprint(sub, lambda name: name.startswith("model.encoder."),
                                {"graph": "whisper-encoder", "version": 2})  # 2: blocked attention
-
-
-def tensors_fingerprint(sub: Path, select, salt: dict) -> str:
-    """sha256 over `salt` and the tensors whose names `select` takes (names, dtypes, shapes,
-    bytes) in the folder's safetensors files: what a graph or cache made from them must match.
-
-    Hashing is 0.1-0.3 s of every start, so the result is kept in the model folder's hidden
-    FINGERPRINTS with the files' sizes and times, and hashed again only when one of those
-    changed (as engine.models.integrity checks installed files)."""
-    paths = sorted(Path(sub).glob("*.safetensors"))
-    memo_path = Path(sub).parent / FINGERPRINTS
-    key = json.dumps(salt, sort_keys=True)
-    try:
-        stamps = {p.name: stamp(p) for p in paths}
-        memo = json.loads(memo_path.read_text()) if memo_path.is_file() else {}
-    except (OSError, ValueError):
-        stamps, memo = None, {}
-    kept = memo.get(key) if isinstance(memo, dict) else None
-    if stamps is not None and isinstance(kept, dict) and kept.get("files") == stamps:
-        return kept["fingerprint"]
-    fingerprint = _hash_tensors(paths, select, salt)
-    if stamps is not None:
-        try:
-            memo_path.parent.mkdir(exist_ok=True)
-            atomic_write_text(memo_path, json.dumps({**(memo if isinstance(memo, dict) else {}),
-                                                     key: {"files": stamps, "fingerprint": fingerprint}}))
-        except OSError:
-            pass  # a read-only folder: hashed again next time
-    return fingerprint
-
-
-def _hash_tensors(paths: list[Path], select, salt: dict) -> str:
-    h = hashlib.sha256(json.dumps(salt).encode())
-    for path in paths:
-        header, start = _safetensors_header(path)
-        with open(path, "rb") as f:
-            for name in sorted(k for k in header if k != "__metadata__" and select(k)):
-                info = header[name]
-                h.update(f"{name}{info['dtype']}{info['shape']}".encode())
-                a, b = info["data_offsets"]
-                f.seek(start + a)
-                left = b - a
-                while left > 0:
-                    chunk = f.read(min(left, 1 << 22))
-                    if not chunk:
-                        raise ModelFolderError("weights file is truncated", path)
-                    h.update(chunk)
-                    left -= len(chunk)
-    return h.hexdigest()
-
-
-def _safetensors_header(path: Path) -> tuple[dict, int]:
-    try:
-        with open(path, "rb") as f:
-            size = int.from_bytes(f.read(8), "little")
-            if not 0 < size < 100 << 20:
-                raise ValueError("bad header size")
-            header = json.loads(f.read(size))
-    except (OSError, ValueError) as e:
-        raise ModelFolderError(f"unreadable weights file ({first_line(e)})", path) from None
-    return header, 8 + size
 
 
 def log_mel(audio: np.ndarray, n_mels: int, window: str = WINDOW) -> np.ndarray:

@@ -48,7 +48,7 @@ def test_transcriber_cuts_a_long_list_per_clip(tiny_model_dir, monkeypatch):
         return real(clips, hints=hints, beam_size=beam_size, timing=timing, bias_terms=bias_terms)
 
     tr.backend.transcribe_batch = spy
-    monkeypatch.setattr("engine.transcriber.MAX_REPLACED_CONFIDENCE", 1.01)  # every draft decoded again
+    monkeypatch.setattr("engine.decoding.hints.MAX_REPLACED_CONFIDENCE", 1.01)  # every draft decoded again
     audio = (np.random.default_rng(0).standard_normal(16000) * 0.1).astype(np.float32)
     from engine.audio import AudioChunk
 

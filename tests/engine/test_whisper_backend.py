@@ -636,6 +636,7 @@ def test_a_kept_int8_decoder_of_other_weights_or_damaged_is_made_again(tmp_path,
 def test_weight_fingerprints_are_kept_and_hashed_again_when_the_weights_change(tmp_path, monkeypatch):
     from safetensors.torch import load_file, save_file
 
+    import engine.models.fingerprint as fingerprint
     import engine.whisper.encoder as we
 
     folder = tmp_path / "m"
@@ -643,7 +644,7 @@ def test_weight_fingerprints_are_kept_and_hashed_again_when_the_weights_change(t
     sub = folder / "whisper"
     first = we.encoder_fingerprint(sub)
     hashed = []
-    monkeypatch.setattr(we, "_hash_tensors", lambda *a: hashed.append(a) or "rehashed")
+    monkeypatch.setattr(fingerprint, "hash_tensors", lambda *a: hashed.append(a) or "rehashed")
     assert we.encoder_fingerprint(sub) == first and not hashed  # kept: the weights did not change
     state = load_file(sub / "model.safetensors")
     state["model.encoder.layer_norm.weight"] += 1.0
