@@ -1,18 +1,21 @@
 """How to find the number of speakers: estimators compared on the interviews of bench.speakers.
 
     .venv/bin/python -m bench.speaker_count --real PATH/speechocean762 [--ljspeech PATH/LJSpeech-1.1]
-        [--interviews 10] [--turns 16] [--seed 1] [--synthetic] [--single FOLDER...]
+        [--interviews 10] [--turns 16] [--seed 1] [--synthetic | --accent PATH/accent_archive]
+        [--space projected|ge2e] [--cuts 0.40 0.42 0.44] [--single FOLDER...]
 
 The same interviews as `bench.speakers` with the same seed (its real set; `--synthetic` for
-the espeak-ng one), embedded once; each estimator then labels the windows and is scored by
-the count it finds and by DER (0.25 s collar). `--single` folders (one speaker's clips each)
-check that one voice stays one. Estimators:
-- ahc T: what `diarize` does, average-linkage clustering cut at cosine distance T;
+the espeak-ng one, `--accent` for the accent archive's held-out speakers), embedded once; each
+estimator then labels the windows and is scored by the count it finds and by DER (0.25 s
+collar). `--single` folders (one speaker's clips each) check that one voice stays one.
+`--space ge2e` clusters the encoder's own embeddings instead of the projected ones (what
+`diarize` did before the projection). Estimators:
+- ahc T: what `diarize` does, average-linkage clustering cut at cosine distance T (`--cuts`);
 - silhouette: the cut of 2-8 clusters with the best silhouette, 1 when none is over 0.1;
 - nme: spectral clustering with the eigengap auto-tuned on a pruned affinity (NME-SC, Google's
   `spectralcluster` package, `pip install spectralcluster==0.2.22`; not a Steno dependency),
-  one speaker when ahc 0.42 finds one;
-- max: the larger count of ahc 0.42 and nme.
+  one speaker when the `diarize` cut finds one;
+- max: the larger count of the `diarize` cut and nme.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.speakers import COUNTS, SR, der, interview, real_voices, synthetic_voices
+from bench.speakers import COUNTS, SR, accent_voices, der, interview, real_voices, synthetic_voices
+from engine.speakers.diarize import DISTANCE_THRESHOLD, Windows
 
 
 def ahc(threshold: float):
@@ -63,7 +67,7 @@ def nme(emb: np.ndarray) -> np.ndarray:
         ThresholdType,
     )
 
-    if len(emb) < 4 or len(np.unique(ahc(0.42)(emb))) == 1:
+    if len(emb) < 4 or len(np.unique(ahc(DISTANCE_THRESHOLD)(emb))) == 1:
         return np.zeros(len(emb), int)
     refinement = RefinementOptions(thresholding_soft_multiplier=0.01, thresholding_type=ThresholdType.Percentile,
                                    thresholding_with_binarization=True, thresholding_preserve_diagonal=True,
@@ -75,18 +79,29 @@ def nme(emb: np.ndarray) -> np.ndarray:
 
 
 def larger(emb: np.ndarray) -> np.ndarray:
-    a, b = ahc(0.42)(emb), nme(emb)
+    a, b = ahc(DISTANCE_THRESHOLD)(emb), nme(emb)
     return a if len(np.unique(a)) >= len(np.unique(b)) else b
+
+
+def in_space(windows: Windows, space: str) -> Windows:
+    """The windows clustered in GE2E's own space (`ge2e`) or the projected one."""
+    if space == "ge2e":
+        windows.voices = windows.embeddings  # sets the cached property
+    return windows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--real", type=Path, required=True, help="a speechocean762 checkout (WAVE/SPEAKERnnnn/*.WAV)")
+    ap.add_argument("--real", type=Path, help="a speechocean762 checkout (WAVE/SPEAKERnnnn/*.WAV)")
     ap.add_argument("--ljspeech", type=Path)
     ap.add_argument("--interviews", type=int, default=10)
     ap.add_argument("--turns", type=int, default=16)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--synthetic", action="store_true", help="the espeak-ng interviews instead of the real ones")
+    ap.add_argument("--accent", type=Path, help="the accent archive's held-out speakers instead of the real set")
+    ap.add_argument("--space", choices=("projected", "ge2e"), default="projected")
+    ap.add_argument("--cuts", type=float, nargs="+", default=[DISTANCE_THRESHOLD - 0.02, DISTANCE_THRESHOLD,
+                                                                DISTANCE_THRESHOLD + 0.02])
     ap.add_argument("--single", type=Path, nargs="*", default=[])
     args = ap.parse_args()
     import torch
@@ -96,36 +111,41 @@ def main() -> None:
 
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", message="'uem' was approximated")
-    estimators = {"ahc 0.40": ahc(0.40), "ahc 0.42 (diarize)": ahc(0.42), "ahc 0.44": ahc(0.44),
-                  "silhouette": silhouette}
+    estimators = {f"ahc {c:.2f}" + (" (diarize)" * (c == DISTANCE_THRESHOLD)): ahc(c) for c in args.cuts}
+    estimators["silhouette"] = silhouette
     try:
         import spectralcluster  # noqa: F401
-        estimators.update({"nme": nme, "max(ahc 0.42, nme)": larger})
+        estimators.update({"nme": nme, "max(diarize cut, nme)": larger})
     except ImportError:
         print("spectralcluster is not installed: nme left out")
-    voices = synthetic_voices(seed=args.seed) if args.synthetic else real_voices(args.real, args.ljspeech)
+    if args.synthetic:
+        voices = synthetic_voices(seed=args.seed)
+    elif args.accent:
+        voices = accent_voices(args.accent)
+    else:
+        voices = real_voices(args.real, args.ljspeech)
     rng = random.Random(args.seed)
     cases = []
     for n in COUNTS:
         for _ in range(args.interviews):
             audio, ref = interview(rng.sample(voices, n), args.turns, rng)
-            cases.append((n, ref, speaker_windows(audio, split_on_speech(audio))))
+            cases.append((n, ref, in_space(speaker_windows(audio, split_on_speech(audio)), args.space)))
     singles = []
     for folder in args.single:
         paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".wav", ".flac"))[:15]
         audio = np.concatenate([np.concatenate([load_audio(p), np.zeros(SR // 2, np.float32)]) for p in paths])
-        singles.append(speaker_windows(audio, split_on_speech(audio)))
+        singles.append(in_space(speaker_windows(audio, split_on_speech(audio)), args.space))
     for name, estimate in estimators.items():
         cells = []
         for n in COUNTS:
             found, ders = [], []
             for _, ref, w in (c for c in cases if c[0] == n):
-                d = w.diarization(estimate(w.embeddings))
+                d = w.diarization(estimate(w.voices))
                 found.append(d.speakers)
                 ders.append(der(ref, d.turns))
             cells.append(f"{n} speakers DER {100 * np.mean(ders):.1f}% count right "
                          f"{100 * np.mean(np.array(found) == n):.0f}% {found}")
-        one = [w.diarization(estimate(w.embeddings)).speakers for w in singles]
+        one = [w.diarization(estimate(w.voices)).speakers for w in singles]
         print(f"{name}: " + "; ".join(cells) + (f"; one speaker found as {one}" if one else ""), flush=True)
 
 
