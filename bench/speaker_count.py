@@ -2,14 +2,14 @@
 
     .venv/bin/python -m bench.speaker_count --real PATH/speechocean762 [--ljspeech PATH/LJSpeech-1.1]
         [--interviews 10] [--turns 16] [--seed 1] [--synthetic | --accent PATH/accent_archive]
-        [--space projected|ge2e] [--cuts 0.40 0.42 0.44] [--single FOLDER...]
+        [--projection data/speaker_projection/projection.npz] [--cuts 0.40 0.42 0.44] [--single FOLDER...]
 
 The same interviews as `bench.speakers` with the same seed (its real set; `--synthetic` for
 the espeak-ng one, `--accent` for the accent archive's held-out speakers), embedded once; each
 estimator then labels the windows and is scored by the count it finds and by DER (0.25 s
 collar). `--single` folders (one speaker's clips each) check that one voice stays one.
-`--space ge2e` clusters the encoder's own embeddings instead of the projected ones (what
-`diarize` did before the projection). Estimators:
+`--projection` clusters in the space of a projection from recipes.speaker_projection instead of
+GE2E's own, and leaves out every speaker it was trained on. Estimators:
 - ahc T: what `diarize` does, average-linkage clustering cut at cosine distance T (`--cuts`);
 - silhouette: the cut of 2-8 clusters with the best silhouette, 1 when none is over 0.1;
 - nme: spectral clustering with the eigengap auto-tuned on a pruned affinity (NME-SC, Google's
@@ -83,11 +83,13 @@ def larger(emb: np.ndarray) -> np.ndarray:
     return a if len(np.unique(a)) >= len(np.unique(b)) else b
 
 
-def in_space(windows: Windows, space: str) -> Windows:
-    """The windows clustered in GE2E's own space (`ge2e`) or the projected one."""
-    if space == "ge2e":
-        windows.voices = windows.embeddings  # sets the cached property
-    return windows
+def in_space(windows: Windows, projection) -> Windows:
+    """The windows with their embeddings in the projection's space (mean, matrix), or as they are."""
+    if projection is None:
+        return windows
+    from recipes.speaker_projection import project
+
+    return Windows(windows.regions, windows.starts, project(windows.embeddings, *projection))
 
 
 def main() -> None:
@@ -99,7 +101,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--synthetic", action="store_true", help="the espeak-ng interviews instead of the real ones")
     ap.add_argument("--accent", type=Path, help="the accent archive's held-out speakers instead of the real set")
-    ap.add_argument("--space", choices=("projected", "ge2e"), default="projected")
+    ap.add_argument("--projection", type=Path, help="recipes.speaker_projection's projection.npz")
     ap.add_argument("--cuts", type=float, nargs="+", default=[DISTANCE_THRESHOLD - 0.02, DISTANCE_THRESHOLD,
                                                                 DISTANCE_THRESHOLD + 0.02])
     ap.add_argument("--single", type=Path, nargs="*", default=[])
@@ -118,34 +120,40 @@ def main() -> None:
         estimators.update({"nme": nme, "max(diarize cut, nme)": larger})
     except ImportError:
         print("spectralcluster is not installed: nme left out")
+    projection, trained = None, frozenset()
+    if args.projection is not None:
+        from recipes.speaker_projection import load
+
+        mean, matrix, speakers = load(args.projection)
+        projection, trained = (mean, matrix), frozenset(speakers)
     if args.synthetic:
         voices = synthetic_voices(seed=args.seed)
     elif args.accent:
-        voices = accent_voices(args.accent)
+        voices = accent_voices(args.accent, trained)
     else:
-        voices = real_voices(args.real, args.ljspeech)
+        voices = real_voices(args.real, args.ljspeech, exclude=trained)
     rng = random.Random(args.seed)
     cases = []
     for n in COUNTS:
         for _ in range(args.interviews):
             audio, ref = interview(rng.sample(voices, n), args.turns, rng)
-            cases.append((n, ref, in_space(speaker_windows(audio, split_on_speech(audio)), args.space)))
+            cases.append((n, ref, in_space(speaker_windows(audio, split_on_speech(audio)), projection)))
     singles = []
     for folder in args.single:
         paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".wav", ".flac"))[:15]
         audio = np.concatenate([np.concatenate([load_audio(p), np.zeros(SR // 2, np.float32)]) for p in paths])
-        singles.append(in_space(speaker_windows(audio, split_on_speech(audio)), args.space))
+        singles.append(in_space(speaker_windows(audio, split_on_speech(audio)), projection))
     for name, estimate in estimators.items():
         cells = []
         for n in COUNTS:
             found, ders = [], []
             for _, ref, w in (c for c in cases if c[0] == n):
-                d = w.diarization(estimate(w.voices))
+                d = w.diarization(estimate(w.embeddings))
                 found.append(d.speakers)
                 ders.append(der(ref, d.turns))
             cells.append(f"{n} speakers DER {100 * np.mean(ders):.1f}% count right "
                          f"{100 * np.mean(np.array(found) == n):.0f}% {found}")
-        one = [w.diarization(estimate(w.voices)).speakers for w in singles]
+        one = [w.diarization(estimate(w.embeddings)).speakers for w in singles]
         print(f"{name}: " + "; ".join(cells) + (f"; one speaker found as {one}" if one else ""), flush=True)
 
 

@@ -11,8 +11,7 @@ of 0.2-0.9 s between turns (0.1-0.3 s within one), the speakers taking turns at 
 - accent: with `--accent` (recipes.real_speech's accent_archive folder), the accent archive's
   held-out speakers (adults of many first languages, one paragraph each, cut at its pauses
   into phrases of at least 1.5 s);
-Speakers the speaker projection was trained on (resources/speakers/projection.json) are
-never used, so the projection is measured on voices it has not seen;
+(bench.speaker_count given a projection leaves out the speakers it was trained on);
 - synthetic: four espeak-ng voices reading `resources/rehearsal/general.txt`.
 For each interview with 2, 3 and 4 speakers: DER (pyannote.metrics, 0.25 s collar,
 overlap not skipped) with the count found (`auto`) and with the count given, and whether
@@ -50,21 +49,15 @@ def trimmed(audio: np.ndarray) -> np.ndarray:
     return audio[idx[0] * VAD_WINDOW:(idx[-1] + 1) * VAD_WINDOW] if len(idx) else audio[:0]
 
 
-def projection_speakers() -> set[str]:
-    """The speakers the projection was trained on, as `source/speaker`."""
-    from engine.speakers.projection import PROJECTION_FILE
-
-    return set(json.loads(PROJECTION_FILE.with_suffix(".json").read_text(encoding="utf-8"))["speakers"])
-
-
-def real_voices(folder: Path, ljspeech: Path | None, clips: int = 12) -> list[list[np.ndarray]]:
-    """Per speaker, up to `clips` trimmed clips of at least 1 s."""
+def real_voices(folder: Path, ljspeech: Path | None, clips: int = 12,
+                exclude: frozenset[str] = frozenset()) -> list[list[np.ndarray]]:
+    """Per speaker, up to `clips` trimmed clips of at least 1 s; none of the speakers in
+    `exclude` (`speechocean762/NNNN`, as recipes.speaker_projection names them)."""
     from engine.audio import load_audio
     from recipes.speaker_projection import speechocean_id
 
-    trained = projection_speakers()
     dirs = sorted(p for p in (folder / "WAVE").iterdir()
-                  if p.is_dir() and f"speechocean762/{speechocean_id(p.name)}" not in trained)
+                  if p.is_dir() and f"speechocean762/{speechocean_id(p.name)}" not in exclude)
     groups = [sorted(d.glob("*.WAV"))[:clips] for d in dirs]
     if ljspeech is not None:
         groups.append(sorted((ljspeech / "wavs").glob("*.wav"))[:clips])
@@ -97,15 +90,14 @@ def phrases(audio: np.ndarray, pause_s: float = 0.25, shortest_s: float = 1.5) -
     return [audio[a * VAD_WINDOW:b * VAD_WINDOW] for a, b in out if (b - a) * VAD_FRAME_S >= shortest_s]
 
 
-def accent_voices(folder: Path) -> list[list[np.ndarray]]:
-    """The accent archive's held-out speakers (recipes.speaker_projection.held_out_accent, less
-    any the projection was trained on), each one paragraph cut into phrases."""
+def accent_voices(folder: Path, exclude: frozenset[str] = frozenset()) -> list[list[np.ndarray]]:
+    """The accent archive's held-out speakers (recipes.speaker_projection.held_out_accent),
+    none in `exclude` (`accent_archive/NAME`), each one paragraph cut into phrases."""
     from engine.audio import load_audio
     from recipes.speaker_projection import held_out_accent, read_clips
 
     clips = read_clips(folder)
-    keep = held_out_accent([s for _, s in clips]) - {s.split("/", 1)[1] for s in projection_speakers()
-                                                     if s.startswith("accent_archive/")}
+    keep = {s for s in held_out_accent([s for _, s in clips]) if f"accent_archive/{s}" not in exclude}
     voices = []
     for path, speaker in sorted(clips):
         if speaker in keep:

@@ -1,8 +1,11 @@
-"""Train the speaker projection: an LDA over GE2E embeddings, fitted on real speakers the
-benchmark never uses.
+"""Train a speaker projection: an LDA over GE2E embeddings, fitted on real speakers the
+benchmark never uses. Measured, not used by Steno: on the bench's interviews it finds the
+number of speakers less often than GE2E's own space (docs/speakers.md).
 
     .venv/bin/python -m recipes.speaker_projection --accent PATH/accent_archive \
-        --speechocean PATH/speechocean762 --bench-speechocean PATH/so762 [--dims 128] [--out data/speaker_projection]
+        --speechocean PATH/speechocean762 --bench-speechocean PATH/so762 [--dims 128] [--shrinkage auto]
+        [--out data/speaker_projection]
+    .venv/bin/python -m bench.speaker_count ... --projection data/speaker_projection/projection.npz
 
 GE2E (engine/speakers/voice.py) was trained on other voices and other microphones; on
 speechocean762's children reading the same sentences, two speakers' windows come out nearly
@@ -16,12 +19,12 @@ audio, text, speaker):
   bench's accent-archive interviews: `held_out_accent`);
 - speechocean762's speakers except those in `--bench-speechocean`'s WAVE/ folder (the ones
   `bench.speakers --real` assembles interviews from).
-The projection's own file lists every training speaker, and the bench skips any of them, so
-the two stay disjoint whatever folder the bench is given.
+OUT/projection.json lists every training speaker, and the bench given `--projection` skips
+any of them, so the two stay disjoint whatever folder the bench is given.
 
-Writes OUT/embeddings.npz (the windows' embeddings and speakers, to try other fits quickly)
-and resources/speakers/projection.npz (mean, matrix) with resources/speakers/projection.json
-(where the data came from, the training speakers, the file's sha256).
+Writes OUT/embeddings.npz (the windows' embeddings and speakers, kept to try other fits
+quickly), OUT/projection.npz (mean, matrix) and OUT/projection.json (where the data came
+from, the training speakers, the file's sha256).
 """
 
 from __future__ import annotations
@@ -87,12 +90,26 @@ def embed(clips: list[tuple[Path, str]]) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(embs), np.array(names)
 
 
-def fit(emb: np.ndarray, speakers: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
+def fit(emb: np.ndarray, speakers: np.ndarray, dims: int, shrinkage: str | float = "auto") -> tuple[np.ndarray, np.ndarray]:
     """(mean, matrix): x -> (x - mean) @ matrix, the first `dims` discriminants, shrinkage LDA."""
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-    lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto", n_components=dims).fit(emb, speakers)
+    lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage=shrinkage, n_components=dims).fit(emb, speakers)
     return emb.mean(0).astype(np.float32), lda.scalings_[:, :dims].astype(np.float32)
+
+
+def load(path: Path) -> tuple[np.ndarray, np.ndarray, set[str]]:
+    """(mean, matrix, training speakers as `source/speaker`) of a projection this recipe wrote."""
+    with np.load(path, allow_pickle=False) as f:
+        mean, matrix = f["mean"], f["matrix"]
+    record = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+    return mean, matrix, set(record["speakers"])
+
+
+def project(embeddings: np.ndarray, mean: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Embeddings in the projected space, each scaled to length 1 (for cosine clustering)."""
+    x = (embeddings - mean) @ matrix
+    return (x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-8)).astype(np.float32)
 
 
 def main() -> None:
@@ -102,11 +119,10 @@ def main() -> None:
     ap.add_argument("--bench-speechocean", type=Path, required=True,
                     help="the speechocean762 checkout bench.speakers --real is given (its speakers are left out)")
     ap.add_argument("--dims", type=int, default=128)
+    ap.add_argument("--shrinkage", default="auto", help="'auto' (Ledoit-Wolf) or a number from 0 to 1")
     ap.add_argument("--out", type=Path, default=ROOT / "data" / "speaker_projection")
     args = ap.parse_args()
     import torch
-
-    from engine.speakers.projection import PROJECTION_FILE
 
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -117,24 +133,26 @@ def main() -> None:
     else:
         emb, speakers = embed(training_clips(args.accent, args.speechocean, args.bench_speechocean))
         np.savez(cache, embeddings=emb, speakers=speakers)
-    mean, matrix = fit(emb, speakers, args.dims)
-    PROJECTION_FILE.parent.mkdir(parents=True, exist_ok=True)
-    tmp = PROJECTION_FILE.with_suffix(".tmp.npz")
+    shrinkage = args.shrinkage if args.shrinkage == "auto" else float(args.shrinkage)
+    mean, matrix = fit(emb, speakers, args.dims, shrinkage)
+    out = args.out / "projection.npz"
+    tmp = args.out / "projection.tmp.npz"
     np.savez(tmp, mean=mean, matrix=matrix)
-    tmp.replace(PROJECTION_FILE)
+    tmp.replace(out)
     sources = {}
     for folder in (args.accent, args.speechocean):
         sources[folder.name] = json.loads((folder / "source.json").read_text(encoding="utf-8"))
     record = {
-        "what": f"LDA (scikit-learn, eigen solver, shrinkage auto) of GE2E window embeddings, {args.dims} of 256 dims",
+        "what": f"LDA (scikit-learn, eigen solver, shrinkage {args.shrinkage}) of GE2E window embeddings, "
+                f"{args.dims} of 256 dims",
         "trained_by": "python -m recipes.speaker_projection",
         "data": {k: {"repository": v["repository"], "commit": v["commit"]} for k, v in sources.items()},
         "windows": int(len(emb)),
-        "sha256": hashlib.sha256(PROJECTION_FILE.read_bytes()).hexdigest(),
+        "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
         "speakers": sorted(set(speakers.tolist())),
     }
-    PROJECTION_FILE.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    print(f"{len(emb)} windows of {len(record['speakers'])} speakers -> {PROJECTION_FILE} sha256 {record['sha256']}")
+    out.with_suffix(".json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    print(f"{len(emb)} windows of {len(record['speakers'])} speakers -> {out} sha256 {record['sha256']}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ short for a window of its own takes the speaker of the nearest window.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Callable
 
 import numpy as np
@@ -92,7 +91,7 @@ def diarize(audio: np.ndarray, speakers: int | None = None, *, chunks: list[Audi
     windows = speaker_windows(audio, chunks, progress=progress, check=check)
     if not len(windows.embeddings):
         return Diarization([], np.zeros((0, 256), np.float32))
-    emb = windows.voices
+    emb = windows.embeddings
     if len(emb) > MAX_CLUSTERED:
         sample = np.linspace(0, len(emb) - 1, MAX_CLUSTERED).round().astype(int)
         labels = _nearest(emb, emb[sample], cluster(emb[sample], speakers))
@@ -108,20 +107,11 @@ class Windows:
     (in time order): what clustering works on."""
     regions: list[tuple[float, float]]
     starts: list[list[float]]
-    embeddings: np.ndarray  # (windows, 256), GE2E's space, unit length
-
-    @cached_property
-    def voices(self) -> np.ndarray:
-        """The embeddings in the projected space, where clustering tells voices apart."""
-        from engine.speakers.projection import project
-
-        return project(self.embeddings) if len(self.embeddings) else self.embeddings
+    embeddings: np.ndarray  # (windows, 256), unit length
 
     def diarization(self, labels: np.ndarray) -> Diarization:
-        """Turns from a label per window, after a few steps to the nearest speaker centre (in
-        the projected space); the centres returned are in GE2E's space, as saved voices are."""
-        labels = _refine(self.voices, labels)
-        centroids = unit_rows(np.stack([self.embeddings[labels == k].mean(0) for k in range(labels.max() + 1)]))
+        """Turns from a label per window, after a few steps to the nearest speaker centre."""
+        labels, centroids = _refine(self.embeddings, labels)
         return Diarization(_turns(self.regions, self.starts, labels), centroids)
 
 
@@ -179,7 +169,7 @@ def _nearest(emb: np.ndarray, sample: np.ndarray, labels: np.ndarray) -> np.ndar
     return keep[np.argmax(emb @ centres.T, axis=1)]
 
 
-def _refine(emb: np.ndarray, labels: np.ndarray, rounds: int = 3) -> np.ndarray:
+def _refine(emb: np.ndarray, labels: np.ndarray, rounds: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """Each window to its nearest speaker centre (a few k-means steps from the clustering):
     average linkage leaves a window of a long turn with the wrong voice now and then.
     Labels come back numbered in order of first appearance."""
@@ -191,7 +181,9 @@ def _refine(emb: np.ndarray, labels: np.ndarray, rounds: int = 3) -> np.ndarray:
             break
         labels = new
     order = {k: i for i, k in enumerate(dict.fromkeys(labels.tolist()))}
-    return np.array([order[k] for k in labels.tolist()])
+    labels = np.array([order[k] for k in labels.tolist()])
+    centres = unit_rows(np.stack([emb[labels == k].mean(0) for k in range(len(order))]))
+    return labels, centres
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:

@@ -55,22 +55,6 @@ def test_the_weights_are_checked_before_loading(tmp_path):
         voice.VoiceEncoder(bad)
 
 
-def test_the_projection_is_checked_and_keeps_voices_apart(tmp_path, interview):
-    from engine.speakers.projection import PROJECTION_FILE, load_projection, project
-
-    bad = tmp_path / "projection.npz"
-    bad.write_bytes(PROJECTION_FILE.read_bytes()[:-10] + b"0123456789")
-    with pytest.raises(StenoError, match="damaged"):
-        load_projection(bad)
-    with pytest.raises(StenoError, match="missing"):
-        load_projection(tmp_path / "none.npz")
-    _, audio, ref = interview
-    e = project(np.stack([voice_of(audio, [(s, e)])[0] for s, e, _ in ref]))
-    assert np.allclose(np.linalg.norm(e, axis=1), 1, atol=1e-4)
-    sims = e @ e.T
-    assert min(sims[0, 2], sims[1, 3]) > max(sims[0, 1], sims[0, 3], sims[2, 1], sims[2, 3])  # same voice closer
-
-
 def test_two_voices_are_told_apart_and_the_interview_split_by_turn(interview):
     _, audio, ref = interview
     e = np.stack([voice_of(audio, [(s, e)])[0] for s, e, _ in ref])
