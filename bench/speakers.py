@@ -1,7 +1,7 @@
 """Speaker labels: DER and speaker count on interviews with known turns, and diarization speed.
 
     .venv/bin/python -m bench.speakers --real PATH/speechocean762 [--ljspeech PATH/LJSpeech-1.1]
-        [--accent PATH/accent_archive] [--interviews 12] [--turns 16] [--seed 1] [--hour | --only-hour] [--threads 2] [--out data/speakers]
+        [--accent PATH/accent_archive] [--no-synthetic] [--interviews 12] [--turns 16] [--seed 1] [--hour | --only-hour] [--threads 2] [--out data/speakers]
 
 Interviews are assembled from clips of distinct speakers, turns of 1-3 clips each, pauses
 of 0.2-0.9 s between turns (0.1-0.3 s within one), the speakers taking turns at random:
@@ -261,6 +261,7 @@ def main() -> None:
     ap.add_argument("--real", type=Path, help="a speechocean762 checkout (WAVE/SPEAKERnnnn/*.WAV)")
     ap.add_argument("--ljspeech", type=Path, help="LJSpeech-1.1 folder: its reader joins the real speakers")
     ap.add_argument("--accent", type=Path, help="recipes.real_speech's accent_archive folder: its held-out speakers")
+    ap.add_argument("--no-synthetic", action="store_true", help="leave out the espeak-ng interviews")
     ap.add_argument("--interviews", type=int, default=12, help="interviews per speaker count")
     ap.add_argument("--turns", type=int, default=16)
     ap.add_argument("--seed", type=int, default=1)
@@ -282,7 +283,7 @@ def main() -> None:
         (args.out / "single.json").write_text(json.dumps(single(args.single), indent=2))
         return
     results = {}
-    sets = {"synthetic": synthetic_voices(seed=args.seed)}
+    sets = {} if args.no_synthetic else {"synthetic": synthetic_voices(seed=args.seed)}
     if args.real is not None:
         sets["real"] = real_voices(args.real, args.ljspeech)
     if args.accent is not None:
@@ -291,7 +292,7 @@ def main() -> None:
         if not args.only_hour:
             results[name] = evaluate(name, voices, args)
     if args.hour or args.only_hour:
-        results["hour"] = hour(sets.get("real", sets["synthetic"]), args.seed)
+        results["hour"] = hour(sets.get("real") or next(iter(sets.values())), args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
 
