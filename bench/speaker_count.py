@@ -12,6 +12,7 @@ collar). `--single` folders (one speaker's clips each) check that one voice stay
 GE2E's own, and leaves out every speaker it was trained on. Estimators:
 - ahc T: what `diarize` does, average-linkage clustering cut at cosine distance T (`--cuts`);
 - silhouette: the cut of 2-8 clusters with the best silhouette, 1 when none is over 0.1;
+  gated: the best of 2-8, but 1 when the AHC cut `--gate` finds one;
 - nme: spectral clustering with the eigengap auto-tuned on a pruned affinity (NME-SC, Google's
   `spectralcluster` package, `pip install spectralcluster==0.2.22`; not a Steno dependency),
   one speaker when the `diarize` cut finds one;
@@ -54,6 +55,13 @@ def silhouette(emb: np.ndarray, floor: float = 0.1) -> np.ndarray:
         if score > best:
             best, labels = score, lab
     return labels
+
+
+def gated_silhouette(cut: float):
+    """Silhouette's count, but one speaker when the AHC cut finds one (silhouette cannot say 1)."""
+    def estimate(emb: np.ndarray) -> np.ndarray:
+        return silhouette(emb, floor=-1.0) if len(emb) > 3 and len(np.unique(ahc(cut)(emb))) > 1 else ahc(cut)(emb)
+    return estimate
 
 
 def nme(emb: np.ndarray) -> np.ndarray:
@@ -104,6 +112,7 @@ def main() -> None:
     ap.add_argument("--projection", type=Path, help="recipes.speaker_projection's projection.npz")
     ap.add_argument("--cuts", type=float, nargs="+", default=[DISTANCE_THRESHOLD - 0.02, DISTANCE_THRESHOLD,
                                                                 DISTANCE_THRESHOLD + 0.02])
+    ap.add_argument("--gate", type=float, default=DISTANCE_THRESHOLD, help="the AHC cut that gates silhouette")
     ap.add_argument("--single", type=Path, nargs="*", default=[])
     args = ap.parse_args()
     import torch
@@ -115,6 +124,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", message="'uem' was approximated")
     estimators = {f"ahc {c:.2f}" + (" (diarize)" * (c == DISTANCE_THRESHOLD)): ahc(c) for c in args.cuts}
     estimators["silhouette"] = silhouette
+    estimators[f"silhouette, 1 when ahc {args.gate:.2f} finds 1"] = gated_silhouette(args.gate)
     try:
         import spectralcluster  # noqa: F401
         estimators.update({"nme": nme, "max(diarize cut, nme)": larger})
