@@ -232,6 +232,9 @@ class DocumentPane(QWidget):
         return self.io.submit(job)
 
     def _relabelled(self, before: list[Segment], segments: list[Segment], found: int) -> None:
+        if not found:
+            self.message.emit("no speech long enough to tell speakers apart: nothing was changed", 10000)
+            return
         if self.editor.model.segments != before:
             self.message.emit("the transcript changed while speakers were being labelled: nothing was "
                               "replaced; label them again", 10000)

@@ -13,7 +13,9 @@ from typing import Callable
 
 import numpy as np
 
+from engine.speakers import diarize  # the module: diarize.diarize is looked up at each call, so it can be replaced
 from engine.speakers.diarize import Diarization
+from engine.speakers.profiles import match_profiles
 from engine.text.transcript import Segment, Word
 
 SENTENCE_END = (".", "?", "!", "…")
@@ -30,10 +32,7 @@ def label_speakers(audio: np.ndarray, segments: list[Segment], count: int | None
     segments transcribed from it; a speaker whose voice matches a saved profile takes its
     name. Used while transcribing, and again on a finished transcript (another count chosen)
     without transcribing it again. The segments' speaker fields are overwritten."""
-    from engine.speakers.diarize import diarize
-    from engine.speakers.profiles import match_profiles
-
-    found = diarize(audio, count, chunks=chunks, progress=progress, check=check)
+    found = diarize.diarize(audio, count, chunks=chunks, progress=progress, check=check)
     return label_segments(segments, found, match_profiles(found.centroids, profiles or [])), found
 
 
