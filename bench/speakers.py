@@ -1,13 +1,17 @@
 """Speaker labels: DER and speaker count on interviews with known turns, and diarization speed.
 
     .venv/bin/python -m bench.speakers --real PATH/speechocean762 [--ljspeech PATH/LJSpeech-1.1]
-        [--interviews 12] [--turns 16] [--seed 1] [--hour | --only-hour] [--threads 2] [--out data/speakers]
+        [--accent PATH/accent_archive] [--no-synthetic] [--interviews 12] [--turns 16] [--seed 1] [--hour | --only-hour] [--threads 2] [--out data/speakers]
 
 Interviews are assembled from clips of distinct speakers, turns of 1-3 clips each, pauses
 of 0.2-0.9 s between turns (0.1-0.3 s within one), the speakers taking turns at random:
 - real: speakers of speechocean762 (github:jimbozhang/speechocean762, `WAVE/SPEAKERnnnn/`,
   adults and children reading English; fetched, never committed), plus LJSpeech's reader
   with `--ljspeech`; each clip is trimmed to its speech (VAD) and its span is the reference;
+- accent: with `--accent` (recipes.real_speech's accent_archive folder), the accent archive's
+  held-out speakers (adults of many first languages, one paragraph each, cut at its pauses
+  into phrases of at least 1.5 s);
+(bench.speaker_count given a projection leaves out the speakers it was trained on);
 - synthetic: four espeak-ng voices reading `resources/rehearsal/general.txt`.
 For each interview with 2, 3 and 4 speakers: DER (pyannote.metrics, 0.25 s collar,
 overlap not skipped) with the count found (`auto`) and with the count given, and whether
@@ -45,11 +49,15 @@ def trimmed(audio: np.ndarray) -> np.ndarray:
     return audio[idx[0] * VAD_WINDOW:(idx[-1] + 1) * VAD_WINDOW] if len(idx) else audio[:0]
 
 
-def real_voices(folder: Path, ljspeech: Path | None, clips: int = 12) -> list[list[np.ndarray]]:
-    """Per speaker, up to `clips` trimmed clips of at least 1 s."""
+def real_voices(folder: Path, ljspeech: Path | None, clips: int = 12,
+                exclude: frozenset[str] = frozenset()) -> list[list[np.ndarray]]:
+    """Per speaker, up to `clips` trimmed clips of at least 1 s; none of the speakers in
+    `exclude` (`speechocean762/NNNN`, as recipes.speaker_projection names them)."""
     from engine.audio import load_audio
+    from recipes.speaker_projection import speechocean_id
 
-    dirs = sorted(p for p in (folder / "WAVE").iterdir() if p.is_dir())
+    dirs = sorted(p for p in (folder / "WAVE").iterdir()
+                  if p.is_dir() and f"speechocean762/{speechocean_id(p.name)}" not in exclude)
     groups = [sorted(d.glob("*.WAV"))[:clips] for d in dirs]
     if ljspeech is not None:
         groups.append(sorted((ljspeech / "wavs").glob("*.wav"))[:clips])
@@ -58,6 +66,44 @@ def real_voices(folder: Path, ljspeech: Path | None, clips: int = 12) -> list[li
         audio = [a for a in (trimmed(load_audio(f)) for f in files) if len(a) >= SR]
         if len(audio) >= 4:
             voices.append(audio)
+    return voices
+
+
+def phrases(audio: np.ndarray, pause_s: float = 0.25, shortest_s: float = 1.5) -> list[np.ndarray]:
+    """A recording cut at its pauses (VAD) into pieces of speech of at least `shortest_s`."""
+    from engine.audio import VAD_FRAME_S, VAD_WINDOW, speech_probabilities
+
+    speech = speech_probabilities(audio) >= 0.5
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], speech.astype(np.int8), [0]])))
+    runs: list[list[int]] = []
+    for a, b in zip(edges[::2], edges[1::2]):
+        if runs and (a - runs[-1][1]) * VAD_FRAME_S < pause_s:
+            runs[-1][1] = b
+        else:
+            runs.append([a, b])
+    out: list[list[int]] = []
+    for a, b in runs:
+        if out and (out[-1][1] - out[-1][0]) * VAD_FRAME_S < shortest_s:
+            out[-1][1] = b  # too short alone: joined with the next, the pause kept
+        else:
+            out.append([a, b])
+    return [audio[a * VAD_WINDOW:b * VAD_WINDOW] for a, b in out if (b - a) * VAD_FRAME_S >= shortest_s]
+
+
+def accent_voices(folder: Path, exclude: frozenset[str] = frozenset()) -> list[list[np.ndarray]]:
+    """The accent archive's held-out speakers (recipes.speaker_projection.held_out_accent),
+    none in `exclude` (`accent_archive/NAME`), each one paragraph cut into phrases."""
+    from engine.audio import load_audio
+    from recipes.speaker_projection import held_out_accent, read_clips
+
+    clips = read_clips(folder)
+    keep = {s for s in held_out_accent([s for _, s in clips]) if f"accent_archive/{s}" not in exclude}
+    voices = []
+    for path, speaker in sorted(clips):
+        if speaker in keep:
+            parts = phrases(load_audio(path))
+            if len(parts) >= 4:
+                voices.append(parts)
     return voices
 
 
@@ -214,6 +260,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--real", type=Path, help="a speechocean762 checkout (WAVE/SPEAKERnnnn/*.WAV)")
     ap.add_argument("--ljspeech", type=Path, help="LJSpeech-1.1 folder: its reader joins the real speakers")
+    ap.add_argument("--accent", type=Path, help="recipes.real_speech's accent_archive folder: its held-out speakers")
+    ap.add_argument("--no-synthetic", action="store_true", help="leave out the espeak-ng interviews")
     ap.add_argument("--interviews", type=int, default=12, help="interviews per speaker count")
     ap.add_argument("--turns", type=int, default=16)
     ap.add_argument("--seed", type=int, default=1)
@@ -235,14 +283,16 @@ def main() -> None:
         (args.out / "single.json").write_text(json.dumps(single(args.single), indent=2))
         return
     results = {}
-    sets = {"synthetic": synthetic_voices(seed=args.seed)}
+    sets = {} if args.no_synthetic else {"synthetic": synthetic_voices(seed=args.seed)}
     if args.real is not None:
         sets["real"] = real_voices(args.real, args.ljspeech)
+    if args.accent is not None:
+        sets["accent"] = accent_voices(args.accent)
     for name, voices in sets.items():
         if not args.only_hour:
             results[name] = evaluate(name, voices, args)
     if args.hour or args.only_hour:
-        results["hour"] = hour(sets.get("real", sets["synthetic"]), args.seed)
+        results["hour"] = hour(sets.get("real") or next(iter(sets.values())), args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
 

@@ -141,9 +141,7 @@ class Transcriber:
                         cancel: CancelFn, name: str | None) -> list[Segment]:
         """Segments with speaker names; on a failure, the same segments unlabelled, the reason
         in meta["speakers_error"] and the log: the words matter more than the names."""
-        from engine.speakers.diarize import diarize
-        from engine.speakers.labels import label_segments
-        from engine.speakers.profiles import match_profiles
+        from engine.speakers.labels import label_speakers
 
         def check() -> None:
             if cancel():
@@ -151,9 +149,8 @@ class Transcriber:
 
         progress(0.0)
         try:
-            found = diarize(audio, count, chunks=chunks, progress=progress, check=check)
-            names = match_profiles(found.centroids, profiles or [])
-            labelled = label_segments(segments, found, names)
+            labelled, found = label_speakers(audio, segments, count, profiles=profiles, chunks=chunks,
+                                             progress=progress, check=check)
         except Cancelled:
             raise
         except Exception as e:  # noqa: BLE001 - any failure here must not cost the transcript

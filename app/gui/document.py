@@ -6,6 +6,7 @@ no edit; the player follows the editor, and the editor highlights what is playin
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 from PySide6.QtCore import QTimer, Signal
@@ -79,6 +80,7 @@ class DocumentPane(QWidget):
         self.editor.seek_requested.connect(self._seek_to_segment)
         self.editor.model.text_changed.connect(self._edited)
         self.editor.save_voice_requested.connect(self.save_voice)
+        self.editor.relabel_requested.connect(self.relabel_speakers)
 
     # ------------------------------------------------------------------ what is shown
 
@@ -193,6 +195,52 @@ class DocumentPane(QWidget):
         self.editor.rename_speaker(speaker, name)
         self.message.emit(f"saved the voice of “{name}” ({seconds:.0f} s of speech): later transcripts "
                           "call it by this name", 8000)
+
+    def relabel_speakers(self, count: int) -> Job | None:
+        """Label who speaks again on the open transcript, `count` speakers (0: find how many),
+        from its audio, without transcribing again: the text stays, rows are split where the
+        speaker changes, saved voices name theirs. One undo step; an edit made meanwhile wins
+        (nothing is replaced then)."""
+        segs = self.editor.model.segments
+        if not segs:
+            return None
+        if len(self.player.audio) == 0:
+            self.message.emit("this project's audio is not loaded: speakers cannot be labelled", 8000)
+            return None
+        audio, before = self.player.audio, copy.deepcopy(segs)
+
+        def work(progress, cancel):
+            from app.gui.workers import JobCancelled
+            from app.speaker_profiles import load_profiles
+            from engine.speakers.labels import label_speakers
+
+            def check() -> None:
+                if cancel():
+                    raise JobCancelled()
+
+            try:
+                profiles = load_profiles()
+            except StenoError:
+                profiles = []  # a locked library: speakers are numbered
+            labelled, found = label_speakers(audio, copy.deepcopy(before), count or None, profiles=profiles,
+                                             progress=lambda f: progress(f, "telling speakers apart"), check=check)
+            return labelled, found.speakers
+
+        job = Job(work, name="label speakers")
+        job.done.connect(lambda result: self._relabelled(before, *result))
+        job.failed.connect(lambda m: show_error(self.window(), "Label speakers", m))
+        return self.io.submit(job)
+
+    def _relabelled(self, before: list[Segment], segments: list[Segment], found: int) -> None:
+        if not found:
+            self.message.emit("no speech long enough to tell speakers apart: nothing was changed", 10000)
+            return
+        if self.editor.model.segments != before:
+            self.message.emit("the transcript changed while speakers were being labelled: nothing was "
+                              "replaced; label them again", 10000)
+            return
+        self.editor.replace_segments(segments, f"label {found} speaker{'s' * (found != 1)}")
+        self.message.emit(f"{found} speaker{'s' * (found != 1)} labelled", 8000)
 
     # ------------------------------------------------------------------ playback
 

@@ -531,6 +531,7 @@ class FindBar(QWidget):
 class TranscriptEditor(QWidget):
     seek_requested = Signal(float, bool)  # seconds, and whether to start playing
     save_voice_requested = Signal(int)  # row: save its speaker's voice under a name
+    relabel_requested = Signal(int)  # label who speaks again: this many speakers, or 0 to find how many
     vocabulary_word = Signal(str)  # the user asked for this word to go into the vocabulary list
 
     def __init__(self, parent=None):
@@ -838,6 +839,8 @@ class TranscriptEditor(QWidget):
         restore.setEnabled(row >= 0 and bool(self.removed_text(row)))
         if row >= 0 and self.model.transcript.speakers:
             self._speaker_menu(menu, row)
+        if row >= 0:
+            self._relabel_menu(menu)
         word = word_at(self.model.segments[row].text, char) if row >= 0 else ""
         menu.addSeparator()
         vocab = menu.addAction(f"Add “{word}” to &vocabulary" if word else "Add to &vocabulary",
@@ -867,9 +870,29 @@ class TranscriptEditor(QWidget):
         if current:
             menu.addAction(f"Re&name “{current}” everywhere…",
                            lambda: self.rename_speaker(current, self.ask_name("Rename speaker", current)))
+            others = [n for n in self.model.transcript.speakers if n != current]
+            if others:
+                join = menu.addMenu(f"&Join “{current}” with")
+                join.setObjectName("joinMenu")
+                for name in others:
+                    join.addAction(name, lambda n=name: self.rename_speaker(current, n))
             menu.addAction(f"Save “{current}”'s &voice…", lambda: self.save_voice_requested.emit(row))
             if current in saved_voice_names():
                 menu.addAction(f"&Forget “{current}”'s saved voice", lambda: self.forget_voice(current))
+
+    def _relabel_menu(self, menu: QMenu) -> None:
+        """Label who speaks (again) with a number of speakers chosen now, without transcribing
+        again: the cheap fix for a wrong count."""
+        sub = menu.addMenu("&Label speakers again" if self.model.transcript.speakers else "&Label speakers")
+        sub.setObjectName("relabelMenu")
+        sub.addAction("Find how many", lambda: self.relabel_requested.emit(0))
+        for n in range(1, 11):
+            sub.addAction(f"{n} speaker{'s' * (n > 1)}", lambda n=n: self.relabel_requested.emit(n))
+        sub.setEnabled(not self._structure_locked())
+
+    def replace_segments(self, segments: list[Segment], text: str) -> None:
+        """Every row replaced at once (one undo step)."""
+        self.undo_stack.push(ReplaceRows(self.model, text, 0, list(self.model.segments), list(segments)))
 
     def forget_voice(self, name: str) -> None:
         """Delete a saved voice: later transcripts no longer call anyone by its name (this one

@@ -9,7 +9,13 @@ from the model) goes whole to its main speaker.
 
 from __future__ import annotations
 
+from typing import Callable
+
+import numpy as np
+
+from engine.speakers import diarize  # the module: diarize.diarize is looked up at each call, so it can be replaced
 from engine.speakers.diarize import Diarization
+from engine.speakers.profiles import match_profiles
 from engine.text.transcript import Segment, Word
 
 SENTENCE_END = (".", "?", "!", "…")
@@ -17,6 +23,17 @@ SENTENCE_END = (".", "?", "!", "…")
 
 def default_name(index: int) -> str:
     return f"Speaker {index + 1}"
+
+
+def label_speakers(audio: np.ndarray, segments: list[Segment], count: int | None, *, profiles: list | None = None,
+                   chunks: list | None = None, progress: Callable[[float], None] | None = None,
+                   check: Callable[[], None] | None = None) -> tuple[list[Segment], Diarization]:
+    """Who spoke when in `audio` (`count` speakers, or None to find how many), put on the
+    segments transcribed from it; a speaker whose voice matches a saved profile takes its
+    name. Used while transcribing, and again on a finished transcript (another count chosen)
+    without transcribing it again. The segments' speaker fields are overwritten."""
+    found = diarize.diarize(audio, count, chunks=chunks, progress=progress, check=check)
+    return label_segments(segments, found, match_profiles(found.centroids, profiles or [])), found
 
 
 def label_segments(segments: list[Segment], diarization: Diarization, names: list[str] | None = None) -> list[Segment]:

@@ -14,9 +14,10 @@ pytest.importorskip("PySide6.QtWidgets")
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QInputDialog  # noqa: E402
 
+from app import projects as P  # noqa: E402
 from app import vault  # noqa: E402
 from app.gui.editor import TIME_COL  # noqa: E402
-from app.projects import projects_root  # noqa: E402
+from app.projects import Project, projects_root  # noqa: E402
 from app.settings import AppSettings  # noqa: E402
 from app.speaker_profiles import FILE, add_profile, load_profiles  # noqa: E402
 from engine.errors import StenoError  # noqa: E402
@@ -135,3 +136,42 @@ def test_saved_voices_are_encrypted_with_the_library(monkeypatch):
         assert load_profiles()[0].name == "Dr Amlodipine"
     finally:
         vault.lock(root)
+
+
+def test_a_wrong_count_is_fixed_without_transcribing_again(make_window, qtbot, interview):  # noqa: F811
+    """Label speakers (again) with a count chosen from the right-click menu, from the project's
+    audio, the text untouched; then join two speakers into one; each one undo step."""
+    path, audio, ref = interview
+    from tests.engine.test_speakers import LINES
+
+    project = Project.create("Flood interview")
+    P.write_audio_flac(project.folder / P.AUDIO_FILE, audio, 16000)
+    project.audio = P.AUDIO_FILE
+    rows = [Segment(s, e, text) for (s, e, _), (_, text) in zip(ref, LINES)]
+    project.save_transcript(Transcript(rows, source="interview.wav", duration=len(audio) / 16000), original=True)
+    w = make_window()
+    assert w.transcribe_tab.open_project(project)
+    document = w.transcribe_tab.document
+    ed = document.editor
+    qtbot.waitUntil(lambda: len(document.player.audio) > 0)
+
+    menu = right_click(qtbot, ed, ed.table.visualRect(ed.model.index(0, 1)).center())
+    assert menu_action(menu, "Speaker of this segment") is None  # not labelled yet
+    with qtbot.waitSignal(ed.model.rows_replaced, timeout=60_000):
+        menu_action(menu, "2 speakers").trigger()
+    menu.close()
+    t = saved(project)
+    assert [s.text for s in t.segments] == [text for _, text in LINES]  # not transcribed again
+    names = [s.speaker for s in t.segments]
+    voices = [v for v, _ in LINES]
+    assert len(set(names)) == 2 and all((names[i] == names[j]) == (voices[i] == voices[j])
+                                        for i in range(4) for j in range(4))
+
+    menu = right_click(qtbot, ed, ed.table.visualRect(ed.model.index(1, 1)).center())
+    menu_action(menu, f"Join “{names[1]}” with").menu().actions()[0].trigger()
+    menu.close()
+    assert {s.speaker for s in saved(project).segments} == {names[0]}
+    ed.undo_stack.undo()
+    assert [s.speaker for s in saved(project).segments] == names
+    ed.undo_stack.undo()
+    assert all(s.speaker is None for s in saved(project).segments)
