@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -176,18 +177,23 @@ class WhisperBackend:
         self.device = torch_device(device)
         sub = self.folder / WHISPER_DIR
         self.precision = precision or PRECISION
-        self.graph_path = ensure_encoder_onnx(self.folder, self.precision)
-        self.session, self.onnx_device = create_session(self.graph_path, device)
         # int8 on a CPU unless asked otherwise (engine.decoding.int8); figures in docs/whisper_backend.md
         self.decoder_precision = choose_precision(decoder_precision, self.device)
         self.whisper = None  # fp32, peft-wrapped while an adapter is set; None in int8 (`_int8_only`)
-        self._decoder = self._base_decoder()
+        # The decoder is read in a second thread while the encoder's session and the tokenizer
+        # are made: packing its int8 layers (about 1 s for base) and ONNX Runtime's start both
+        # run outside the GIL, so on two cores or more the start is the longer of the two.
+        with ThreadPoolExecutor(1, thread_name_prefix="steno-decoder") as pool:
+            decoder = pool.submit(self._base_decoder)
+            self.graph_path = ensure_encoder_onnx(self.folder, self.precision)
+            self.session, self.onnx_device = create_session(self.graph_path, device)
+            try:
+                self.tokenizer = WhisperTokenizer.from_folder(sub)
+                generation = json.loads((sub / "generation_config.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError) as e:
+                raise ModelFolderError(f"cannot load the Whisper tokenizer ({first_line(e)})", self.folder) from None
+            self._decoder = decoder.result()
         self.dims = self._decoder.dims
-        try:
-            self.tokenizer = WhisperTokenizer.from_folder(sub)
-            generation = json.loads((sub / "generation_config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise ModelFolderError(f"cannot load the Whisper tokenizer ({first_line(e)})", self.folder) from None
         self.vocab = Vocab.from_tokenizer(self.tokenizer, generation)
         self._tries: dict = {}  # the last word list's prefix tree (engine.decoding.biasing.make_bias)
         self.encodings = RecentEncodings()  # an adapter changes only the decoder: they stay valid

@@ -131,3 +131,19 @@ def test_other_lms_and_bad_weights(tmp_path):
     (folder / "config.json").write_text(json.dumps({**config, "rope_scaling": {"rope_type": "yarn", "factor": 2.0},
                                                     "rope_parameters": None}))
     assert llama_dims(folder) is None
+
+
+def test_the_plain_tokenizer_gives_transformers_ids_and_text(tmp_path):
+    from engine.bridge.tokenizer import PlainTokenizer, plain_tokenizer
+
+    folder = save_model(tiny_model("hubert", "conv", "llama"), tmp_path / "model")
+    ref, own = load_model(folder).tokenizer, load_model(folder, plain_lm=True).tokenizer
+    assert isinstance(own, PlainTokenizer) and not isinstance(ref, PlainTokenizer)
+    assert (len(own), own.bos_token_id, own.eos_token_id) == (len(ref), ref.bos_token_id, ref.eos_token_id)
+    rng = np.random.default_rng(0)
+    for ids in [[i] for i in range(len(ref))] + [rng.integers(0, len(ref), 12).tolist() for _ in range(200)]:
+        for skip in (False, True):
+            assert own.decode(ids, skip_special_tokens=skip) == ref.decode(ids, skip_special_tokens=skip)
+    for text in ("hello world this is a test", " Xarelto 5 mg, BP 120/80.", "", "  two  spaces [SEP] </s>"):
+        assert own.encode(text, add_special_tokens=False) == ref.encode(text, add_special_tokens=False)
+    assert plain_tokenizer(folder / "lm", {"use_fast": False}) is None  # loading arguments: transformers reads it
