@@ -89,34 +89,63 @@ def test_greedy_beam_and_int8_decode_the_same_tokens(tmp_path):
         assert beam_got.tokens == beam_want.tokens
 
 
-def test_a_lora_adapter_is_merged_as_peft_applies_it(tmp_path):
+def _adapter(folder, out):
+    """A peft LoRA adapter for the model in `folder`, its B matrices random (not zero), and the
+    transformers LM it was made on."""
     from peft import LoraConfig, get_peft_model
 
-    folder = save_model(tiny_model("hubert", "conv", "llama", seed=6), tmp_path / "model")
-    ref = load_model(folder)
-    peft_lm = get_peft_model(ref.lm, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"],
-                                                task_type="CAUSAL_LM"))
+    peft_lm = get_peft_model(load_model(folder).lm, LoraConfig(r=4, lora_alpha=8, task_type="CAUSAL_LM",
+                                                               target_modules=["q_proj", "v_proj", "down_proj"]))
     torch.manual_seed(3)
     with torch.no_grad():
         for name, p in peft_lm.named_parameters():
             if "lora_B" in name:
                 p.normal_(0, 0.3)
-    adapter = tmp_path / "adapter"
-    peft_lm.save_pretrained(adapter)
-    (adapter / "steno_adapter.json").write_text(json.dumps({"base_model_id": model_id(folder), "target": "lm"}))
+    peft_lm.save_pretrained(out)
+    (out / "steno_adapter.json").write_text(json.dumps({"base_model_id": model_id(folder), "target": "lm"}))
+    return out, peft_lm.eval()
+
+
+def test_a_lora_adapter_is_merged_as_peft_applies_it(tmp_path):
+    folder = save_model(tiny_model("hubert", "conv", "llama", seed=6), tmp_path / "model")
+    adapter, peft_lm = _adapter(folder, tmp_path / "adapter")
     own = load_model(folder, plain_lm=True)
     base = own.lm
     apply_adapter(own, adapter, model_id(folder))
     assert isinstance(own.lm, Llama) and own.lm is not base
     embeds = torch.randn(1, 8, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        want = peft_lm.eval()(inputs_embeds=embeds).logits
+        want = peft_lm(inputs_embeds=embeds).logits
         with peft_lm.disable_adapter():
             plain = peft_lm(inputs_embeds=embeds).logits
         assert torch.allclose(own.lm(inputs_embeds=embeds).logits, want, atol=1e-4)
         assert not torch.allclose(want, plain, atol=1e-2)  # the adapter changes the output
         assert torch.allclose(base(inputs_embeds=embeds).logits, plain, atol=1e-5)  # the base LM is untouched
     assert own.lm.model.embed_tokens.weight.data_ptr() == base.model.embed_tokens.weight.data_ptr()  # not copied
+
+
+def test_the_backend_swaps_adapters_and_back_without_peft(tmp_path):
+    import sys
+
+    from engine.transcriber import Transcriber
+
+    folder = save_model(tiny_model("whisper", "ctc", "llama", seed=6), tmp_path / "model")
+    adapter, _ = _adapter(folder, tmp_path / "adapter")
+    audio = (np.random.default_rng(1).standard_normal(32000) * 0.1).astype(np.float32)
+    tr = Transcriber(folder, device="cpu")
+    backend = tr.backend
+
+    def tokens():
+        return backend.transcribe_batch([audio], hints=None, beam_size=1, timing=tr.timing)[0].tokens
+
+    base_tokens, base_lm = tokens(), backend.model.lm
+    tr.set_adapter(adapter)
+    assert isinstance(backend.model.lm, Llama) and backend.model.lm is not base_lm
+    with_adapter = tokens()
+    tr.set_adapter(None)
+    assert backend.model.lm is base_lm and tokens() == base_tokens
+    assert with_adapter != base_tokens
+    assert "peft" not in sys.modules or not isinstance(backend.model.lm, sys.modules["peft"].PeftModel)
 
 
 def test_other_lms_and_bad_weights(tmp_path):
