@@ -46,7 +46,7 @@ from engine.decoding.search import (
 from engine.models.config import ModelConfig
 from engine.models.fingerprint import tensors_fingerprint
 from engine.models.folder import BRIDGE_WEIGHTS
-from engine.runtime import create_session, run_outputs, torch_device
+from engine.runtime import DECODER_THREADS, create_session, run_outputs, torch_device, torch_threads
 
 
 def cut_phrase_loop(d: Decoded, max_repeats: int) -> bool:
@@ -202,14 +202,15 @@ class BridgeBackend:
         step, cut = CausalLMStep(self.decoding_lm, lm_in), LoopCut(d.max_repeats)
         tok = self.model.tokenizer
         bias = make_bias(bias_terms, tok, None, self._tries, self.bias_bonus)
-        if beam_size > 1 and guide is not None:  # the joint scorer keeps the end out until min_new_tokens itself
-            decoded = [beam_search(step, limits[0], beam_size, JointScorer(guide, eos, d.min_new_tokens),
-                                   cut_loop=cut, bias=bias)]
-        elif beam_size > 1:
-            decoded = [beam_search(step, limits[0], beam_size, LogProbScorer(eos, d.length_penalty),
-                                   MinLength(eos, d.min_new_tokens), cut, bias)]
-        else:
-            decoded = greedy(step, limits, eos, MinLength(eos, d.min_new_tokens), guide, cut, bias)
+        with torch_threads(DECODER_THREADS if self.device == "cpu" else None):
+            if beam_size > 1 and guide is not None:  # the joint scorer keeps the end out until min_new_tokens itself
+                decoded = [beam_search(step, limits[0], beam_size, JointScorer(guide, eos, d.min_new_tokens),
+                                       cut_loop=cut, bias=bias)]
+            elif beam_size > 1:
+                decoded = [beam_search(step, limits[0], beam_size, LogProbScorer(eos, d.length_penalty),
+                                       MinLength(eos, d.min_new_tokens), cut, bias)]
+            else:
+                decoded = greedy(step, limits, eos, MinLength(eos, d.min_new_tokens), guide, cut, bias)
         for x in decoded:
             if "dropped-repetition" not in x.flags:
                 cut_phrase_loop(x, d.max_repeats)

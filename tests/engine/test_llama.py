@@ -176,3 +176,19 @@ def test_the_plain_tokenizer_gives_transformers_ids_and_text(tmp_path):
     for text in ("hello world this is a test", " Xarelto 5 mg, BP 120/80.", "", "  two  spaces [SEP] </s>"):
         assert own.encode(text, add_special_tokens=False) == ref.encode(text, add_special_tokens=False)
     assert plain_tokenizer(folder / "lm", {"use_fast": False}) is None  # loading arguments: transformers reads it
+
+
+def test_the_bridge_lm_decodes_on_one_torch_thread_on_a_cpu(tmp_path, monkeypatch):
+    import engine.bridge.backend as bb
+    from engine.transcriber import Transcriber
+
+    tr = Transcriber(save_model(tiny_model("hubert", "conv", "llama"), tmp_path / "m"), device="cpu")
+    seen, real = [], bb.greedy
+    monkeypatch.setattr(bb, "greedy", lambda *a, **kw: seen.append(torch.get_num_threads()) or real(*a, **kw))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        tr.backend.transcribe_batch([np.zeros(16000, np.float32)], hints=None, beam_size=1, timing=tr.timing)
+        assert seen == [1] and torch.get_num_threads() == 2  # restored after decoding
+    finally:
+        torch.set_num_threads(before)
