@@ -1,7 +1,7 @@
 """Time to first transcript and memory, side by side in one run, for every installed model.
 
     STENO_HOME=/tmp/sh .venv/bin/python -m bench.startup CLIP [--models a,b] [--runs 3]
-        [--ct2-root DIR] [--no-app]
+        [--ct2-root DIR] [--no-app] [--baseline OTHER_CHECKOUT]
 
 Every figure comes from a fresh process, launch to exit (the OS file cache is warm after the
 first run, as on a user's second start); the engines take turns run by run, so load from
@@ -15,6 +15,9 @@ is the child's own peak resident set (`os.wait4`).
                   greedy, English: Whisper models only
 - warm            the clip transcribed again in the same process: seconds per clip, best of 3
 - app ready       the desktop app (offscreen): launch to the model loaded, ready to dictate
+- steno baseline  with --baseline: the plain steno command run from another checkout of the
+                  code (an earlier commit), taking turns with the rest: before and after
+                  measured in one run
 """
 
 from __future__ import annotations
@@ -32,11 +35,11 @@ ROOT = Path(__file__).resolve().parent.parent
 WARM_REPEATS = 3
 
 
-def timed_run(argv: list[str], ready_line: str | None = None) -> dict:
+def timed_run(argv: list[str], ready_line: str | None = None, cwd: Path = ROOT) -> dict:
     """Run argv in a fresh process: seconds from launch to exit (or to the first stdout line
     starting with `ready_line`), its peak memory in MB, its exit code and first stdout line."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     seconds, first = None, ""
     for line in proc.stdout:
         first = first or line.strip()
@@ -112,7 +115,8 @@ def child_app(model: str) -> None:
     app.exec()
 
 
-def measure(models: list[tuple[str, str]], clip: str, runs: int, ct2_root: Path | None, app: bool) -> list[dict]:
+def measure(models: list[tuple[str, str]], clip: str, runs: int, ct2_root: Path | None, app: bool,
+            baseline: Path | None = None) -> list[dict]:
     rows = []
     for name, family in models:
         ct2_dir = None
@@ -123,12 +127,15 @@ def measure(models: list[tuple[str, str]], clip: str, runs: int, ct2_root: Path 
             if not ct2_dir.is_dir():
                 assemble_ct2_folder(name, ct2_dir)
         commands = engine_commands(name, clip, family, ct2_dir)
+        roots = {engine: ROOT for engine in commands}
+        if baseline is not None:
+            commands["steno baseline"], roots["steno baseline"] = commands["steno"], baseline
         best: dict[str, dict] = {}
         for r in range(runs):
             order = list(commands)
             order = order[r % len(order):] + order[:r % len(order)]
             for engine in order:
-                got = timed_run(commands[engine])
+                got = timed_run(commands[engine], cwd=roots[engine])
                 if got["code"] != 0:
                     raise SystemExit(f"{engine} on {name} failed (exit {got['code']}): {' '.join(commands[engine])}")
                 prev = best.get(engine)
@@ -178,6 +185,8 @@ def main() -> None:
     p.add_argument("--no-faster", action="store_true", help="leave faster-whisper out")
     p.add_argument("--no-app", action="store_true", help="leave the app's launch out")
     p.add_argument("--json", type=Path, help="also write the figures here")
+    p.add_argument("--baseline", type=Path, help="another checkout of the code (git archive of an earlier commit) "
+                                                   "whose `steno transcribe` takes turns with this one's")
     args = p.parse_args()
     from engine.models.registry import list_models
 
@@ -188,7 +197,8 @@ def main() -> None:
         raise SystemExit(f"not installed: {', '.join(missing)}")
     help_s = min(timed_run([sys.executable, "-m", "app.cli", "--help"])["seconds"] for _ in range(args.runs))
     rows = measure([(n, installed[n]) for n in names], str(Path(args.clip).resolve()), args.runs,
-                   None if args.no_faster else args.ct2_root, not args.no_app)
+                   None if args.no_faster else args.ct2_root, not args.no_app,
+                   args.baseline.resolve() if args.baseline else None)
     for row in rows:
         for engine, cold in row["cold"].items():
             print(f"{row['model']} / {engine}: {cold['text']}")

@@ -6,6 +6,7 @@ libraries, so the device is decided by the providers a created session actually 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -37,6 +38,25 @@ def torch_device(device: str = "auto") -> str:
     if device in ("auto", "cuda") and torch.cuda.is_available():
         return "cuda"
     return "cpu"
+
+
+# One decoding step is a chain of small matrix products: a second thread mostly waits on
+# the first, and on a busy machine (other processes on the cores) it slowed steps tenfold.
+DECODER_THREADS = 1
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run a block with torch limited to `n` threads (None: as it is), then restore the
+    previous setting: the decoders run on DECODER_THREADS on a CPU."""
+    before = torch.get_num_threads()
+    if n is not None and n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def create_session(onnx_path: str | Path, device: str = "auto", prepack: bool = True) -> tuple[ort.InferenceSession, str]:

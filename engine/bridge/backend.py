@@ -46,7 +46,7 @@ from engine.decoding.search import (
 from engine.models.config import ModelConfig
 from engine.models.fingerprint import tensors_fingerprint
 from engine.models.folder import BRIDGE_WEIGHTS
-from engine.runtime import create_session, run_outputs, torch_device
+from engine.runtime import DECODER_THREADS, create_session, run_outputs, torch_device, torch_threads
 
 
 def cut_phrase_loop(d: Decoded, max_repeats: int) -> bool:
@@ -80,7 +80,9 @@ class BridgeBackend:
         self.decoder_precision = choose_precision(decoder_precision, self.device)
         graph = fresh_graph(folder)
         # on CPU first: the ONNX export reads CPU tensors; the torch speech encoder only to export or check the graph
-        self.model = load_model(folder, speech=graph is None)
+        # a Llama LM in engine.bridge.llama (no transformers model code), any other in transformers
+        self.model = load_model(folder, speech=graph is None, plain_lm=True)
+        self.base_lm = self.model.lm  # without an adapter
         self._token_texts: TokenTexts | None = None  # for decode.unknown_word_penalty, made on first use
         self.requested_device = device
         if graph is None:
@@ -103,13 +105,11 @@ class BridgeBackend:
 
     def set_adapter(self, adapter: str | Path | None, base_model_id: str) -> dict | None:
         """Swap the LoRA adapter (and its bridge, if it has one) in place; None restores the base."""
-        from peft import PeftModel
-
         from engine.models.adapters import ADAPTER_BRIDGE, apply_adapter
 
-        had_lora = isinstance(self.model.lm, PeftModel)
-        if had_lora:
-            self.model.lm = self.model.lm.unload()  # removes the LoRA layers, base weights untouched
+        had_lora = self.model.lm is not self.base_lm
+        if had_lora:  # peft's wrapper removes its LoRA layers; a merged plain LM is let go
+            self.model.lm = self.model.lm.unload() if hasattr(self.model.lm, "unload") else self.base_lm
         if self._bridge_swapped:
             self.model.bridge.load_state_dict(load_file(self.folder / BRIDGE_WEIGHTS))  # not kept: 50 MB
             self._open_session(self._graph(self.folder))
@@ -202,14 +202,15 @@ class BridgeBackend:
         step, cut = CausalLMStep(self.decoding_lm, lm_in), LoopCut(d.max_repeats)
         tok = self.model.tokenizer
         bias = make_bias(bias_terms, tok, None, self._tries, self.bias_bonus)
-        if beam_size > 1 and guide is not None:  # the joint scorer keeps the end out until min_new_tokens itself
-            decoded = [beam_search(step, limits[0], beam_size, JointScorer(guide, eos, d.min_new_tokens),
-                                   cut_loop=cut, bias=bias)]
-        elif beam_size > 1:
-            decoded = [beam_search(step, limits[0], beam_size, LogProbScorer(eos, d.length_penalty),
-                                   MinLength(eos, d.min_new_tokens), cut, bias)]
-        else:
-            decoded = greedy(step, limits, eos, MinLength(eos, d.min_new_tokens), guide, cut, bias)
+        with torch_threads(DECODER_THREADS if self.device == "cpu" else None):
+            if beam_size > 1 and guide is not None:  # the joint scorer keeps the end out until min_new_tokens itself
+                decoded = [beam_search(step, limits[0], beam_size, JointScorer(guide, eos, d.min_new_tokens),
+                                       cut_loop=cut, bias=bias)]
+            elif beam_size > 1:
+                decoded = [beam_search(step, limits[0], beam_size, LogProbScorer(eos, d.length_penalty),
+                                       MinLength(eos, d.min_new_tokens), cut, bias)]
+            else:
+                decoded = greedy(step, limits, eos, MinLength(eos, d.min_new_tokens), guide, cut, bias)
         for x in decoded:
             if "dropped-repetition" not in x.flags:
                 cut_phrase_loop(x, d.max_repeats)

@@ -6,17 +6,20 @@ about 50 frames per second, so the bridge never needs to know which one it reads
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, PreTrainedModel
-from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from engine.features import whisper_log_mel
 from engine.models.config import EncoderConfig
 from engine.whisper.encoder import whisper_forward
+
+if TYPE_CHECKING:  # transformers' model code (136 MB) only where an encoder is built in torch
+    from transformers import PreTrainedModel
 
 
 class SpeechEncoder(nn.Module):
@@ -49,6 +52,9 @@ class SpeechEncoder(nn.Module):
 
     @classmethod
     def load(cls, config: EncoderConfig, folder: Path) -> "SpeechEncoder":
+        from transformers import AutoModel
+        from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
         if config.kind == "whisper":
             model = WhisperEncoder.from_pretrained(folder)
         else:
@@ -58,6 +64,9 @@ class SpeechEncoder(nn.Module):
     @classmethod
     def from_config(cls, config: EncoderConfig, hf_config) -> "SpeechEncoder":
         """A randomly initialised encoder (tests, and the paper's training from a config)."""
+        from transformers import AutoModel
+        from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
         if config.kind == "whisper":
             return cls(config, WhisperEncoder(hf_config).eval())
         return cls(config, AutoModel.from_config(hf_config).eval())
@@ -79,10 +88,10 @@ def min_input_samples(config: EncoderConfig) -> int:
 
 
 def encoder_hidden_size(config: EncoderConfig, folder: Path) -> int:
-    """SpeechEncoder.hidden_size read from the encoder's config file, its weights left unread."""
-    hf_config = load_hf_config(folder)
-    return hf_config.d_model if config.kind == "whisper" else hf_config.hidden_size
-
-
-def load_hf_config(folder: Path):
-    return AutoConfig.from_pretrained(folder)
+    """SpeechEncoder.hidden_size read from the encoder's config.json, its weights left unread
+    (and transformers not imported)."""
+    hf_config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    size = hf_config.get("d_model" if config.kind == "whisper" else "hidden_size")
+    if not isinstance(size, int):
+        raise ValueError(f"the encoder's config.json gives no hidden size ({folder / 'config.json'})")
+    return size

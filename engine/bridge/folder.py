@@ -16,11 +16,12 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from engine.bridge.bridge import build_bridge
 from engine.bridge.encoder import SpeechEncoder, encoder_hidden_size
+from engine.bridge.llama import llama_dims, load_llama
 from engine.bridge.model import SpeechLM
+from engine.bridge.tokenizer import plain_tokenizer
 from engine.errors import ModelFolderError, first_line
 from engine.files import atomic_dir
 from engine.models.folder import BRIDGE_WEIGHTS, check_folder
@@ -38,11 +39,15 @@ def save_model(model: SpeechLM, folder: str | Path) -> Path:
     return folder
 
 
-def load_model(folder: str | Path, device: str | torch.device = "cpu", speech: bool = True) -> SpeechLM:
+def load_model(folder: str | Path, device: str | torch.device = "cpu", speech: bool = True,
+               plain_lm: bool = False) -> SpeechLM:
     """The whole model; with `speech=False`, without the torch speech encoder and with the
     bridge's label embeddings left unsynced (what only its ONNX graph computes with): what
     runs beside a fresh graph, 250 MB smaller. SpeechEncoder.load and
-    SpeechLM.sync_label_embeddings make it whole again."""
+    SpeechLM.sync_label_embeddings make it whole again. With `plain_lm`, a Llama LM is read
+    into engine.bridge.llama (decoding only, no transformers model code: 136 MB and 1-3 s
+    less), and its tokenizer by `tokenizers` alone where transformers only wraps it (2-4 s,
+    130 MB less); any other LM or tokenizer, and every one for training, by transformers."""
     folder = Path(folder)
     config = check_folder(folder)
     if config.family != "bridge":
@@ -50,8 +55,13 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu", speech: b
     try:
         encoder = SpeechEncoder.load(config.encoder, folder / "encoder") if speech else None
         hidden_size = encoder.hidden_size if speech else encoder_hidden_size(config.encoder, folder / "encoder")
-        lm = AutoModelForCausalLM.from_pretrained(folder / "lm").eval()
-        tokenizer = AutoTokenizer.from_pretrained(folder / "lm", **config.tokenizer_kwargs)
+        dims = llama_dims(folder / "lm") if plain_lm else None
+        lm = load_llama(folder / "lm", dims) if dims is not None else _transformers_lm(folder / "lm")
+        tokenizer = plain_tokenizer(folder / "lm", config.tokenizer_kwargs) if plain_lm else None
+        if tokenizer is None:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(folder / "lm", **config.tokenizer_kwargs)
     except (OSError, ValueError, SafetensorError) as e:
         raise ModelFolderError(f"cannot load model parts ({first_line(e)})", folder) from None
     bridge = build_bridge(config.bridge, hidden_size, lm.get_input_embeddings().embedding_dim,
@@ -65,6 +75,12 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu", speech: b
         raise ModelFolderError(f"bridge weights do not match the config ({first_line(e)})", folder) from None
     model = SpeechLM(config, encoder, bridge.eval(), lm, tokenizer, sync_labels=speech)
     return model.to(device)
+
+
+def _transformers_lm(folder: Path):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(folder).eval()
 
 
 def graph_fingerprint(model: SpeechLM) -> str:

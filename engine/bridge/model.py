@@ -8,14 +8,17 @@ transcript tokens only (plus the CTC loss for the ctc bridge).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from engine.bridge.bridge import CTCBridge, build_bridge
 from engine.bridge.encoder import SpeechEncoder
 from engine.models.config import ModelConfig
+
+if TYPE_CHECKING:  # transformers' model code is imported where a model is trained, not to decode
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
 @dataclass

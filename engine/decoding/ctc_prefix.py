@@ -17,6 +17,7 @@ NEG_INF = -1e30
 # Frames where the current prefix's probability is this far (in nats) below its best frame
 # are skipped: the prefix cannot have ended there, and the recursion is the cost of a step.
 PRUNE = 30.0
+TOP_ROWS = 32  # frames renormalised by penalize_blank, and ordered by likely_labels, at once
 
 
 def best_path(frame_labels) -> list[int]:
@@ -48,28 +49,31 @@ def penalize_blank(logp: np.ndarray, penalty: float) -> np.ndarray:
     """
     if penalty == 0:
         return logp
-    x = np.array(logp, dtype=np.float64)
-    x[:, 0] -= penalty
-    x -= np.logaddexp.reduce(x, axis=1, keepdims=True)  # in place: a second (T, labels) array is 50 MB at peak
-    return x
-
-
-TOP_ROWS = 32  # frames ordered at once by likely_labels
+    # in float64 a few frames at a time, kept in float32: the whole clip in float64 was 56 MB
+    # for 4.5 s (the scorer reads the columns it needs in float64)
+    out = np.empty(np.shape(logp), dtype=np.float32)
+    for i in range(0, len(out), TOP_ROWS):
+        x = np.array(logp[i:i + TOP_ROWS], dtype=np.float64)
+        x[:, 0] -= penalty
+        out[i:i + TOP_ROWS] = x - np.logaddexp.reduce(x, axis=1, keepdims=True)
+    return out
 
 
 class CTCPrefixScorer:
     """One clip's prefix state; `extend` scores candidate labels, `advance` commits one.
 
-    `logp` is (T, labels) frame log-probabilities with label 0 the blank. The state holds, for
+    `logp` is (T, labels) frame log-probabilities with label 0 the blank, kept as given
+    (float32 from the graph): the recursion reads the columns it needs in float64. The state holds, for
     the current prefix g and each frame t, the log-probability of having emitted g by frame t
     ending in a label (`ending_label`) or in blank (`ending_blank`).
     """
 
     def __init__(self, logp: np.ndarray):
-        self.logp = np.asarray(logp, dtype=np.float64)
+        self.logp = np.asarray(logp)
+        self.blank = self.logp[:, 0].astype(np.float64)
         n = self.logp.shape[0]
         self.ending_label = np.full(n, NEG_INF)
-        self.ending_blank = np.cumsum(self.logp[:, 0])  # the empty prefix: blanks only
+        self.ending_blank = np.cumsum(self.blank)  # the empty prefix: blanks only
         self.last: int | None = None
         self.score = 0.0  # log P(g is a prefix), 0 for the empty prefix
         self._top: np.ndarray | None = None  # each frame's most probable labels
@@ -86,7 +90,7 @@ class CTCPrefixScorer:
         `start_frame()`) are taken as impossible ends for g + c."""
         labels = np.asarray(labels, dtype=np.int64)
         start = self.start_frame() if start is None else start
-        x = self.logp[:, labels]  # (T, K)
+        x = self.logp[:, labels].astype(np.float64)  # (T, K)
         n, k = x.shape
         ending_label = np.full((n, k), NEG_INF)
         ending_blank = np.full((n, k), NEG_INF)
@@ -98,7 +102,7 @@ class CTCPrefixScorer:
         for t in range(max(1, start), n):
             begin = np.where(repeat, self.ending_blank[t - 1], before[t - 1])  # c begins at frame t
             ending_label[t] = np.logaddexp(ending_label[t - 1], begin) + x[t]
-            ending_blank[t] = np.logaddexp(ending_blank[t - 1], ending_label[t - 1]) + self.logp[t, 0]
+            ending_blank[t] = np.logaddexp(ending_blank[t - 1], ending_label[t - 1]) + self.blank[t]
             score = np.logaddexp(score, begin + x[t])
         return score, ending_label, ending_blank
 

@@ -4,7 +4,7 @@ As in openai/whisper's decoding.py, the loops know nothing of a model; each fami
 them small pieces:
 
 - a `Step`: runs the prompt, then one token per row, and reorders rows for beam search
-  (`CausalLMStep` here for a transformers LM fed input embeddings; the Whisper backend
+  (`CausalLMStep` here for a causal LM fed input embeddings; the Whisper backend
   has its own over its decoder and cache);
 - `rules`: turn a step's logits into log-probs given each row's history (`MinLength`;
   Whisper's timestamp and suppression rules);
@@ -30,7 +30,7 @@ import torch
 
 from engine.decoding.ctc_prefix import label_tokens
 
-if TYPE_CHECKING:  # engine.bridge.model imports transformers' modeling code (~160 MB): not for find_loop users
+if TYPE_CHECKING:  # type names only: the search needs none of these modules at run time
     from engine.bridge.model import LMInputs
     from engine.decoding.biasing import Bias
     from engine.decoding.lexicon import TokenTexts, WordEnds
@@ -198,7 +198,8 @@ class MinLength:
 
 
 class CausalLMStep:
-    """A transformers causal LM decoding after a prompt of input embeddings (the bridge family),
+    """A causal LM decoding after a prompt of input embeddings (the bridge family: the plain
+    Llama of engine.bridge.llama, or a transformers LM, called the same way),
     its batch left-padded. For beam search the prompt is one segment, run once; the beams
     copy its cache on the first reorder."""
 

@@ -72,9 +72,11 @@ def check_adapter_files(folder: Path) -> None:
 
 
 def apply_adapter(model, folder: str | Path, base_model_id: str) -> dict:
-    """Wrap the model's decoder LM in the adapter's LoRA weights (and load its bridge, if any)."""
-    from peft import PeftModel
+    """Wrap the model's decoder LM in the adapter's LoRA weights (and load its bridge, if any);
+    an LM of engine.bridge.llama gets a copy with the LoRA merged in (no peft)."""
     from safetensors.torch import load_file
+
+    from engine.bridge.llama import Llama, merge_lora
 
     folder = Path(folder)
     meta = check_adapter(folder, base_model_id)
@@ -83,8 +85,14 @@ def apply_adapter(model, folder: str | Path, base_model_id: str) -> dict:
     try:
         bridge = load_file(bridge_path) if bridge_path.is_file() and hasattr(model, "bridge") else None
         if target == "whisper":
+            from peft import PeftModel
+
             model.whisper = PeftModel.from_pretrained(model.whisper, folder).eval()
+        elif isinstance(model.lm, Llama):
+            model.lm = merge_lora(model.lm, folder)
         else:
+            from peft import PeftModel
+
             model.lm = PeftModel.from_pretrained(model.lm, folder).eval()
         if bridge is not None:
             model.bridge.load_state_dict(bridge)

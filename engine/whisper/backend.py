@@ -18,9 +18,9 @@ export that graph.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +36,7 @@ from engine.errors import ModelFolderError, StenoError, first_line
 from engine.models.config import ModelConfig
 from engine.models.fingerprint import tensors_fingerprint
 from engine.models.folder import WHISPER_DIR, check_whisper_folder
-from engine.runtime import create_session, run_session, torch_device
+from engine.runtime import DECODER_THREADS, create_session, run_session, torch_device, torch_threads
 from engine.whisper.encoder import PRECISION, WINDOW, ensure_encoder_onnx, log_mel
 from engine.whisper.model import decoder_skeleton, is_decoder_tensor, load_decoder, pad_batch
 from engine.whisper.tokenizer import WhisperTokenizer
@@ -62,9 +62,6 @@ PHRASE_REPEATS = 3
 # a speaker's six "uh"s); Whisper's own loops run on to the length limit, far beyond it.
 FILLER_REPEATS = 8
 FILLER_NGRAM = 4  # ... and an n-gram this short is held at FILLER_REPEATS - 1 copies (`filler_limit`)
-# One decoding step is a chain of small matrix products: a second thread mostly waits on
-# the first, and on a busy machine (other processes on the cores) it slowed steps tenfold.
-DECODER_THREADS = 1
 # Segments decoded together on a CPU. Each holds its own cross-attention keys/values
 # (37 MB for base over a 30 s window). Measured on a 155 s file, base, 2 threads: batch
 # 1/2/4/8 took RTF 0.117/0.098/0.101/0.091 at peak memory 871/916/1008/1055 MB; 2 keeps
@@ -176,18 +173,23 @@ class WhisperBackend:
         self.device = torch_device(device)
         sub = self.folder / WHISPER_DIR
         self.precision = precision or PRECISION
-        self.graph_path = ensure_encoder_onnx(self.folder, self.precision)
-        self.session, self.onnx_device = create_session(self.graph_path, device)
         # int8 on a CPU unless asked otherwise (engine.decoding.int8); figures in docs/whisper_backend.md
         self.decoder_precision = choose_precision(decoder_precision, self.device)
         self.whisper = None  # fp32, peft-wrapped while an adapter is set; None in int8 (`_int8_only`)
-        self._decoder = self._base_decoder()
+        # The decoder is read in a second thread while the encoder's session and the tokenizer
+        # are made: packing its int8 layers (about 1 s for base) and ONNX Runtime's start both
+        # run outside the GIL, so on two cores or more the start is the longer of the two.
+        with ThreadPoolExecutor(1, thread_name_prefix="steno-decoder") as pool:
+            decoder = pool.submit(self._base_decoder)
+            self.graph_path = ensure_encoder_onnx(self.folder, self.precision)
+            self.session, self.onnx_device = create_session(self.graph_path, device)
+            try:
+                self.tokenizer = WhisperTokenizer.from_folder(sub)
+                generation = json.loads((sub / "generation_config.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError) as e:
+                raise ModelFolderError(f"cannot load the Whisper tokenizer ({first_line(e)})", self.folder) from None
+            self._decoder = decoder.result()
         self.dims = self._decoder.dims
-        try:
-            self.tokenizer = WhisperTokenizer.from_folder(sub)
-            generation = json.loads((sub / "generation_config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise ModelFolderError(f"cannot load the Whisper tokenizer ({first_line(e)})", self.folder) from None
         self.vocab = Vocab.from_tokenizer(self.tokenizer, generation)
         self._tries: dict = {}  # the last word list's prefix tree (engine.decoding.biasing.make_bias)
         self.encodings = RecentEncodings()  # an adapter changes only the decoder: they stay valid
@@ -438,7 +440,7 @@ class WhisperBackend:
         t1 = time.perf_counter()
         prompt = self.prompt(hints, context)
         limits = [self.max_new_tokens(len(c) / SAMPLE_RATE, len(prompt)) for c in clips]
-        with _torch_threads(DECODER_THREADS if self.device == "cpu" else None):
+        with torch_threads(DECODER_THREADS if self.device == "cpu" else None):
             if beam_size > 1:
                 hyps = [self.beam_search(e, prompt, n, beam_size, bias_terms) for e, n in zip(encoded, limits)]
             else:
@@ -458,19 +460,6 @@ def filler_limit(history: list[int], text_below: int) -> int | None:
     text = [t for t in history if t < text_below]
     found = find_repeat(text, FILLER_REPEATS - 1, 1, FILLER_NGRAM)
     return None if found is None else text[-found[1]]
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int | None):
-    """Run a block with torch limited to `n` threads, then restore the previous setting."""
-    before = torch.get_num_threads()
-    if n is not None and n != before:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
 
 
 def _vad_speech_fraction(audio: np.ndarray) -> float:

@@ -128,7 +128,7 @@ def test_a_backend_checks_its_graph_by_the_files_it_was_made_from_without_the_to
 
     loads = []
     monkeypatch.setattr("engine.bridge.backend.load_model",
-                        lambda f, speech=True: loads.append(speech) or real_load_model(f, speech=speech))
+                        lambda f, speech=True, **kw: loads.append(speech) or real_load_model(f, speech=speech, **kw))
     second = BridgeBackend(folder, config, "cpu")
     assert loads == [False]
     for got, want in zip(second.speech_outputs(audio), expected):
