@@ -319,3 +319,18 @@ def test_text_on_faint_speech_stands_on_the_models_word(tiny_model_dir, vad, mod
         assert seg.text == "montreal forced aligner" and "faint-speech" in seg.flags
     else:
         assert seg.text == "" and "no-speech" in seg.flags and seg.removed == "montreal forced aligner"
+
+
+@pytest.mark.parametrize("seconds, model, kept", [(0.3, 0.45, True), (0.3, 0.3, False), (3.0, 0.45, False)],
+                         ids=["short-at-whispers-bar", "short-and-unsure", "long-at-whispers-bar"])
+def test_in_a_chunk_too_short_for_the_vad_the_model_judges_at_whispers_bar(tiny_model_dir, seconds, model, kept):
+    """A spoken digit of 0.2-0.3 s, faintly heard by the VAD: the model's speech probability
+    counts from 0.4, Whisper's own no-speech bar, where a longer chunk needs 0.5."""
+    from engine.transcriber import Transcriber
+
+    tr = Transcriber(tiny_model_dir, device="cpu")
+    tr.backend = SureBackend(model)
+    audio = np.zeros(int(seconds * SR), np.float32)
+    chunk = AudioChunk(0.0, seconds, audio, np.full(max(1, int(seconds / VAD_FRAME_S)), 0.45, np.float32))
+    [seg] = tr.transcribe_chunks([chunk], vad_check=True)
+    assert (seg.text == "montreal forced aligner") == kept and ("no-speech" in seg.flags) != kept
