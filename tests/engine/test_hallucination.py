@@ -68,7 +68,8 @@ def test_silence_noise_and_music_give_no_invented_text(family, request):
         [seg] = tr.transcribe_chunks([AudioChunk(0.0, SECONDS, audio)], vad_check=True)
         assert seg.text == "" or "no-speech" in seg.flags, (name, seg.text, seg.flags)
         said = " ".join(s.text for s in raw if s.text)
-        assert seg.text or normalize(seg.removed).startswith(normalize(said)), (name, said)  # kept aside
+        kept_aside = normalize(seg.removed).replace(" ", "")  # one piece, where `said` joins timed pieces
+        assert seg.text or kept_aside.startswith(normalize(said).replace(" ", "")), (name, said)
         assert not seg.words
     if family == "bridge":
         assert wrote, "the random model should write garbage, or this test proves nothing"
