@@ -340,6 +340,39 @@ class WhisperBackend:
                                self._filter, self._loop_cut(), self._bias(bias_terms))
         return Hypothesis.of(d, float(step.no_speech[0]))
 
+    # ------------------------------------------------------------------ scoring (the term pass)
+
+    def term_tokens(self, text: str) -> list[int]:
+        return [t for t in self.tokenizer.encode(text, add_special_tokens=False) if t < self.vocab.eot]
+
+    def decode_tokens(self, tokens: list[int]) -> str:
+        return self.tokenizer.decode([t for t in tokens if t < self.vocab.eot])
+
+    @torch.no_grad()
+    def score_tokens(self, clip: np.ndarray, sequences: list[list[int]], context: str | None = None,
+                     hints: list[str] | None = None) -> list[tuple[float, list[float]]]:
+        """Per sequence: the sum of its teacher-forced log-probs (text tokens and the end
+        token) and those of its text tokens, in
+        Whisper's no-timestamps mode (the same for every sequence, so their sums compare),
+        all sequences in one decoder pass over the clip's cached encoder output."""
+        prompt = self.prompt(hints, context) + [self.tokenizer.get_vocab()["<|notimestamps|>"]]
+        rows = [prompt + list(s) + [self.vocab.eot] for s in sequences]
+        width = max(map(len, rows))
+        tokens = torch.tensor([r + [self.vocab.eot] * (width - len(r)) for r in rows], device=self.device)
+        enc = self.encode(clip)
+        with _torch_threads(DECODER_THREADS if self.device == "cpu" else None):
+            logits = self._model()(tokens, enc.expand(len(rows), -1, -1), self._model().new_cache())
+        logits = logits.float()
+        logits[:, :, self.vocab.suppress] = -np.inf
+        logits[:, :, self.vocab.timestamp_begin:] = -np.inf
+        logp = logits.log_softmax(-1)
+        out = []
+        for i, r in enumerate(rows):
+            at = torch.arange(len(prompt) - 1, len(r) - 1, device=logp.device)
+            lps = logp[i, at, tokens[i, at + 1]].tolist()
+            out.append((sum(lps), lps[:-1]))
+        return out
+
     # ------------------------------------------------------------------ results
 
     def _spans(self, tokens: list[int], logprobs: list[float], duration: float) -> list:
