@@ -24,7 +24,7 @@ import numpy as np
 
 from engine.audio import FAINT_SPEECH, SAMPLE_RATE, VAD_WINDOW, AudioChunk, load_audio, split_on_speech
 from engine.backend import Backend, ChunkResult, Timing
-from engine.decoding.hints import DEFAULT_HINT_MODE, heard_surely, uses_terms, word_confidences
+from engine.decoding.hints import DEFAULT_HINT_MODE, heard_surely, select_hints, uses_terms, word_confidences
 from engine.decoding.term_pass import DEFAULT_MARGIN, FLAG, TermIndex, improve, likely_terms
 from engine.errors import StenoError
 from engine.speakers.diarize import parse_speakers
@@ -255,11 +255,12 @@ class Transcriber:
         """Without a word list, one decode. With one (`hint_mode`, HINT_MODES): "bias" decodes
         once with the terms boosted. "prompt" and "both" first transcribe each clip without
         hints; only the terms that look like something in that draft go into its prompt
-        (`engine.decoding.term_pass.likely_terms`: terms like words the draft was unsure of,
-        found through the list's index, at most the model's `max_hint_terms`; "both"
+        (`engine.decoding.hints.select_hints`, at most the model's `max_hint_terms`; "both"
         also boosts them), and the hinted transcript replaces the draft only if it writes one
         of them where the draft heard something like it (`engine.decoding.hints.uses_terms`):
-        a list of words that are not said changes nothing."""
+        a list of words that are not said changes nothing. A draft in which no word the model
+        was unsure of looks like a term (`engine.decoding.term_pass.likely_terms`, through the
+        list's index) is not decoded again."""
         if hints and self.hint_mode == "bias":
             return self.backend.transcribe_batch(clips, hints=None, beam_size=beam, timing=self.timing,
                                                  context=context, bias_terms=hints)
@@ -273,7 +274,10 @@ class Transcriber:
             if heard_surely(draft.text, sure):
                 out.append(draft)
                 continue
-            picked = likely_terms(self.term_index(hints), draft.token_texts, draft.logprobs, limit)
+            if not likely_terms(self.term_index(hints), draft.token_texts, draft.logprobs, 1):
+                out.append(draft)  # no unsure word looks like a term: no second decode
+                continue
+            picked = select_hints(hints, draft.text, limit)
             hinted = self.backend.transcribe_batch([clip], hints=picked, beam_size=beam, timing=self.timing,
                                                    context=context,
                                                    bias_terms=picked if self.hint_mode == "both" else None)[0] \

@@ -110,3 +110,10 @@ def test_teacher_forced_scores_are_the_decoders_own_log_probs(tiny_model_dir):
     (total, lps), (total2, _) = tr.backend.score_tokens(clip, [r.tokens, other])
     assert np.allclose(lps, r.logprobs, atol=2e-3) and total < sum(lps) + 1e-6  # the end token's log-prob too
     assert total2 != total
+
+
+def test_a_term_is_never_written_again_beside_itself():
+    texts = [" take", " atorvastatin", " atorvastin."]
+    r = _result(texts, [0.99, 0.6, 0.3])
+    index = tp.TermIndex.build(["atorvastatin"])
+    assert tp.improve(r, None, index, FakeBackend(texts, "atorvastatin", 5.0)) is r
