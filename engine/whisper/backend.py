@@ -352,24 +352,24 @@ class WhisperBackend:
     def score_tokens(self, clip: np.ndarray, sequences: list[list[int]], context: str | None = None,
                      hints: list[str] | None = None) -> list[tuple[float, list[float]]]:
         """Per sequence: the sum of its teacher-forced log-probs (text tokens and the end
-        token) and those of its text tokens, in
-        Whisper's no-timestamps mode (the same for every sequence, so their sums compare),
-        all sequences in one decoder pass over the clip's cached encoder output."""
+        token) and those of its text tokens, in Whisper's no-timestamps mode (the same for
+        every sequence, so their sums compare), all sequences in one decoder pass over the
+        clip's cached encoder output; the vocabulary projection only where a token is scored."""
         prompt = self.prompt(hints, context) + [self.tokenizer.get_vocab()["<|notimestamps|>"]]
         rows = [prompt + list(s) + [self.vocab.eot] for s in sequences]
         width = max(map(len, rows))
         tokens = torch.tensor([r + [self.vocab.eot] * (width - len(r)) for r in rows], device=self.device)
-        enc = self.encode(clip)
+        scored = list(range(len(prompt) - 1, width - 1))
         with _torch_threads(DECODER_THREADS if self.device == "cpu" else None):
-            logits = self._model()(tokens, enc.expand(len(rows), -1, -1), self._model().new_cache())
+            logits = self._model()(tokens, self.encode(clip), self._model().new_cache(), keep=scored)
         logits = logits.float()
         logits[:, :, self.vocab.suppress] = -np.inf
         logits[:, :, self.vocab.timestamp_begin:] = -np.inf
         logp = logits.log_softmax(-1)
         out = []
-        for i, r in enumerate(rows):
-            at = torch.arange(len(prompt) - 1, len(r) - 1, device=logp.device)
-            lps = logp[i, at, tokens[i, at + 1]].tolist()
+        for i, s in enumerate(sequences):
+            n = len(s) + 1
+            lps = logp[i, torch.arange(n), tokens[i, len(prompt):len(prompt) + n]].tolist()
             out.append((sum(lps), lps[:-1]))
         return out
 
