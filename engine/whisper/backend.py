@@ -191,6 +191,9 @@ class WhisperBackend:
         self.vocab = Vocab.from_tokenizer(self.tokenizer, generation)
         self._tries: dict = {}  # the last word list's prefix tree (engine.decoding.biasing.make_bias)
         self.encodings = RecentEncodings()  # an adapter changes only the decoder: they stay valid
+        # The last decode's cross-attention keys per clip, by its encoder output's identity: the
+        # term pass scores the same clip next (`score_tokens`), and making them again was most of its cost.
+        self._cross: list[tuple[torch.Tensor, list]] = []
         self.bias_bonus = DEFAULT_BONUS
         self.n_mels = self.dims.n_mels
         self.max_positions = self.dims.n_ctx
@@ -203,6 +206,7 @@ class WhisperBackend:
         """Swap the decoder's LoRA adapter (peft); None restores the base model. A bad adapter
         changes nothing. In int8 the fp32 weights are read again from the model folder, the
         adapter applied and merged into a new int8 copy, and only that copy is kept."""
+        self._cross = []  # keys made by the decoder being replaced
         if adapter is None and self.decoder_precision == "int8":
             self.whisper = None
             self._decoder = self._base_decoder()
@@ -325,6 +329,7 @@ class WhisperBackend:
         step = self._step(prompt, enc, enc_mask, len(encoded))
         decoded = search.greedy(step, limits, self.vocab.eot, self._filter, cut_loop=self._loop_cut(),
                                 bias=self._bias(bias_terms))
+        self._keep_cross(encoded, step.cache, enc_mask)
         return [Hypothesis.of(d, float(p)) for d, p in zip(decoded, step.no_speech)]
 
     def beam_search(self, encoded: torch.Tensor, prompt: list[int], limit: int, beam_size: int,
@@ -338,9 +343,26 @@ class WhisperBackend:
         step = self._step(prompt, encoded, None, 1)
         d = search.beam_search(step, limit, beam_size, LogProbScorer(self.vocab.eot, self.config.decode.length_penalty),
                                self._filter, self._loop_cut(), self._bias(bias_terms))
+        self._keep_cross([encoded], step.cache, None)
         return Hypothesis.of(d, float(step.no_speech[0]))
 
     # ------------------------------------------------------------------ scoring (the term pass)
+
+    def _keep_cross(self, encoded: list[torch.Tensor], cache, enc_mask) -> None:
+        """Keep each clip's cross-attention keys from a decode (only unpadded: a padded row's
+        keys differ from its own clip's), the last CPU_BATCH clips'."""
+        if enc_mask is not None or any(kv is None for kv in cache.cross_kv):
+            self._cross = []
+            return
+        kept = [(e, [(k[i:i + 1], v[i:i + 1]) for k, v in cache.cross_kv]) for i, e in enumerate(encoded)]
+        self._cross = (self._cross + kept)[-CPU_BATCH:]  # a group's clips; 37 MB each for base
+
+    def _scoring_cache(self, enc: torch.Tensor):
+        cache = self._model().new_cache()
+        for e, kv in self._cross:
+            if e is enc:
+                cache.cross_kv = list(kv)
+        return cache
 
     def term_tokens(self, text: str) -> list[int]:
         return [t for t in self.tokenizer.encode(text, add_special_tokens=False) if t < self.vocab.eot]
@@ -361,7 +383,8 @@ class WhisperBackend:
         tokens = torch.tensor([r + [self.vocab.eot] * (width - len(r)) for r in rows], device=self.device)
         scored = list(range(len(prompt) - 1, width - 1))
         with _torch_threads(DECODER_THREADS if self.device == "cpu" else None):
-            logits = self._model()(tokens, self.encode(clip), self._model().new_cache(), keep=scored)
+            enc = self.encode(clip)
+            logits = self._model()(tokens, enc, self._scoring_cache(enc), keep=scored)
         logits = logits.float()
         logits[:, :, self.vocab.suppress] = -np.inf
         logits[:, :, self.vocab.timestamp_begin:] = -np.inf

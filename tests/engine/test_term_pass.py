@@ -17,7 +17,7 @@ def test_the_index_finds_terms_a_draft_misheard_and_only_compares_terms_sharing_
     assert index.common == [False, False, True, False]  # "stop" is an everyday word
     assert [index.terms[i] for _, i in index.similar("ибупрофин")] == ["Ибупрофен"]  # other scripts by spelling
     # a lookup compares only the terms that share a letter pair with the span, not the whole list
-    big = tp.TermIndex.build([f"zz{i:05d}" for i in range(20000)] + ["amlodipine"])
+    big = tp.TermIndex.build([f"zz{i:05d}" for i in range(5000)] + ["amlodipine"])
     near = set().union(*(big.by_pair.get(p, set()) for p in tp._pairs(tp.phonetic_key("Ramadipan"))))
     assert len(near) < 10
 
@@ -117,3 +117,23 @@ def test_a_term_is_never_written_again_beside_itself():
     r = _result(texts, [0.99, 0.6, 0.3])
     index = tp.TermIndex.build(["atorvastatin"])
     assert tp.improve(r, None, index, FakeBackend(texts, "atorvastatin", 5.0)) is r
+
+
+def test_whisper_scores_with_the_decodes_own_cross_attention_keys_as_with_fresh_ones(real_transcriber, tmp_path):
+    """The term pass reuses the decode's cross-attention keys for the same clip: same scores."""
+    import numpy as np
+
+    from engine.audio import load_audio
+    from engine.backend import Timing
+    from tests.conftest import espeak
+
+    backend = real_transcriber.backend
+    clip = load_audio(espeak("Her amlodipine was held before the operation.", tmp_path / "a.wav"))
+    r = backend.transcribe_batch([clip], hints=None, beam_size=1, timing=Timing())[0]
+    assert backend._cross and backend._cross[-1][0] is backend.encode(clip)
+    other = r.tokens[:1] + backend.term_tokens(" amlodipine") + r.tokens[2:]
+    reused = backend.score_tokens(clip, [r.tokens, other], hints=["amlodipine"])
+    backend._cross = []
+    fresh = backend.score_tokens(clip, [r.tokens, other], hints=["amlodipine"])
+    assert np.allclose([t for t, _ in reused], [t for t, _ in fresh], atol=1e-4)
+    assert np.allclose(reused[0][1], fresh[0][1], atol=1e-4) and len(reused[0][1]) == len(r.tokens)
