@@ -375,24 +375,30 @@ class WhisperBackend:
                      hints: list[str] | None = None) -> list[tuple[float, list[float]]]:
         """Per sequence: the sum of its teacher-forced log-probs (text tokens and the end
         token) and those of its text tokens, in Whisper's no-timestamps mode (the same for
-        every sequence, so their sums compare), all sequences in one decoder pass over the
-        clip's cached encoder output; the vocabulary projection only where a token is scored."""
+        every sequence, so their sums compare), over the clip's cached encoder output: the
+        prompt and the tokens all sequences begin with run once, then the rows from there."""
         prompt = self.prompt(hints, context) + [self.tokenizer.get_vocab()["<|notimestamps|>"]]
-        rows = [prompt + list(s) + [self.vocab.eot] for s in sequences]
-        width = max(map(len, rows))
-        tokens = torch.tensor([r + [self.vocab.eot] * (width - len(r)) for r in rows], device=self.device)
-        scored = list(range(len(prompt) - 1, width - 1))
+        rows = [list(s) + [self.vocab.eot] for s in sequences]
+        same = 0  # the tokens every row begins with: run once, as one row
+        while all(len(r) > same + 1 for r in rows) and len({r[same] for r in rows}) == 1:
+            same += 1
+        width = max(len(r) for r in rows) - same
+        rest = torch.tensor([r[same:] + [self.vocab.eot] * (width - len(r) + same) for r in rows], device=self.device)
+        model = self._model()
         with _torch_threads(DECODER_THREADS if self.device == "cpu" else None):
             enc = self.encode(clip)
-            logits = self._model()(tokens, enc, self._scoring_cache(enc), keep=scored)
-        logits = logits.float()
+            cache = self._scoring_cache(enc)
+            shared = torch.tensor([prompt + rows[0][:same]], device=self.device)
+            head = model(shared, enc, cache, keep=list(range(len(prompt) - 1, len(prompt) + same)))
+            cache.reorder(torch.zeros(len(rows), dtype=torch.long, device=self.device))
+            tail = model(rest[:, :-1], enc, cache) if width > 1 else head[:, :0]
+        logits = torch.cat([head.expand(len(rows), -1, -1), tail], dim=1).float()  # position k predicts token k
         logits[:, :, self.vocab.suppress] = -np.inf
         logits[:, :, self.vocab.timestamp_begin:] = -np.inf
         logp = logits.log_softmax(-1)
         out = []
-        for i, s in enumerate(sequences):
-            n = len(s) + 1
-            lps = logp[i, torch.arange(n), tokens[i, len(prompt):len(prompt) + n]].tolist()
+        for i, r in enumerate(rows):
+            lps = logp[i, torch.arange(len(r)), torch.tensor(r, device=logp.device)].tolist()
             out.append((sum(lps), lps[:-1]))
         return out
 

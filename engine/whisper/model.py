@@ -114,7 +114,11 @@ class DecoderLayer(nn.Module):
             k = torch.cat([cache.self_kv[i][0], k], dim=2)
             v = torch.cat([cache.self_kv[i][1], v], dim=2)
         cache.self_kv[i] = (k, v)
-        x = x + self.self_attn(h, (k, v), None, causal=x.shape[1] > 1 and k.shape[2] == x.shape[1])
+        t, total = x.shape[1], k.shape[2]
+        mask = None
+        if 1 < t < total:  # several tokens after cached ones: each sees the cache and the new ones up to itself
+            mask = torch.ones(t, total, dtype=torch.bool, device=x.device).tril(total - t)
+        x = x + self.self_attn(h, (k, v), mask, causal=t > 1 and total == t)
         if cache.cross_kv[i] is None:
             cache.cross_kv[i] = self.encoder_attn.kv(enc)
         x = x + self.encoder_attn(self.encoder_attn_layer_norm(x), cache.cross_kv[i], enc_mask)

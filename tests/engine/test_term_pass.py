@@ -137,3 +137,24 @@ def test_whisper_scores_with_the_decodes_own_cross_attention_keys_as_with_fresh_
     fresh = backend.score_tokens(clip, [r.tokens, other], hints=["amlodipine"])
     assert np.allclose([t for t, _ in reused], [t for t, _ in fresh], atol=1e-4)
     assert np.allclose(reused[0][1], fresh[0][1], atol=1e-4) and len(reused[0][1]) == len(r.tokens)
+
+
+def test_whisper_scores_a_sentence_the_same_alone_or_beside_others(real_tiny_en, tmp_path):
+    """The prompt and the tokens all rows share run once; the rest per row: a sentence's
+    scores do not depend on what it is scored beside (where the shared part ends). In fp32:
+    int8 decoding scales each matrix product's input by its whole batch, which moves scores
+    by up to a nat."""
+    import numpy as np
+
+    from engine.audio import load_audio
+    from engine.transcriber import Transcriber
+    from tests.conftest import espeak
+
+    backend = Transcriber(real_tiny_en, device="cpu", precision="fp32").backend
+    clip = load_audio(espeak("She would like to come off quetiapine.", tmp_path / "q.wav"))
+    a = backend.term_tokens(" She would like to come off quetiapine.")
+    b = backend.term_tokens(" She would like to come of where she'd apply.")
+    alone = backend.score_tokens(clip, [a], hints=["quetiapine"])[0]
+    beside = backend.score_tokens(clip, [b, a], hints=["quetiapine"])[1]
+    assert len(alone[1]) == len(a) and np.allclose(alone[1], beside[1], atol=1e-3)
+    assert abs(alone[0] - beside[0]) < 1e-3
