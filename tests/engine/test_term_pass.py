@@ -158,3 +158,18 @@ def test_whisper_scores_a_sentence_the_same_alone_or_beside_others(real_tiny_en,
     beside = backend.score_tokens(clip, [b, a], hints=["quetiapine"])[1]
     assert len(alone[1]) == len(a) and np.allclose(alone[1], beside[1], atol=1e-3)
     assert abs(alone[0] - beside[0]) < 1e-3
+
+
+def test_the_segment_holding_the_term_records_what_it_replaced_and_survives_a_save():
+    from engine.audio import AudioChunk
+    from engine.text.transcript import Transcript
+    from engine.transcriber import chunk_segments
+
+    texts = [" Ramadipan", " was", " held", " today."]
+    r = tp.improve(_result(texts, [0.3, 0.99, 0.99, 0.99], spans=True), None,
+                   tp.TermIndex.build(["amlodipine"]), FakeBackend(texts, "Amlodipine", -1.0))
+    segs = chunk_segments(AudioChunk(start=10.0, end=12.0, audio=None), r)
+    assert [(s.text, s.replaced, tp.FLAG in s.flags) for s in segs] == [
+        ("Amlodipine was", "Ramadipan -> amlodipine", True), ("held today.", "", False)]
+    again = Transcript.from_dict(Transcript(segments=segs, duration=12.0).to_dict())
+    assert [s.replaced for s in again.segments] == ["Ramadipan -> amlodipine", ""]
