@@ -99,6 +99,8 @@ def run(args) -> None:
 
     drugs = (args.data / "words.txt").read_text().split()
     clinical, general = pairs(args.data / "clinical"), pairs(args.data / "general")
+    if args.voice is not None:
+        clinical, general = ([c for c in s if c[0].name.startswith(f"{args.voice}-")] for s in (clinical, general))
     if args.limit:
         clinical, general = clinical[:args.limit], general[:args.limit]
     lj, names = lj_names(args.lj, args.lj_clips) if args.lj else ([], [])
@@ -111,6 +113,7 @@ def run(args) -> None:
     for name in args.models:
         tr = Transcriber(resolve_model(name), adapter=args.adapter, device=args.device, precision=args.precision)
         tr.backend.bias_bonus = args.bonus
+        tr.term_pass = not args.no_term_pass
         beam = args.beam or tr.beam_size
         if args.adapter:
             name += f" + adapter {args.adapter.name}"
@@ -190,6 +193,9 @@ def main() -> None:
     r.add_argument("--bonus", type=float, default=None, help="biasing bonus per token (default: the engine's)")
     r.add_argument("--rtf", type=int, default=0, help="time N clinical clips with the 1,000-term list and without")
     r.add_argument("--limit", type=int, default=0)
+    r.add_argument("--voice", type=int, choices=range(len(VOICES)), help="only the clips of this voice (0: en-gb+f2, "
+                                                                          "the term pass's tuning voice; 1: en-us-nyc)")
+    r.add_argument("--no-term-pass", action="store_true", help="decode without the term pass (engine.decoding.term_pass)")
     r.add_argument("--adapter", type=Path, help="an adapter folder to apply (e.g. from `steno train --words "
                                                 "DATA/words.txt`: its spoken sentences use none of the test voices)")
     r.add_argument("--device", default="cpu")

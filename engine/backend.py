@@ -50,6 +50,9 @@ class ChunkResult:
     # The model's own probability that the clip holds speech, where it has one (Whisper's
     # 1 - no-speech probability): the witness for speech the VAD hears only faintly.
     speech_prob: float | None = None
+    # Draft words the term pass replaced with a listed term ("big summer -> apixaban"),
+    # flagged "term-replaced" (engine.decoding.term_pass).
+    replaced: str = ""
 
 
 @dataclass
@@ -82,6 +85,18 @@ class Backend(Protocol):
 
     def set_adapter(self, adapter: str | Path | None, base_model_id: str) -> dict | None:
         """Apply a LoRA adapter folder in place (None restores the base model); its metadata."""
+
+    def term_tokens(self, text: str) -> list[int]:
+        """`text`'s tokens as they would follow other text (a leading space kept)."""
+
+    def decode_tokens(self, tokens: list[int]) -> str:
+        """Text tokens back to text."""
+
+    def score_tokens(self, clip: np.ndarray, sequences: list[list[int]], context: str | None = None,
+                     hints: list[str] | None = None) -> list[tuple[float, list[float]]]:
+        """Teacher-forced, on `clip`'s audio with `hints` in the prompt: each sequence's score
+        as the model's search ranks it (the end token included) and the log-prob of each of
+        its tokens (engine.decoding.term_pass)."""
 
 
 class RecentEncodings:

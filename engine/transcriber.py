@@ -25,6 +25,7 @@ import numpy as np
 from engine.audio import FAINT_SPEECH, SAMPLE_RATE, VAD_WINDOW, AudioChunk, load_audio, split_on_speech
 from engine.backend import Backend, ChunkResult, Timing
 from engine.decoding.hints import DEFAULT_HINT_MODE, heard_surely, select_hints, uses_terms, word_confidences
+from engine.decoding.term_pass import DEFAULT_MARGIN, FLAG, TermIndex, improve, likely_terms
 from engine.errors import StenoError
 from engine.speakers.diarize import parse_speakers
 from engine.text.doses import unsure_key_words, write_doses
@@ -79,6 +80,10 @@ class Transcriber:
         self.timing = Timing()
         self.keep_no_speech = False  # True: text the VAD says was made up on silence stays, flagged
         self.hint_mode = DEFAULT_HINT_MODE  # how a word list is used: one of HINT_MODES
+        # With a word list, whole terms scored against the audio after decoding (engine.decoding.term_pass)
+        self.term_pass = True
+        self.term_margin = DEFAULT_MARGIN
+        self._term_index: tuple[tuple[str, ...], TermIndex] | None = None
         if self.config.family == "whisper":
             from engine.whisper.backend import WhisperBackend
 
@@ -232,13 +237,32 @@ class Transcriber:
 
     def _decode(self, clips: list[np.ndarray], hints: list[str] | None, beam: int,
                 context: str | None = None) -> list[ChunkResult]:
+        """`_decode_listed`, then with a word list the term pass (engine.decoding.term_pass):
+        whole terms put in where the audio scores them within `term_margin` of the text."""
+        out = self._decode_listed(clips, hints, beam, context)
+        if not hints or not self.term_pass:
+            return out
+        index = self.term_index(hints)
+        return [improve(r, clip, index, self.backend, context, self.term_margin) for clip, r in zip(clips, out)]
+
+    def term_index(self, terms: list[str]) -> TermIndex:
+        """The term pass's index of `terms`, kept for the next call with the same list."""
+        key = tuple(terms)
+        if self._term_index is None or self._term_index[0] != key:
+            self._term_index = (key, TermIndex.build(terms))
+        return self._term_index[1]
+
+    def _decode_listed(self, clips: list[np.ndarray], hints: list[str] | None, beam: int,
+                       context: str | None = None) -> list[ChunkResult]:
         """Without a word list, one decode. With one (`hint_mode`, HINT_MODES): "bias" decodes
         once with the terms boosted. "prompt" and "both" first transcribe each clip without
         hints; only the terms that look like something in that draft go into its prompt
         (`engine.decoding.hints.select_hints`, at most the model's `max_hint_terms`; "both"
         also boosts them), and the hinted transcript replaces the draft only if it writes one
         of them where the draft heard something like it (`engine.decoding.hints.uses_terms`):
-        a list of words that are not said changes nothing."""
+        a list of words that are not said changes nothing. A draft in which no word the model
+        was unsure of looks like a term (`engine.decoding.term_pass.likely_terms`, through the
+        list's index) is not decoded again."""
         if hints and self.hint_mode == "bias":
             return self.backend.transcribe_batch(clips, hints=None, beam_size=beam, timing=self.timing,
                                                  context=context, bias_terms=hints)
@@ -251,6 +275,9 @@ class Transcriber:
             sure = word_confidences(draft.token_texts, draft.logprobs)
             if heard_surely(draft.text, sure):
                 out.append(draft)
+                continue
+            if not likely_terms(self.term_index(hints), draft.token_texts, draft.logprobs, 1):
+                out.append(draft)  # no unsure word looks like a term: no second decode
                 continue
             picked = select_hints(hints, draft.text, limit)
             hinted = self.backend.transcribe_batch([clip], hints=picked, beam_size=beam, timing=self.timing,
@@ -340,7 +367,11 @@ def _no_speech(r: ChunkResult, keep: bool) -> ChunkResult:
 
 
 def _log_removed(chunk: AudioChunk, r: ChunkResult, source: str | None) -> None:
-    """Say in the log what a guard took out, and why: nothing is dropped silently."""
+    """Say in the log what a guard took out, and why, and what the term pass replaced:
+    nothing is dropped or changed silently."""
+    if r.replaced:
+        log.info("%s%.1f-%.1f s: word list term put in: %s", f"{source}: " if source else "", chunk.start, chunk.end,
+                 r.replaced)
     if r.removed:
         why = [f for f in r.flags if f in GUARD_FLAGS] or ["a guard"]
         log.warning("%s%.1f-%.1f s: %s removed %r", f"{source}: " if source else "", chunk.start, chunk.end,
@@ -362,9 +393,11 @@ def chunk_segments(chunk: AudioChunk, r: ChunkResult) -> list[Segment]:
         flags = [f for f in r.flags if f != "dropped-repetition" or last]
         start, end = chunk.start + sp.start, chunk.start + sp.end
         conf = float(np.exp(np.mean(sp.logprobs))) if sp.logprobs else None
+        mine = _replaced_in(r.replaced, sp.text)
         out.append(Segment(start=round(start, 3), end=round(end, 3), text=sp.text.strip(),
                            words=_estimated_words(start, end, sp.token_texts, sp.logprobs), confidence=conf,
-                           flags=flags, removed=r.removed if last else ""))
+                           flags=[f for f in flags if f != FLAG or mine], removed=r.removed if last else "",
+                           replaced=mine))
     return out
 
 
@@ -373,7 +406,15 @@ def _segment(chunk: AudioChunk, r: ChunkResult) -> Segment:
     end = chunk.end if r.covered is None else round(chunk.start + r.covered, 3)  # the rest is its own segment
     return Segment(start=chunk.start, end=end, text=r.text.strip(),
                    words=_estimated_words(chunk.start, end, r.token_texts, r.logprobs), confidence=conf,
-                   flags=list(r.flags), removed=r.removed)
+                   flags=list(r.flags), removed=r.removed, replaced=r.replaced)
+
+
+def _replaced_in(replaced: str, text: str) -> str:
+    """The term pass's replacements (`ChunkResult.replaced`) whose term is in `text`."""
+    from engine.text.metrics import normalize
+
+    padded = f" {normalize(text)} "
+    return "; ".join(x for x in replaced.split("; ") if x and f" {normalize(x.rsplit(' -> ', 1)[-1])} " in padded)
 
 
 def _estimated_words(start: float, end: float, token_texts: list[str], logprobs: list[float]) -> list[Word]:

@@ -222,6 +222,8 @@ class TranscriptModel(QAbstractTableModel):
             parts.append("the model was unsure of a word the meaning hangs on (a number, a unit, stop/start…)")
         if "faint-speech" in seg.flags:
             parts.append("speech heard only faintly (whispered or creaky?): check it")
+        if seg.replaced:
+            parts.append(f"your word list put in: {seg.replaced} (the audio allowed it: check it)")
         if seg.removed:
             parts.append(f"removed by a guard: “{seg.removed}” (right-click to restore it)")
         return "; ".join(parts)

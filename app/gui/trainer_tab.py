@@ -252,6 +252,12 @@ class TrainerTab(QWidget):
         self.docs = PathList(add_folder=True, add_file=True, file_filter="Documents (*.txt *.md *.docx)")
         self.docs.setToolTip("Letters, notes, articles: text in your vocabulary (.txt, .md, .docx)")
         self.word_list = PathField("one term per line (optional)", "Text (*.txt);;All files (*)")
+        # -1 ("auto"): trainer.spoken_terms.default_count, as `steno train --words` without --spoken
+        self.spoken = QSpinBox(minimum=-1, maximum=5000, value=-1)
+        self.spoken.setSpecialValueText("auto")
+        self.spoken.setToolTip("Sentences holding your terms (word list, documents), spoken by TTS voices and "
+                               "trained on, so the model learns the words without your recordings "
+                               "(auto: 4 per term, 48 to 400; 0 = none)")
         self.eval_data = PathField("held-out set (optional; else 15% is split off)")
         self.check_btn = QPushButton("Check data")
         self.check_btn.clicked.connect(self.check_data)
@@ -260,6 +266,7 @@ class TrainerTab(QWidget):
         form.addRow("Audio + transcripts", self.pairs)
         form.addRow("Documents", self.docs)
         form.addRow("Word list", self.word_list)
+        form.addRow("Spoken term sentences", self.spoken)
         form.addRow("Test on", self.eval_data)
         form.addRow(self.check_btn)
 
@@ -503,6 +510,7 @@ class TrainerTab(QWidget):
         settings, out = self.train_settings(), self.out_dir()
         base = self.base_model()
         resume = not self.fresh.isChecked()
+        spoken = self.spoken.value()
 
         def work(progress, cancel):
             progress(0.0, "checking the data")
@@ -512,6 +520,12 @@ class TrainerTab(QWidget):
             def callback(p):
                 job.post(p)
                 progress(p.fraction, p.message)
+
+            if report.texts and spoken != 0:  # as `steno train --words/--text` does
+                report = api.speak_terms(report, None if spoken < 0 else spoken, args["seed"], callback, cancel=cancel)
+                job.post(report)
+                if cancel():
+                    return None
 
             if base is None:
                 from engine.models.registry import resolve_model

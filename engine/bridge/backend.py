@@ -220,6 +220,46 @@ class BridgeBackend:
         timing.tokens += sum(len(x.tokens) for x in decoded)
         return [self._result(x, o, len(c) / 16000) for x, o, c in zip(decoded, outputs, clips)]
 
+    def term_tokens(self, text: str) -> list[int]:
+        return self.model.tokenizer.encode(text, add_special_tokens=False)
+
+    def decode_tokens(self, tokens: list[int]) -> str:
+        return self.model.tokenizer.decode(tokens, skip_special_tokens=True)
+
+    @torch.no_grad()
+    def score_tokens(self, clip: np.ndarray, sequences: list[list[int]], context: str | None = None,
+                     hints: list[str] | None = None) -> list[tuple[float, list[float]]]:
+        """Per sequence: its joint score as decoding ranks it ((1 - w) x the LM's log-prob of
+        the tokens and the end token + w x the CTC head's log-prob of the whole transcript,
+        w = decode.ctc_weight), and the LM's per-token log-probs; all in one LM pass."""
+        outputs = self.speech_outputs(clip)
+        speech = torch.from_numpy(outputs[0]).to(self.device)
+        eos = self.model.tokenizer.eos_token_id
+        targets = [list(s) + ([eos] if eos is not None else []) for s in sequences]
+        hint = ", ".join(hints) if hints else None
+        lm_in, labels = self.model.lm_inputs([speech] * len(targets), targets=targets,
+                                             hints=[hint] * len(targets) if hint else None)
+        out = self.decoding_lm(inputs_embeds=lm_in.embeds, attention_mask=lm_in.attention_mask,
+                               position_ids=lm_in.position_ids, use_cache=False)
+        logp = out.logits[:, :-1].float().log_softmax(-1)
+        labels = labels[:, 1:]
+        w = self.config.decode.ctc_weight if len(outputs) > 1 else 0.0
+        if w > 0:
+            to_label = self.model.bridge.token_to_label.cpu().numpy()
+            frames = torch.from_numpy(penalize_blank(outputs[1], self.config.decode.ctc_blank_penalty)).float()
+        results = []
+        for i, seq in enumerate(sequences):
+            at = labels[i] != -100
+            lps = logp[i][at].gather(-1, labels[i][at][:, None])[:, 0].tolist()
+            total = sum(lps)
+            if w > 0:
+                lab = to_label[list(seq)] if seq else np.zeros(0, dtype=np.int64)
+                ctc = -float("inf") if (lab <= 0).any() else -float(torch.nn.functional.ctc_loss(
+                    frames[:, None], torch.as_tensor(lab)[None], [len(frames)], [len(lab)], blank=0, reduction="sum"))
+                total = (1 - w) * total + w * ctc
+            results.append((total, lps[:len(seq)]))
+        return results
+
     def _result(self, x: Decoded, outputs: list[np.ndarray], seconds: float) -> ChunkResult:
         """A decode as a ChunkResult; with a ctc bridge, `covered` where the LM stopped short of
         what the head heard (engine/bridge/coverage.py)."""

@@ -43,6 +43,7 @@ class Segment:
     confidence: float | None = None
     flags: list[str] = field(default_factory=list)
     removed: str = ""  # text a guard took out here (see flags); the editor can put it back
+    replaced: str = ""  # draft words the term pass replaced by listed terms ("big summer -> apixaban")
     speaker: str | None = None  # the speaker's name as shown ("Speaker 1" until renamed)
 
     @property
@@ -156,6 +157,7 @@ class Transcript:
                     "confidence": s.confidence,
                     "flags": list(s.flags),
                     **({"removed": s.removed} if s.removed else {}),
+                    **({"replaced": s.replaced} if s.replaced else {}),
                     **({"speaker": s.speaker} if s.speaker else {}),
                     "words": [
                         {"text": w.text, "start": w.start, "end": w.end, "confidence": w.confidence,
@@ -252,6 +254,7 @@ def _segment(d: Any, i: int) -> Segment:
         confidence=_opt_num(d.get("confidence"), f"{where} confidence"),
         flags=list(flags),
         removed=_opt_str(d.get("removed"), f"{where} removed") or "",
+        replaced=_opt_str(d.get("replaced"), f"{where} replaced") or "",
         speaker=_opt_str(d.get("speaker"), f"{where} speaker") or None,
     )
 

@@ -206,6 +206,9 @@ class WhisperBackend:
         self.vocab = Vocab.from_tokenizer(self.tokenizer, generation)
         self._tries: dict = {}  # the last word list's prefix tree (engine.decoding.biasing.make_bias)
         self.encodings = RecentEncodings()  # an adapter changes only the decoder: they stay valid
+        # The last decode's cross-attention keys per clip, by its encoder output's identity: the
+        # term pass scores the same clip next (`score_tokens`), and making them again was most of its cost.
+        self._cross: list[tuple[torch.Tensor, list]] = []
         self.bias_bonus = DEFAULT_BONUS
         self.n_mels = self.dims.n_mels
         self.max_positions = self.dims.n_ctx
@@ -218,6 +221,7 @@ class WhisperBackend:
         """Swap the decoder's LoRA adapter (peft); None restores the base model. A bad adapter
         changes nothing. In int8 the fp32 weights are read again from the model folder, the
         adapter applied and merged into a new int8 copy, and only that copy is kept."""
+        self._cross = []  # keys made by the decoder being replaced
         if adapter is None and self.decoder_precision == "int8":
             self.whisper = None
             self._decoder = self._base_decoder()
@@ -347,6 +351,7 @@ class WhisperBackend:
         decoded = search.greedy(step, limits, self.vocab.eot, functools.partial(self._filter, ends=ends),
                                 cut_loop=self._loop_cut(),
                                 bias=self._bias(bias_terms))
+        self._keep_cross(encoded, step.cache, enc_mask)
         return [Hypothesis.of(d, float(p)) for d, p in zip(decoded, step.no_speech)]
 
     def beam_search(self, encoded: torch.Tensor, prompt: list[int], limit: int, beam_size: int,
@@ -360,7 +365,64 @@ class WhisperBackend:
         step = self._step(prompt, encoded, None, 1)
         d = search.beam_search(step, limit, beam_size, LogProbScorer(self.vocab.eot, self.config.decode.length_penalty),
                                functools.partial(self._filter, ends=end), self._loop_cut(), self._bias(bias_terms))
+        self._keep_cross([encoded], step.cache, None)
         return Hypothesis.of(d, float(step.no_speech[0]))
+
+    # ------------------------------------------------------------------ scoring (the term pass)
+
+    def _keep_cross(self, encoded: list[torch.Tensor], cache, enc_mask) -> None:
+        """Keep each clip's cross-attention keys from a decode (only unpadded: a padded row's
+        keys differ from its own clip's), the last CPU_BATCH clips'."""
+        if enc_mask is not None or any(kv is None for kv in cache.cross_kv):
+            self._cross = []
+            return
+        kept = [(e, [(k[i:i + 1], v[i:i + 1]) for k, v in cache.cross_kv]) for i, e in enumerate(encoded)]
+        self._cross = (self._cross + kept)[-CPU_BATCH:]  # a group's clips; 37 MB each for base
+
+    def _scoring_cache(self, enc: torch.Tensor):
+        cache = self._model().new_cache()
+        for e, kv in self._cross:
+            if e is enc:
+                cache.cross_kv = list(kv)
+        return cache
+
+    def term_tokens(self, text: str) -> list[int]:
+        return [t for t in self.tokenizer.encode(text, add_special_tokens=False) if t < self.vocab.eot]
+
+    def decode_tokens(self, tokens: list[int]) -> str:
+        return self.tokenizer.decode([t for t in tokens if t < self.vocab.eot])
+
+    @torch.no_grad()
+    def score_tokens(self, clip: np.ndarray, sequences: list[list[int]], context: str | None = None,
+                     hints: list[str] | None = None) -> list[tuple[float, list[float]]]:
+        """Per sequence: the sum of its teacher-forced log-probs (text tokens and the end
+        token) and those of its text tokens, in Whisper's no-timestamps mode (the same for
+        every sequence, so their sums compare), over the clip's cached encoder output: the
+        prompt and the tokens all sequences begin with run once, then the rows from there."""
+        prompt = self.prompt(hints, context) + [self.tokenizer.get_vocab()["<|notimestamps|>"]]
+        rows = [list(s) + [self.vocab.eot] for s in sequences]
+        same = 0  # the tokens every row begins with: run once, as one row
+        while all(len(r) > same + 1 for r in rows) and len({r[same] for r in rows}) == 1:
+            same += 1
+        width = max(len(r) for r in rows) - same
+        rest = torch.tensor([r[same:] + [self.vocab.eot] * (width - len(r) + same) for r in rows], device=self.device)
+        model = self._model()
+        with _torch_threads(DECODER_THREADS if self.device == "cpu" else None):
+            enc = self.encode(clip)
+            cache = self._scoring_cache(enc)
+            shared = torch.tensor([prompt + rows[0][:same]], device=self.device)
+            head = model(shared, enc, cache, keep=list(range(len(prompt) - 1, len(prompt) + same)))
+            cache.reorder(torch.zeros(len(rows), dtype=torch.long, device=self.device))
+            tail = model(rest[:, :-1], enc, cache) if width > 1 else head[:, :0]
+        logits = torch.cat([head.expand(len(rows), -1, -1), tail], dim=1).float()  # position k predicts token k
+        logits[:, :, self.vocab.suppress] = -np.inf
+        logits[:, :, self.vocab.timestamp_begin:] = -np.inf
+        logp = logits.log_softmax(-1)
+        out = []
+        for i, r in enumerate(rows):
+            lps = logp[i, torch.arange(len(r)), torch.tensor(r, device=logp.device)].tolist()
+            out.append((sum(lps), lps[:-1]))
+        return out
 
     # ------------------------------------------------------------------ results
 

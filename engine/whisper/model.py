@@ -81,8 +81,12 @@ class Attention(nn.Module):
         b, t, d = x.shape
         q = self._split(self.q_proj(x))
         k, v = kv
-        if k.shape[0] == 1 and b > 1 and t == 1:  # beams over shared keys: fold beams into time
-            out = F.scaled_dot_product_attention(q.transpose(0, 2), k, v, attn_mask=mask).transpose(0, 2)
+        if k.shape[0] == 1 and b > 1 and (t == 1 or (mask is None and not causal)):
+            # rows over shared keys (beams; teacher-forced sentences): fold the rows into time
+            h, dh = q.shape[1], q.shape[3]
+            folded = q.permute(1, 0, 2, 3).reshape(1, h, b * t, dh)
+            out = F.scaled_dot_product_attention(folded, k, v, attn_mask=mask)
+            out = out.reshape(h, b, t, dh).permute(1, 0, 2, 3)
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal and mask is None)
         return self.out_proj(out.transpose(1, 2).reshape(b, t, d))
@@ -110,7 +114,11 @@ class DecoderLayer(nn.Module):
             k = torch.cat([cache.self_kv[i][0], k], dim=2)
             v = torch.cat([cache.self_kv[i][1], v], dim=2)
         cache.self_kv[i] = (k, v)
-        x = x + self.self_attn(h, (k, v), None, causal=x.shape[1] > 1 and k.shape[2] == x.shape[1])
+        t, total = x.shape[1], k.shape[2]
+        mask = None
+        if 1 < t < total:  # several tokens after cached ones: each sees the cache and the new ones up to itself
+            mask = torch.ones(t, total, dtype=torch.bool, device=x.device).tril(total - t)
+        x = x + self.self_attn(h, (k, v), mask, causal=t > 1 and total == t)
         if cache.cross_kv[i] is None:
             cache.cross_kv[i] = self.encoder_attn.kv(enc)
         x = x + self.encoder_attn(self.encoder_attn_layer_norm(x), cache.cross_kv[i], enc_mask)

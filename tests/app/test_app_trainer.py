@@ -106,3 +106,57 @@ def test_trainer_tab_without_the_trainer_says_so(qtbot, monkeypatch):
     tab = TrainerTab(runner=None)
     qtbot.addWidget(tab)
     assert tab.api is None and "not available" in tab.findChild(tt.QLabel, "trainerUnavailable").text()
+
+
+class SpokenThenStop:
+    """The real trainer API, whose train_adapter records the data it was given and stops
+    there (as Cancel does), so only the speaking of term sentences runs for real."""
+
+    def __init__(self, api):
+        self.api, self.spoken, self.trained = api, [], []
+
+    def __getattr__(self, name):
+        return getattr(self.api, name)
+
+    def speak_terms(self, report, count=None, *args, **kw):
+        self.spoken.append(count)
+        return self.api.speak_terms(report, count, *args, **kw)
+
+    def train_adapter(self, model, report, *args, **kw):
+        from app.gui.workers import JobCancelled
+
+        self.trained.append(report)
+        raise JobCancelled()
+
+
+def test_train_with_a_word_list_speaks_term_sentences_as_steno_train_words_does(qtbot, tiny_model_dir, tmp_path):
+    import shutil
+
+    from PySide6.QtCore import Qt
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (setup.sh)")
+    api, why = load_trainer_api()
+    if api is None:
+        pytest.skip(f"trainer not available: {why}")
+    spy = SpokenThenStop(api)
+    w = MainWindow(AppSettings(model=str(tiny_model_dir)), output_stream=FakeOutputStream, trainer_api=spy,
+                   check_startup=False)
+    w.show()
+    tab = w.trainer_tab
+    tab.use_projects.setChecked(False)
+    words = tmp_path / "terms.txt"
+    words.write_text("amlodipine\nrivaroxaban\n")
+    tab.word_list.edit.setText(str(words))
+    assert tab.spoken.text() == "auto"  # as `steno train --words` without --spoken
+    tab.spoken.setValue(10)
+    qtbot.mouseClick(tab.train_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: tab.job is None, timeout=TIMEOUT)
+    assert spy.spoken == [10] and len(spy.trained) == 1
+    spoken = [p for p in spy.trained[0].pairs if p.source.startswith("spoken:")]
+    assert len(spoken) >= 10 and all(any(t in p.text.lower() for t in ("amlodipine", "rivaroxaban")) for p in spoken)
+    tab.spoken.setValue(0)  # none: the word list alone, as --spoken 0
+    qtbot.mouseClick(tab.train_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: tab.job is None, timeout=TIMEOUT)
+    assert spy.spoken == [10] and not [p for p in spy.trained[1].pairs if p.source.startswith("spoken:")]
+    w.close()

@@ -141,6 +141,7 @@ def test_each_hint_mode_decodes_as_documented_and_the_encoder_runs_once_per_clip
     calls.clear()
     tr.hint_mode = "both"
     with patch("engine.transcriber.select_hints", lambda t, draft, limit: t[:1]), \
+            patch("engine.transcriber.likely_terms", lambda *a: ["amlodipine"]), \
             patch("engine.decoding.hints.MAX_REPLACED_CONFIDENCE", 1.01):  # the draft is decoded again, however sure
         tr.transcribe_chunks(chunk, hints=terms)
     assert calls == [(None, None), (["amlodipine"], ["amlodipine"])]
@@ -148,6 +149,7 @@ def test_each_hint_mode_decodes_as_documented_and_the_encoder_runs_once_per_clip
     calls.clear()
     tr.hint_mode = "prompt"
     with patch("engine.transcriber.select_hints", lambda t, draft, limit: t[:1]), \
+            patch("engine.transcriber.likely_terms", lambda *a: ["amlodipine"]), \
             patch("engine.decoding.hints.MAX_REPLACED_CONFIDENCE", 1.01):
         tr.transcribe_chunks(chunk, hints=terms)
     assert calls == [(None, None), (["amlodipine"], None)]
