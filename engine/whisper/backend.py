@@ -407,7 +407,7 @@ class WhisperBackend:
         width = max(len(r) for r in rows) - same
         rest = torch.tensor([r[same:] + [self.vocab.eot] * (width - len(r) + same) for r in rows], device=self.device)
         model = self._model()
-        with _torch_threads(DECODER_THREADS if self.device == "cpu" else None):
+        with torch_threads(DECODER_THREADS if self.device == "cpu" else None):
             enc = self.encode(clip)
             cache = self._scoring_cache(enc)
             shared = torch.tensor([prompt + rows[0][:same]], device=self.device)
