@@ -56,7 +56,8 @@ def test_the_teacher_keeps_agreeing_prompts_follows_deviating_readers_and_drops_
     assert decide(prompt, prompt) == Decision(prompt, "prompt")
     assert decide(prompt, "we call it bear and the cat is tall").rule == "prompt"  # 1 of 9 words
     deviated = "we call it a bear and cat is so small"
-    assert decide(prompt, deviated).text == deviated and decide(prompt, deviated).rule == "teacher"
+    assert decide(prompt, deviated) == Decision(None, "dropped: deviates")
+    assert decide(prompt, deviated, follow_teacher=True) == Decision(deviated, "teacher")
     assert decide(prompt, "thank you").text is None and decide(prompt, "thank you").rule == "dropped: disagree"
     assert decide(prompt, "").rule == "dropped: silent"
     assert decide("", "some words").text == "some words"
