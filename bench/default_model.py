@@ -39,7 +39,7 @@ def synthetic_items(count: int, start: int = 200):
     return [ManifestItem(ROOT / "data/corpus" / r.split("\t")[0], r.split("\t")[1]) for r in rows if r.strip()]
 
 
-def run(items, threads: int, repeats: int, ct2_root: Path) -> dict:
+def run(items, threads: int, repeats: int, ct2_root: Path, engines: list[tuple[str, str, str]] = ENGINES) -> dict:
     from engine.audio import SAMPLE_RATE, load_audio
     from engine.models.importers.whisper import assemble_ct2_folder
     from engine.text.metrics import error_rates
@@ -48,7 +48,7 @@ def run(items, threads: int, repeats: int, ct2_root: Path) -> dict:
     refs = [i.text for i in items]
     durations = [len(load_audio(p)) / SAMPLE_RATE for p in paths]
     specs = []
-    for label, kind, model in ENGINES:
+    for label, kind, model in engines:
         source = model
         if kind.startswith("faster"):
             source = str(ct2_root / model)

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.real_choice build --real data/real [--out data/real_choice]
     .venv/bin/python -m bench.real_choice measure [--out data/real_choice] [--per-source 12] [--threads 2]
+        [--models new=data/real_work/native/ctc/model]   # only these, added to the saved table
     .venv/bin/python -m bench.real_choice report [--out data/real_choice]     # the tables again
     .venv/bin/python -m bench.real_choice coverage [--out data/real_choice]   # words the CTC head cannot spell
 
@@ -95,8 +96,10 @@ def error_causes(model_dir: Path, refs: list[str], hyps: list[str], teacher: lis
     return causes
 
 
-def measure(out: Path, per_source: int, threads: int, ct2_root: Path) -> None:
-    from bench.default_model import run
+def measure(out: Path, per_source: int, threads: int, ct2_root: Path, models: list[str] = ()) -> None:
+    """Measure the engines (default: bench.default_model's five; `models`: LABEL=FOLDER bridge or
+    Whisper model folders instead, added to OUT/measured.json when it holds the same clips)."""
+    from bench.default_model import ENGINES, run
     from engine.evaluate import read_manifest
 
     sets = {}
@@ -105,11 +108,19 @@ def measure(out: Path, per_source: int, threads: int, ct2_root: Path) -> None:
         step = -(-len(items) // per_source) if per_source else 1
         sets[manifest.stem] = items[::step]  # evenly spaced: every speaker group has its share
     items = [i for group in sets.values() for i in group]
-    result = run(items, threads, 1, ct2_root)
-    saved = {"sets": {k: len(v) for k, v in sets.items()}, "references": result["references"],
-             "audio_s": result["audio_s"],
-             "engines": {n: {"texts": e["texts"], "rtf_short": e["rtf_short"]} for n, e in result["engines"].items()}}
-    (out / "measured.json").write_text(json.dumps(saved, indent=1))
+    engines = [(label, "steno", folder) for label, folder in (m.split("=", 1) for m in models)] or ENGINES
+    result = run(items, threads, 1, ct2_root, engines)
+    measured = {"sets": {k: len(v) for k, v in sets.items()}, "references": result["references"],
+                "audio_s": result["audio_s"], "engines": {}}
+    saved_file = out / "measured.json"
+    if models and saved_file.is_file():  # earlier engines on the same clips stay in the table
+        saved = json.loads(saved_file.read_text())
+        if saved["references"] == measured["references"]:
+            measured["engines"] = saved["engines"]
+    for label, kind, source in engines:
+        e = result["engines"][label]
+        measured["engines"][label] = {"texts": e["texts"], "rtf_short": e["rtf_short"], "model": source}
+    saved_file.write_text(json.dumps(measured, indent=1))
     report(out)
 
 
@@ -132,16 +143,19 @@ def report(out: Path) -> None:
         pooled = error_rates(refs, e["texts"])
         print(f"| {name} | " + " | ".join(cells) + f" | {100 * pooled.wer:.1f}% | {100 * pooled.cer:.1f}% | "
               f"{e['rtf_short']:.3f} |")
-    model = resolve_model("steno-default-en")
-    print("\nsteno-default-en's word errors by cause (teacher: Steno whisper-base)")
-    print("| source | ref words | unspellable words | errors: unspellable | teacher missed too | bridge only | "
-          "inserted |")
-    print("|---" * 7 + "|")
-    for name, s in list(spans.items()) + [("pooled", slice(None))]:
-        c = error_causes(model, refs[s], engines["steno-default-en"]["texts"][s], engines["steno whisper-base"]["texts"][s])
-        print(f"| {name} | {c['words']} | {c['unspellable_words']} | {c['unspellable']} | {c['teacher_missed_too']} | "
-              f"{c['bridge_only']} | {c['inserted']} |")
-    print("unspellable words seen: " + (", ".join(c["unspellable_examples"]) or "none"))
+    teacher = engines.get("steno whisper-base")
+    bridges = [name for name in engines if "whisper" not in name] if teacher else []
+    for bridge in bridges:  # every bridge model's errors by cause
+        model = resolve_model(engines[bridge].get("model", bridge))
+        print(f"\n{bridge}'s word errors by cause (teacher: Steno whisper-base)")
+        print("| source | ref words | unspellable words | errors: unspellable | teacher missed too | bridge only | "
+              "inserted |")
+        print("|---" * 7 + "|")
+        for name, s in list(spans.items()) + [("pooled", slice(None))]:
+            c = error_causes(model, refs[s], engines[bridge]["texts"][s], teacher["texts"][s])
+            print(f"| {name} | {c['words']} | {c['unspellable_words']} | {c['unspellable']} | "
+                  f"{c['teacher_missed_too']} | {c['bridge_only']} | {c['inserted']} |")
+        print("unspellable words seen: " + (", ".join(c["unspellable_examples"]) or "none"))
 
 
 def coverage(out: Path) -> None:
@@ -172,6 +186,8 @@ def main() -> None:
     m.add_argument("--per-source", type=int, default=12, help="about N evenly spaced clips of each source (0: all)")
     m.add_argument("--threads", type=int, default=2)
     m.add_argument("--ct2-root", type=Path, default=Path("data/ct2"), help="faster-whisper folders (made when missing)")
+    m.add_argument("--models", nargs="+", default=[], metavar="LABEL=FOLDER",
+                   help="Steno model folders to measure instead, added to the saved table of the same clips")
     c = sub.add_parser("coverage", help="words of the set the CTC head cannot spell (no decoding)")
     c.add_argument("--out", type=Path, default=Path("data/real_choice"))
     r = sub.add_parser("report", help="print the tables again from OUT/measured.json")
@@ -188,7 +204,7 @@ def main() -> None:
         from engine.logs import quiet_libraries
 
         quiet_libraries()
-        measure(args.out, args.per_source, args.threads, args.ct2_root)
+        measure(args.out, args.per_source, args.threads, args.ct2_root, args.models)
 
 
 if __name__ == "__main__":

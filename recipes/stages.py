@@ -50,6 +50,7 @@ from recipes.shipped import (
 )
 
 SPLIT_SHARE = 0.15  # of the single-token words of 4+ letters, spelled in two pieces
+FRAMES_PER_SECOND = 50  # of the Whisper encoder
 
 
 def split_words(tokenizer, ids: list[int], rng: random.Random, share: float = SPLIT_SHARE,
@@ -92,7 +93,7 @@ def grown_vocabulary(shipped: list[int], tokenizer, texts: list[str], seed: int 
 def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, batch_size: int = 16,
                    lr: float = 1e-3, eval_every: int = 500, device: str = "cpu", log=print, ship: bool = True,
                    more: list[Path] = (), dev_work: Path | None = None, layers: int | None = None,
-                   repeat_work: int = 1, split_share: float = SPLIT_SHARE) -> None:
+                   repeat_work: int = 1, split_share: float = SPLIT_SHARE, max_seconds: float | None = None) -> None:
     """Stage 2: CTC over LM tokens on precomputed frames; resumes from `work/ctc/ckpt.pt`.
 
     `more`: further work folders whose training features join `work`'s (corpora built
@@ -102,7 +103,9 @@ def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, 
     head's start as identities, so a deeper head warm-starts where the shipped one stands.
     `repeat_work`: how many times as often a clip of `work` is drawn as one of `more` (a small
     new corpus of a better voice among large old ones). `split_share`: of the whole-word
-    tokens, how many are spelled in two pieces each time a clip is drawn (split_words)."""
+    tokens, how many are spelled in two pieces each time a clip is drawn (split_words).
+    `max_seconds`: longer training clips are left out; a padded batch costs its longest clip
+    times the 31,000-label output, so a few 27 s accent-archive clips set the cost of most steps."""
     from transformers import AutoTokenizer
 
     from engine.bridge.bridge import CTCBridge
@@ -114,9 +117,12 @@ def train_ctc_head(work: Path, lm_name: str = "smollm2", minutes: float = 60.0, 
     tokenizer = AutoTokenizer.from_pretrained(lm_dir)
     own = load_features(work, "train")
     train = own * repeat_work + [item for folder in more for item in load_features(folder, "train")]
+    drawn = len(train)
+    if max_seconds:
+        train = [item for item in train if item[0].shape[0] <= max_seconds * FRAMES_PER_SECOND]
     dev = load_features(dev_work or work, "test")[:200]
     log(f"{len(train)} training clips ({len(own)} of {work}, x{repeat_work}) from {1 + len(more)} feature folders, "
-        f"{len(dev)} dev clips")
+        f"{len(dev)} dev clips" + (f"; {drawn - len(train)} longer than {max_seconds} s left out" if max_seconds else ""))
     stage = work / "ctc"
     stage.mkdir(parents=True, exist_ok=True)
     vocab_file = stage / "vocab.json"
@@ -342,6 +348,8 @@ def main() -> None:
                    help="ctc: draw each clip of --work this many times as often as one of --more")
     p.add_argument("--split-share", type=float, default=SPLIT_SHARE,
                    help="ctc: share of whole-word tokens spelled in two pieces (BPE-dropout)")
+    p.add_argument("--max-seconds", type=float, default=None,
+                   help="ctc: leave out training clips longer than this (a padded batch costs its longest clip)")
     p.add_argument("--layers", type=int, default=None,
                    help="ctc: transformer blocks of a new head (default: the shipped head's; extra ones start as identities)")
     args = p.parse_args()
@@ -356,7 +364,8 @@ def main() -> None:
     elif args.stage == "ctc":
         train_ctc_head(args.work, minutes=args.minutes, batch_size=args.batch_size or 16, lr=args.lr or 1e-3, device=device,
                        log=say, ship=not args.no_ship, more=args.more, dev_work=args.dev_work,
-                       layers=args.layers, repeat_work=args.repeat_work, split_share=args.split_share)
+                       layers=args.layers, repeat_work=args.repeat_work, split_share=args.split_share,
+                       max_seconds=args.max_seconds)
     elif args.stage == "lm":
         final = train_lm_stage(args.work, args.minutes, device, args.batch_size or 32, lr=args.lr or 5e-4, dev_tsv=args.dev,
                                speech_cache=args.speech_cache, init_lora=args.init_lora, log=say)

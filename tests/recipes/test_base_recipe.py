@@ -164,6 +164,29 @@ def test_stage_two_trains_on_every_feature_folder_and_checkpoints(tmp_path, monk
     assert logged[-1]["step"] == state["step"] > 0 and 0 <= logged[-1]["dev_cer"]
 
 
+def test_clips_longer_than_max_seconds_are_left_out_of_stage_two(tmp_path, monkeypatch):
+    import numpy as np
+
+    from recipes import shipped as shipped_parts
+    from recipes import stages
+    from tests.helpers import tiny_lm, tiny_tokenizer
+
+    tokenizer = tiny_tokenizer()
+    lm_dir = tmp_path / "pretrained" / "smollm2"
+    tiny_lm("llama", len(tokenizer)).save_pretrained(lm_dir)
+    tokenizer.save_pretrained(lm_dir)
+    _write_features(tmp_path, "train", ["the quick brown fox"] * 6)
+    _write_features(tmp_path, "test", ["the lazy dog"] * 2, seed=2)
+    with np.load(tmp_path / "features/train/00000.npz") as f:
+        short = int((f["lengths"] <= 60).sum())  # 1.2 s at 50 frames a second
+    monkeypatch.setattr(shipped_parts, "SHIPPED", tmp_path / "nothing shipped")
+    lines = []
+    stages.train_ctc_head(tmp_path, minutes=0.01, batch_size=2, ship=False, log=lines.append, max_seconds=1.2)
+    assert 0 < short < 6
+    assert f"{short} training clips (6 of {tmp_path}, x1) from 1 feature folders, 2 dev clips; " \
+        f"{6 - short} longer than 1.2 s left out" in lines
+
+
 def test_a_deeper_head_warm_starts_where_the_shipped_head_stands(tmp_path, monkeypatch):
     """Blocks added to the shipped head start as identities: the deeper head gives the same
     logits (grown labels aside), its new blocks train, and the swapped-in model keeps its depth."""

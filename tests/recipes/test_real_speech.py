@@ -142,3 +142,29 @@ def test_each_reference_word_is_marked_heard_or_missed():
 
     assert word_hits(["call stella now", "", "six spoons"], ["call bella now please", "uh", "six"]) == [
         [True, False, True], [], [True, False]]
+
+
+def test_measuring_one_more_model_keeps_the_earlier_rows_of_the_same_clips(tmp_path, monkeypatch, capsys):
+    import bench.default_model
+    from bench.real_choice import measure
+
+    out = tmp_path / "choice"
+    out.mkdir()
+    (out / "ljspeech.tsv").write_text("a.wav\tone two\nb.wav\tthree four\n")
+    said = {"old": ["one two", "three"], "new": ["one two", "three four"]}
+
+    def fake_run(items, threads, repeats, ct2_root, engines):
+        return {"references": [i.text for i in items], "audio_s": 2.0,
+                "engines": {label: {"texts": said[label], "rtf_short": 0.1} for label, _, _ in engines}}
+
+    monkeypatch.setattr(bench.default_model, "run", fake_run)
+    measure(out, 0, 1, tmp_path, ["old=/models/old"])
+    measure(out, 0, 1, tmp_path, ["new=/models/new"])
+    saved = json.loads((out / "measured.json").read_text())
+    assert list(saved["engines"]) == ["old", "new"] and saved["engines"]["new"]["model"] == "/models/new"
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| old") or line.startswith("| new")]
+    assert rows[-2].startswith("| old | 25.0% |") and rows[-1].startswith("| new | 0.0% |")
+    (out / "ljspeech.tsv").write_text("a.wav\tone two\n")  # other clips: the old rows no longer apply
+    said["new"] = ["one two"]
+    measure(out, 0, 1, tmp_path, ["new=/models/new"])
+    assert list(json.loads((out / "measured.json").read_text())["engines"]) == ["new"]
