@@ -49,6 +49,8 @@ def test_transcriber_cuts_a_long_list_per_clip(tiny_model_dir, monkeypatch):
 
     tr.backend.transcribe_batch = spy
     monkeypatch.setattr("engine.decoding.hints.MAX_REPLACED_CONFIDENCE", 1.01)  # every draft decoded again
+    monkeypatch.setattr("engine.transcriber.likely_terms", lambda index, texts, logprobs, limit: index.terms[:1])
+    tr.term_pass = False  # only the hinted re-decode is counted here
     audio = (np.random.default_rng(0).standard_normal(16000) * 0.1).astype(np.float32)
     from engine.audio import AudioChunk
 
@@ -74,11 +76,14 @@ def test_a_hinted_transcript_stands_only_if_it_writes_a_term(tiny_model_dir):
     from engine.transcriber import Transcriber
 
     tr = Transcriber(tiny_model_dir, device="cpu")
+    tr.term_pass = False  # the hinted re-decode's own rule, without the term pass after it
+    draft_tokens = [" start", " am", " low", " dip", "ine", " today"]
+    draft_logprobs = [-0.1, -1.5, -1.2, -2.0, -0.9, -0.1]  # unsure where the drug name was said
 
     def fake(clips, *, hints, beam_size, timing, context=None, bias_terms=None):
         if not hints:
-            return [ChunkResult(text="start am low dipine today", tokens=[1], token_texts=["x"], logprobs=[-0.1],
-                                flags=[]) for _ in clips]
+            return [ChunkResult(text="start am low dipine today", tokens=list(range(6)), token_texts=draft_tokens,
+                                logprobs=draft_logprobs, flags=[]) for _ in clips]
         text = "start amlodipine today" if "amlodipine" in hints else "start a low dip in today"
         return [ChunkResult(text=text, tokens=[2], token_texts=["y"], logprobs=[-0.1], flags=[]) for _ in clips]
 
