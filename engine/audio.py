@@ -60,10 +60,6 @@ EDGE_THRESHOLD = 0.1
 FAINT_SPEECH = 0.3
 EDGE_GAP_S = 1.0
 EDGE_MAX_S = 2.0
-# The longest pause packed into the chunk of a recording whose speech fits one window. With
-# a longer one inside a chunk, tiny.en's timestamps spanned the silence (from 5 s) and the
-# sentence after it was lost (from 10 s); bench.short_clips's breath of 2.8 s is within it.
-SHORT_RECORDING_GAP_S = 4.0
 
 
 # ----------------------------------------------------------------------------- decoding
@@ -417,7 +413,6 @@ def _plan_chunks(
     pad_s: float,
     threshold: float,
     max_gap_s: float,
-    join_short_recording: bool = True,
 ) -> list[tuple[float, float]]:
     """Chunk (start, end) times in seconds from per-window speech probabilities."""
     padded: list[list[float]] = []
@@ -429,15 +424,9 @@ def _plan_chunks(
         else:
             padded.append([s, e])
     pieces = [p for s, e in padded for p in _cut_long(s, e, probs, max_seconds)]
-    gap_limit = max_gap_s
-    if join_short_recording and pieces and pieces[-1][1] - pieces[0][0] <= max_seconds:
-        # All the speech of a short recording fits one window: decoded apart, each part lacks
-        # the others ("Montreal forced" and, after a breath, "aligner" came out "A liner.").
-        # Longer pauses are then packed too, as faster-whisper decodes a short clip whole.
-        gap_limit = max(max_gap_s, SHORT_RECORDING_GAP_S)
     chunks: list[tuple[float, float]] = []
     for s, e in pieces:
-        if chunks and e - chunks[-1][0] <= max_seconds and s - chunks[-1][1] <= gap_limit:
+        if chunks and e - chunks[-1][0] <= max_seconds and s - chunks[-1][1] <= max_gap_s:
             chunks[-1] = (chunks[-1][0], e)
         else:
             chunks.append((s, e))
@@ -458,7 +447,6 @@ def split_on_speech(
     pad_s: float = 0.2,
     threshold: float = 0.5,
     max_gap_s: float = 2.0,
-    join_short_recording: bool = True,
     progress: Callable[[float], None] | None = None,
 ) -> list[AudioChunk]:
     """Speech in `audio` (16 kHz) as chunks of at most `max_seconds`; [] if nobody speaks.
@@ -468,10 +456,7 @@ def split_on_speech(
     the least speech-like point when longer than `max_seconds`. Neighbouring
     regions are then packed into one chunk while it stays within `max_seconds` and the
     pause between them is at most `max_gap_s`: a long silence inside a chunk is where
-    models hallucinate, and a long pause is also where a new paragraph starts. When all the
-    speech fits in `max_seconds` (`join_short_recording`), pauses up to SHORT_RECORDING_GAP_S
-    are packed too, so the words of a short clip are heard together. Live dictation, which
-    looks for the pauses themselves, turns that off.
+    models hallucinate, and a long pause is also where a new paragraph starts.
     Chunk audio is a view into `audio`, not a copy.
     """
     if max_seconds <= VAD_FRAME_S:
@@ -479,8 +464,8 @@ def split_on_speech(
     audio = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
     probs = speech_probabilities(audio, progress)
     duration = len(audio) / SAMPLE_RATE
-    times = _plan_chunks(probs, duration, max_seconds, min_silence_s=min_silence_s, pad_s=pad_s,
-                         threshold=threshold, max_gap_s=max_gap_s, join_short_recording=join_short_recording)
+    times = _plan_chunks(probs, duration, max_seconds, min_silence_s=min_silence_s,
+                         pad_s=pad_s, threshold=threshold, max_gap_s=max_gap_s)
     chunks = []
     for s, e in times:
         a, b = round(s * SAMPLE_RATE), min(round(e * SAMPLE_RATE), len(audio))

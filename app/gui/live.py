@@ -34,8 +34,7 @@ def closed_speech_end(audio: np.ndarray, pause_s: float, max_s: float) -> float 
     duration = len(audio) / SR
     if duration < pause_s:
         return None
-    chunks = split_on_speech(audio, max_seconds=30.0, min_silence_s=pause_s, max_gap_s=0.0, pad_s=0.2,
-                             join_short_recording=False)
+    chunks = split_on_speech(audio, max_seconds=30.0, min_silence_s=pause_s, max_gap_s=0.0, pad_s=0.2)
     if not chunks:
         return max(0.0, duration - pause_s)  # all quiet: keep only the tail that may start a word
     done = [c for c in chunks if c.end + pause_s - 0.2 <= duration]

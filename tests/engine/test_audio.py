@@ -205,7 +205,7 @@ def test_chunks_cover_speech_between_silences(speech):
     s2 = e1 + 3.0
     e2 = s2 + len(speech) / SAMPLE_RATE
     seen = []
-    chunks = split_on_speech(x, join_short_recording=False, progress=seen.append)
+    chunks = split_on_speech(x, progress=seen.append)
     assert len(chunks) == 2  # a 3 s pause is not packed into one chunk
     for c, (s, e) in zip(chunks, [(s1, e1), (s2, e2)]):
         assert isinstance(c, AudioChunk)
@@ -213,8 +213,6 @@ def test_chunks_cover_speech_between_silences(speech):
         assert c.start >= s - 0.5 and c.end <= e + 0.5  # but not the silence around it
         np.testing.assert_array_equal(c.audio, x[round(c.start * SAMPLE_RATE) : round(c.end * SAMPLE_RATE)])
     assert seen[-1] == 1.0 and seen == sorted(seen) and len(seen) > 10
-    (whole,) = split_on_speech(x)  # the recording's speech fits one window: heard together
-    assert (whole.start, whole.end) == (chunks[0].start, chunks[1].end)
 
 
 @needs_espeak
@@ -255,36 +253,13 @@ def test_plan_merges_short_pauses_pads_and_packs():
     probs[round(4 / f) : round(5 / f)] = 0.9  # 1 s pause: new region, packed into the chunk
     probs[round(10 / f) : round(11 / f)] = 0.9  # 5 s pause: a new chunk
     probs[round(15 / f)] = 0.9  # a 32 ms click: dropped
-    chunks = _plan(probs, join_short_recording=False)
+    chunks = _plan(probs)
     assert len(chunks) == 2
     assert chunks[0] == pytest.approx((1 - 0.2, 5 + 0.2), abs=f)
     assert chunks[1] == pytest.approx((10 - 0.2, 11 + 0.2), abs=f)
     # with a 3 s limit the 1 s pause no longer fits in one chunk
     assert len(_plan(probs, max_seconds=3.0)) == 3
     assert _plan(np.zeros(100)) == []
-
-
-def test_plan_keeps_a_short_recordings_speech_in_one_chunk_across_a_breath():
-    """Speech split by a long breath ("Montreal forced ... aligner") is decoded as one chunk
-    when all of it fits one window; a longer pause, or speech spanning more, stays apart."""
-    f = A.VAD_FRAME_S
-    probs = np.zeros(round(14 / f))
-    probs[round(4.3 / f) : round(7.9 / f)] = 0.9
-    probs[round(11 / f) : round(12 / f)] = 0.9  # after a 3.1 s pause
-    assert _plan(probs, join_short_recording=False) == [pytest.approx((4.1, 8.1), abs=f),
-                                                        pytest.approx((10.8, 12.2), abs=f)]
-    assert _plan(probs) == [pytest.approx((4.1, 12.2), abs=f)]
-    assert len(_plan(probs, max_seconds=5.0)) == 2  # never more than a window
-    apart = np.zeros(round(20 / f))
-    apart[round(1 / f) : round(3 / f)] = 0.9
-    apart[round(3.8 / f) : round(5 / f)] = 0.9  # a breath: packed
-    apart[round(5 / f + A.SHORT_RECORDING_GAP_S / f + 1 / f) : round(14 / f)] = 0.9  # a longer pause: not
-    assert _plan(apart) == [pytest.approx((0.8, 5.2), abs=f), pytest.approx((9.8, 14.2), abs=f)]
-    long = np.zeros(round(60 / f))
-    for s, e in [(1, 10), (13, 20), (45, 55)]:  # speech from 0.8 s to 55.2 s: more than a window
-        long[round(s / f) : round(e / f)] = 0.9
-    assert _plan(long) == _plan(long, join_short_recording=False)
-    assert len(_plan(long)) == 3
 
 
 @needs_espeak

@@ -276,33 +276,6 @@ def test_the_last_words_stay_when_whisper_times_a_segment_past_the_clip(real_tra
     assert "montreal" in words and words.index("montreal") + 2 < len(words), words
 
 
-def test_a_short_clip_split_by_a_breath_is_heard_whole_and_a_long_pause_keeps_its_parts_apart(real_transcriber,
-                                                                                               tmp_path):
-    """The two parts of a short clip, 3 s apart, go to the model as one chunk (each heard with
-    the other); the silence inside it gets no text, and the answer after it is kept. After a
-    12 s pause in one chunk tiny.en wrote the first sentence over the silence and lost the
-    second: such parts stay in chunks of their own."""
-    from engine.audio import split_on_speech
-
-    rng = np.random.default_rng(0)
-    z = np.zeros(SR // 2, np.float32)
-    first, answer = _say("stop the ibuprofen", tmp_path, "en-us"), _say("no", tmp_path, "en-gb+f2")
-    audio = np.concatenate([z, first, np.zeros(3 * SR, np.float32), answer, z])
-    assert len(split_on_speech(audio)) == 1
-    transcript = real_transcriber.transcribe(audio)
-    pause = (0.5 + len(first) / SR + 0.5, 0.5 + len(first) / SR + 2.5)
-    assert normalize(transcript.text).split()[-1] == "no", transcript.text
-    assert _present("stop the ibuprofen", transcript.text), transcript.text
-    assert not [s for s in transcript.segments if pause[0] < s.start < pause[1]], transcript.segments
-
-    second = "thank you doctor"
-    parts = [z, first, np.zeros(12 * SR, np.float32), _say(second, tmp_path, "en-us"), z]
-    audio = np.concatenate(parts) + rng.standard_normal(sum(map(len, parts))).astype(np.float32) * 0.003
-    assert len(split_on_speech(audio)) == 2
-    text = real_transcriber.transcribe(audio).text
-    assert _present("stop the ibuprofen", text) and _present(second, text), text
-
-
 def test_no_speech_clip_decoded_directly_has_no_rest_to_decode(real_transcriber):
     audio = np.zeros(5 * SR, np.float32)
     r = real_transcriber.backend.transcribe_batch([audio], hints=None, beam_size=1, timing=Timing())[0]
