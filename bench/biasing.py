@@ -190,6 +190,18 @@ def speed(args) -> None:
                   + ", ".join(f"{t:.1f}" for t in times) + " |", flush=True)
 
 
+def widen(args) -> None:
+    """The term pass's candidate search set from the flags, for measuring a wider one."""
+    from engine.decoding import term_pass
+
+    for flag, name in (("span_words", "MAX_SPAN_WORDS"), ("max_candidates", "MAX_CANDIDATES"),
+                       ("min_similarity", "MIN_SIMILARITY")):
+        if getattr(args, flag) is not None:
+            setattr(term_pass, name, getattr(args, flag))
+    print(f"term pass: spans of up to {term_pass.MAX_SPAN_WORDS} words, {term_pass.MAX_CANDIDATES} candidates "
+          f"per clip, similarity floor {term_pass.MIN_SIMILARITY:g}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -223,9 +235,14 @@ def main() -> None:
                                                 "DATA/words.txt`: its spoken sentences use none of the test voices)")
     r.add_argument("--device", default="cpu")
     r.add_argument("--precision", choices=("int8", "fp32"), default=None)
+    for q in (r, sp):
+        q.add_argument("--span-words", type=int, help="the term pass's longest span (default: the engine's)")
+        q.add_argument("--max-candidates", type=int, help="the term pass's candidates per clip (default: the engine's)")
+        q.add_argument("--min-similarity", type=float, help="the term pass's similarity floor (default: the engine's)")
     args = p.parse_args()
     if args.cmd == "make-data":
         return make_data(args)
+    widen(args)
     if args.cmd == "speed":
         return speed(args)
     if args.bonus is None:
