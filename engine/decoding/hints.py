@@ -17,7 +17,7 @@ HINT_MODES = {
     "both": "as prompt, the picked terms also boosted",
     "score": "one plain decode; the list used only by the term pass (engine.decoding.term_pass)",
 }
-DEFAULT_HINT_MODE = "both"
+DEFAULT_HINT_MODE = "score"
 MAX_TERM_CHARS = 100
 
 

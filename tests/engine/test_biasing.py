@@ -165,19 +165,20 @@ def test_each_hint_mode_decodes_as_documented_and_the_encoder_runs_once_per_clip
 
 
 def test_whisper_never_turns_stop_into_start_and_an_irrelevant_list_changes_nothing(real_transcriber, tmp_path):
+    from engine.decoding.hints import DEFAULT_HINT_MODE
     from tests.conftest import espeak
 
     wav = espeak("Please stop the tablets and start walking every morning.", tmp_path / "s.wav")
     tr = real_transcriber
     plain = {beam: tr.transcribe(wav, beam_size=beam).text for beam in (1, 3)}
     try:
-        for mode in ("bias", "both"):
+        for mode in ("bias", "both", "score"):
             tr.hint_mode = mode
             for beam in (1, 3):
                 for terms in (["start", "stop", "Start"], ["zopiclone", "Kowalczyk", "Ибупрофен", "アムロジピン"]):
                     assert tr.transcribe(wav, hints=terms, beam_size=beam).text == plain[beam], (mode, beam, terms)
     finally:
-        tr.hint_mode = "both"
+        tr.hint_mode = DEFAULT_HINT_MODE
     assert "stop" in plain[1].lower()
 
 
