@@ -88,6 +88,28 @@ def rare_words(n: int) -> list[str]:
     return words[::step][:n]
 
 
+NO_TERM_PASS = ":no-term-pass"
+
+
+def mode_label(text: str) -> str:
+    """A `--modes` entry: "none", a hint mode, or a hint mode + NO_TERM_PASS ("both:no-term-pass")."""
+    from engine.decoding.hints import HINT_MODES
+
+    mode = text.removesuffix(NO_TERM_PASS)
+    if mode not in HINT_MODES and text != "none":
+        raise argparse.ArgumentTypeError(f"{text}: not none or one of {', '.join(HINT_MODES)} (optionally + {NO_TERM_PASS})")
+    return text
+
+
+def use_mode(tr, label: str, term_pass: bool) -> str:
+    """Sets `tr` up for the `--modes` entry `label`; returns its hint mode ("none": no list)."""
+    mode = label.removesuffix(NO_TERM_PASS)
+    tr.term_pass = term_pass and not label.endswith(NO_TERM_PASS)
+    if mode != "none":
+        tr.hint_mode = mode
+    return mode
+
+
 def transcribe(tr, clips, terms, beam):
     return [tr.transcribe(str(p), hints=terms, beam_size=beam).text for p, _ in clips]
 
@@ -113,7 +135,6 @@ def run(args) -> None:
     for name in args.models:
         tr = Transcriber(resolve_model(name), adapter=args.adapter, device=args.device, precision=args.precision)
         tr.backend.bias_bonus = args.bonus
-        tr.term_pass = not args.no_term_pass
         beam = args.beam or tr.beam_size
         if args.adapter:
             name += f" + adapter {args.adapter.name}"
@@ -121,8 +142,8 @@ def run(args) -> None:
         grefs = [t for _, t in general]
         gplain = transcribe(tr, general, None, beam)
         g0 = error_rates(grefs, gplain).wer
-        for mode in args.modes:
-            tr.hint_mode = mode if mode != "none" else tr.hint_mode
+        for label in args.modes:
+            mode = use_mode(tr, label, not args.no_term_pass)
             use = (lambda t: None) if mode == "none" else (lambda t: t)
             hyp = transcribe(tr, clinical, use(drugs), beam)
             g1 = error_rates(grefs, transcribe(tr, general, use(drugs), beam)).wer if mode != "none" else g0
@@ -143,12 +164,14 @@ def run(args) -> None:
                 cells.append(f"{(times[1] + times[3]) / (times[0] + times[2]):.2f}x")
             else:
                 cells.append("-")
-            print(f"| {name} | {mode} | {beam} | " + " | ".join(cells) + " |", flush=True)
+            print(f"| {name} | {label} | {beam} | " + " | ".join(cells) + " |", flush=True)
 
 
 def speed(args) -> None:
     """Decode time with the 1,000-term list over without a list, every 4th clip of each set,
-    passes alternated (none, list, none, list) so that load on a shared machine hits both."""
+    passes alternated (none, list, none, list) so that load on a shared machine hits both,
+    after an untimed pass over the set (else the first mode's first pass is the slowest: 9.0 s
+    against 2.3 s for the same 12 clips, even after one clip decoded before)."""
     from engine.models.registry import resolve_model
     from engine.transcriber import Transcriber
 
@@ -156,17 +179,31 @@ def speed(args) -> None:
     big = drugs + [w for w in rare_words(1000) if w not in drugs][:1000 - len(drugs)]
     tr = Transcriber(resolve_model(args.models[0]), device=args.device, precision=args.precision)
     beam = args.beam or tr.beam_size
+    transcribe(tr, pairs(args.data / "clinical")[:1], big, beam)  # untimed: the list's index, wordfreq's load
     for name in ("clinical", "general"):
         clips = pairs(args.data / name)[::4]
-        for mode in args.modes:
-            tr.hint_mode = mode
+        transcribe(tr, clips, None, beam)  # untimed: a set's first pass is slower (9.0 s against 2.3 s)
+        for label in args.modes:
+            use_mode(tr, label, not args.no_term_pass)
             times = []
             for terms in (None, big, None, big):
                 t0 = time.perf_counter()
                 transcribe(tr, clips, terms, beam)
                 times.append(time.perf_counter() - t0)
-            print(f"| {len(clips)} {name} | {mode} | {(times[1] + times[3]) / (times[0] + times[2]):.2f}x | "
+            print(f"| {len(clips)} {name} | {label} | {(times[1] + times[3]) / (times[0] + times[2]):.2f}x | "
                   + ", ".join(f"{t:.1f}" for t in times) + " |", flush=True)
+
+
+def widen(args) -> None:
+    """The term pass's candidate search set from the flags, for measuring a wider one."""
+    from engine.decoding import term_pass
+
+    for flag, name in (("span_words", "MAX_SPAN_WORDS"), ("max_candidates", "MAX_CANDIDATES"),
+                       ("min_similarity", "MIN_SIMILARITY")):
+        if getattr(args, flag) is not None:
+            setattr(term_pass, name, getattr(args, flag))
+    print(f"term pass: spans of up to {term_pass.MAX_SPAN_WORDS} words, {term_pass.MAX_CANDIDATES} candidates "
+          f"per clip, similarity floor {term_pass.MIN_SIMILARITY:g}")
 
 
 def main() -> None:
@@ -179,7 +216,9 @@ def main() -> None:
     sp = sub.add_parser("speed", help="time with the 1,000-term list / without, per mode (--modes both bias)")
     sp.add_argument("--data", type=Path, required=True)
     sp.add_argument("--models", nargs=1, default=["whisper-base"])
-    sp.add_argument("--modes", nargs="+", default=["both", "bias"], choices=["prompt", "bias", "both"])
+    sp.add_argument("--modes", nargs="+", default=["both", "bias"], type=mode_label,
+                    help=f"hint modes, each optionally + {NO_TERM_PASS} (e.g. both{NO_TERM_PASS})")
+    sp.add_argument("--no-term-pass", action="store_true", help="every mode without the term pass")
     sp.add_argument("--beam", type=int, default=1)
     sp.add_argument("--device", default="cpu")
     sp.add_argument("--precision", choices=("int8", "fp32"), default=None)
@@ -187,22 +226,27 @@ def main() -> None:
     r.add_argument("--lj", type=Path, help="an LJSpeech-1.1 folder (metadata.csv, wavs/)")
     r.add_argument("--lj-clips", type=int, default=30)
     r.add_argument("--models", nargs="+", default=["whisper-base"])
-    r.add_argument("--modes", nargs="+", default=["none", "prompt", "bias", "both"],
-                   choices=["none", "prompt", "bias", "both"])
+    r.add_argument("--modes", nargs="+", default=["none", "prompt", "bias", "both"], type=mode_label,
+                   help=f"none (no list) or hint modes, each optionally + {NO_TERM_PASS} (e.g. both{NO_TERM_PASS})")
     r.add_argument("--beam", type=int, default=0, help="beam size (default: the model's)")
     r.add_argument("--bonus", type=float, default=None, help="biasing bonus per token (default: the engine's)")
     r.add_argument("--rtf", type=int, default=0, help="time N clinical clips with the 1,000-term list and without")
     r.add_argument("--limit", type=int, default=0)
     r.add_argument("--voice", type=int, choices=range(len(VOICES)), help="only the clips of this voice (0: en-gb+f2, "
                                                                           "the term pass's tuning voice; 1: en-us-nyc)")
-    r.add_argument("--no-term-pass", action="store_true", help="decode without the term pass (engine.decoding.term_pass)")
+    r.add_argument("--no-term-pass", action="store_true", help="every mode without the term pass (engine.decoding.term_pass)")
     r.add_argument("--adapter", type=Path, help="an adapter folder to apply (e.g. from `steno train --words "
                                                 "DATA/words.txt`: its spoken sentences use none of the test voices)")
     r.add_argument("--device", default="cpu")
     r.add_argument("--precision", choices=("int8", "fp32"), default=None)
+    for q in (r, sp):
+        q.add_argument("--span-words", type=int, help="the term pass's longest span (default: the engine's)")
+        q.add_argument("--max-candidates", type=int, help="the term pass's candidates per clip (default: the engine's)")
+        q.add_argument("--min-similarity", type=float, help="the term pass's similarity floor (default: the engine's)")
     args = p.parse_args()
     if args.cmd == "make-data":
         return make_data(args)
+    widen(args)
     if args.cmd == "speed":
         return speed(args)
     if args.bonus is None:

@@ -255,7 +255,8 @@ class Transcriber:
     def _decode_listed(self, clips: list[np.ndarray], hints: list[str] | None, beam: int,
                        context: str | None = None) -> list[ChunkResult]:
         """Without a word list, one decode. With one (`hint_mode`, HINT_MODES): "bias" decodes
-        once with the terms boosted. "prompt" and "both" first transcribe each clip without
+        once with the terms boosted; "score" once as without a list (the term pass alone then
+        uses it). "prompt" and "both" first transcribe each clip without
         hints; only the terms that look like something in that draft go into its prompt
         (`engine.decoding.hints.select_hints`, at most the model's `max_hint_terms`; "both"
         also boosts them), and the hinted transcript replaces the draft only if it writes one
@@ -267,7 +268,7 @@ class Transcriber:
             return self.backend.transcribe_batch(clips, hints=None, beam_size=beam, timing=self.timing,
                                                  context=context, bias_terms=hints)
         drafts = self.backend.transcribe_batch(clips, hints=None, beam_size=beam, timing=self.timing, context=context)
-        if not hints:
+        if not hints or self.hint_mode == "score":
             return drafts
         limit = self.config.prompt.max_hint_terms
         out = []

@@ -15,8 +15,9 @@ HINT_MODES = {
     "bias": "one decode with the terms boosted (engine.decoding.biasing)",
     "prompt": "a draft, then the terms that look like something in it in the prompt, kept where the guard agrees",
     "both": "as prompt, the picked terms also boosted",
+    "score": "one plain decode; the list used only by the term pass (engine.decoding.term_pass)",
 }
-DEFAULT_HINT_MODE = "both"
+DEFAULT_HINT_MODE = "score"
 MAX_TERM_CHARS = 100
 
 

@@ -153,22 +153,32 @@ def test_each_hint_mode_decodes_as_documented_and_the_encoder_runs_once_per_clip
             patch("engine.decoding.hints.MAX_REPLACED_CONFIDENCE", 1.01):
         tr.transcribe_chunks(chunk, hints=terms)
     assert calls == [(None, None), (["amlodipine"], None)]
+    calls.clear()
+    tr.hint_mode = "score"  # one plain decode, however like a term the draft looks; the term pass still runs
+    scored = []
+    with patch("engine.transcriber.select_hints", lambda t, draft, limit: t[:1]), \
+            patch("engine.transcriber.likely_terms", lambda *a: ["amlodipine"]), \
+            patch("engine.decoding.hints.MAX_REPLACED_CONFIDENCE", 1.01), \
+            patch("engine.transcriber.improve", lambda r, clip, index, *a: scored.append(index.terms) or r):
+        tr.transcribe_chunks(chunk, hints=terms)
+    assert calls == [(None, None)] and len(scored) == 1 and list(scored[0]) == terms
 
 
 def test_whisper_never_turns_stop_into_start_and_an_irrelevant_list_changes_nothing(real_transcriber, tmp_path):
+    from engine.decoding.hints import DEFAULT_HINT_MODE
     from tests.conftest import espeak
 
     wav = espeak("Please stop the tablets and start walking every morning.", tmp_path / "s.wav")
     tr = real_transcriber
     plain = {beam: tr.transcribe(wav, beam_size=beam).text for beam in (1, 3)}
     try:
-        for mode in ("bias", "both"):
+        for mode in ("bias", "both", "score"):
             tr.hint_mode = mode
             for beam in (1, 3):
                 for terms in (["start", "stop", "Start"], ["zopiclone", "Kowalczyk", "Ибупрофен", "アムロジピン"]):
                     assert tr.transcribe(wav, hints=terms, beam_size=beam).text == plain[beam], (mode, beam, terms)
     finally:
-        tr.hint_mode = "both"
+        tr.hint_mode = DEFAULT_HINT_MODE
     assert "stop" in plain[1].lower()
 
 

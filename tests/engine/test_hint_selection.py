@@ -40,6 +40,7 @@ def test_transcriber_cuts_a_long_list_per_clip(tiny_model_dir, monkeypatch):
     from engine.transcriber import Transcriber
 
     tr = Transcriber(tiny_model_dir, device="cpu")
+    tr.hint_mode = "both"  # the mode with the hinted re-decode
     calls = []
     real = tr.backend.transcribe_batch
 
@@ -76,6 +77,7 @@ def test_a_hinted_transcript_stands_only_if_it_writes_a_term(tiny_model_dir):
     from engine.transcriber import Transcriber
 
     tr = Transcriber(tiny_model_dir, device="cpu")
+    tr.hint_mode = "both"  # the mode with the hinted re-decode
     tr.term_pass = False  # the hinted re-decode's own rule, without the term pass after it
     draft_tokens = [" start", " am", " low", " dip", "ine", " today"]
     draft_logprobs = [-0.1, -1.5, -1.2, -2.0, -0.9, -0.1]  # unsure where the drug name was said
@@ -168,6 +170,7 @@ def test_a_draft_heard_surely_everywhere_is_not_decoded_again(tiny_model_dir):
     from engine.transcriber import Transcriber
 
     tr = Transcriber(tiny_model_dir, device="cpu")
+    tr.hint_mode = "both"  # the mode with the hinted re-decode
     calls = []
 
     def fake(clips, *, hints, beam_size, timing, context=None, bias_terms=None):

@@ -22,6 +22,14 @@ def test_the_index_finds_terms_a_draft_misheard_and_only_compares_terms_sharing_
     assert len(near) < 10
 
 
+def test_a_term_misheard_as_four_words_is_a_candidate_over_all_four():
+    index = tp.TermIndex.build(["levothyroxine", "amlodipine"])
+    texts = [" He", " takes", " leave", " oh", " thy", " rocks", " daily."]
+    lps = [math.log(p) for p in (0.99, 0.99, 0.5, 0.4, 0.5, 0.6, 0.99)]
+    best = tp.candidates(index, texts, lps, lambda text: [1])[0]
+    assert (best.start, best.end, index.terms[best.term]) == (2, 6, "levothyroxine")  # "leave oh thy rocks"
+
+
 def _result(texts: list[str], probs: list[float], spans: bool = False) -> ChunkResult:
     tokens = list(range(100, 100 + len(texts)))
     lps = [math.log(p) for p in probs]
