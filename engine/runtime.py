@@ -46,11 +46,12 @@ DECODER_THREADS = 1
 
 
 @contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Run a block with torch limited to `n` threads (None: as it is), then restore the
-    previous setting: the decoders run on DECODER_THREADS on a CPU."""
+def decoder_threads(device: str):
+    """Run a decoding block on DECODER_THREADS torch threads on a CPU (as it is elsewhere),
+    then restore the previous setting."""
     before = torch.get_num_threads()
-    if n is not None and n != before:
+    n = DECODER_THREADS if device == "cpu" else before
+    if n != before:
         torch.set_num_threads(n)
     try:
         yield

@@ -46,7 +46,7 @@ from engine.decoding.search import (
 from engine.models.config import ModelConfig
 from engine.models.fingerprint import tensors_fingerprint
 from engine.models.folder import BRIDGE_WEIGHTS
-from engine.runtime import DECODER_THREADS, create_session, run_outputs, torch_device, torch_threads
+from engine.runtime import create_session, decoder_threads, run_outputs, torch_device
 
 
 def cut_phrase_loop(d: Decoded, max_repeats: int) -> bool:
@@ -202,7 +202,7 @@ class BridgeBackend:
         step, cut = CausalLMStep(self.decoding_lm, lm_in), LoopCut(d.max_repeats)
         tok = self.model.tokenizer
         bias = make_bias(bias_terms, tok, None, self._tries, self.bias_bonus)
-        with torch_threads(DECODER_THREADS if self.device == "cpu" else None):
+        with decoder_threads(self.device):
             if beam_size > 1 and guide is not None:  # the joint scorer keeps the end out until min_new_tokens itself
                 decoded = [beam_search(step, limits[0], beam_size, JointScorer(guide, eos, d.min_new_tokens),
                                        cut_loop=cut, bias=bias)]
@@ -239,8 +239,9 @@ class BridgeBackend:
         hint = ", ".join(hints) if hints else None
         lm_in, labels = self.model.lm_inputs([speech] * len(targets), targets=targets,
                                              hints=[hint] * len(targets) if hint else None)
-        out = self.decoding_lm(inputs_embeds=lm_in.embeds, attention_mask=lm_in.attention_mask,
-                               position_ids=lm_in.position_ids, use_cache=False)
+        with decoder_threads(self.device):
+            out = self.decoding_lm(inputs_embeds=lm_in.embeds, attention_mask=lm_in.attention_mask,
+                                   position_ids=lm_in.position_ids, use_cache=False)
         logp = out.logits[:, :-1].float().log_softmax(-1)
         labels = labels[:, 1:]
         w = self.config.decode.ctc_weight if len(outputs) > 1 else 0.0

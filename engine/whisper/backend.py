@@ -37,7 +37,7 @@ from engine.errors import ModelFolderError, StenoError, first_line
 from engine.models.config import ModelConfig
 from engine.models.fingerprint import tensors_fingerprint
 from engine.models.folder import WHISPER_DIR, check_whisper_folder
-from engine.runtime import DECODER_THREADS, create_session, run_session, torch_device, torch_threads
+from engine.runtime import create_session, decoder_threads, run_session, torch_device
 from engine.whisper.encoder import PRECISION, WINDOW, ensure_encoder_onnx, log_mel
 from engine.whisper.model import decoder_skeleton, is_decoder_tensor, load_decoder, pad_batch
 from engine.whisper.tokenizer import WhisperTokenizer
@@ -407,7 +407,7 @@ class WhisperBackend:
         width = max(len(r) for r in rows) - same
         rest = torch.tensor([r[same:] + [self.vocab.eot] * (width - len(r) + same) for r in rows], device=self.device)
         model = self._model()
-        with torch_threads(DECODER_THREADS if self.device == "cpu" else None):
+        with decoder_threads(self.device):
             enc = self.encode(clip)
             cache = self._scoring_cache(enc)
             shared = torch.tensor([prompt + rows[0][:same]], device=self.device)
@@ -526,7 +526,7 @@ class WhisperBackend:
         t1 = time.perf_counter()
         prompt = self.prompt(hints, context)
         limits = [self.max_new_tokens(len(c) / SAMPLE_RATE, len(prompt)) for c in clips]
-        with torch_threads(DECODER_THREADS if self.device == "cpu" else None):
+        with decoder_threads(self.device):
             if beam_size > 1:
                 hyps = [self.beam_search(e, prompt, n, beam_size, bias_terms, len(c) / SAMPLE_RATE)
                         for e, n, c in zip(encoded, limits, clips)]
