@@ -46,10 +46,6 @@ MAX_SPAN_WORDS = 4
 # Candidate sentences scored per clip at most, best-looking first: the pass's cost is bounded
 # whatever the list's size.
 MAX_CANDIDATES = 24
-# What the prompt holds when the draft and the candidate sentences are scored: "none";
-# "clip": every term a candidate of the clip puts in (one decoder pass); "term": the
-# candidate's own term (one pass per term).
-SCORE_PROMPT = "clip"
 FLAG = "term-replaced"
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
@@ -197,21 +193,13 @@ class Replacement:
 
 def score(backend, clip, draft: list[int], cands: list[Candidate], index: TermIndex, context: str | None
           ) -> list[tuple[float, list[float]]]:
-    """Per candidate: its sentence's score minus the draft's, and its per-token log-probs,
-    both scored with the prompt SCORE_PROMPT says."""
-    out: list[tuple[float, list[float]] | None] = [None] * len(cands)
-    groups: dict[int, list[int]] = {}
-    for k, c in enumerate(cands):
-        groups.setdefault(c.term if SCORE_PROMPT == "term" else -1, []).append(k)
-    every = [index.terms[t] for t in sorted({c.term for c in cands})]
-    for term, ks in groups.items():
-        seqs = [list(draft)] + [splice(draft, [Replacement(cands[k], 0.0, [])], lambda r: r.candidate.tokens)
-                                for k in ks]
-        hints = [index.terms[term]] if term >= 0 else every if SCORE_PROMPT == "clip" else None
-        lps = backend.score_tokens(clip, seqs, context, hints)
-        for k, (total, lp) in zip(ks, lps[1:]):
-            out[k] = (total - lps[0][0], lp)
-    return out
+    """Per candidate: its sentence's score minus the draft's, and its per-token log-probs. All
+    are scored in one pass with the clip's candidate terms in the prompt (the same prompt for
+    the draft, so the sums compare)."""
+    seqs = [list(draft)] + [splice(draft, [Replacement(c, 0.0, [])], lambda r: r.candidate.tokens) for c in cands]
+    hints = [index.terms[t] for t in sorted({c.term for c in cands})]
+    lps = backend.score_tokens(clip, seqs, context, hints)
+    return [(total - lps[0][0], lp) for total, lp in lps[1:]]
 
 
 def choose(index: TermIndex, cands: list[Candidate], scores: list[tuple[float, list[float]]],
